@@ -1,0 +1,1 @@
+//! Benchmarks of gpm against tokio; see `benches/`.

@@ -1,0 +1,66 @@
+//! gpm: a work-stealing async runtime built on Go's G-P-M model, with tokio's API habits.
+//!
+//! * **G** — a task: one allocation with a header (atomic state word, vtable, last P) and the
+//!   future, later its output. See [`task`].
+//! * **P** — a processor: a bounded local run queue, a `runnext` slot, statistics. There are
+//!   exactly `worker_threads` of them (GOMAXPROCS). See `gpm_scheduler`.
+//! * **M** — an OS thread holding a P while it runs Gs. An M that blocks in
+//!   [`task::block_in_place`] hands its P to another M.
+//!
+//! ```
+//! let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
+//! let total = rt.block_on(async {
+//!     let handles: Vec<_> = (0..10u64).map(|i| gpm::spawn(async move { i * i })).collect();
+//!     let mut total = 0;
+//!     for handle in handles {
+//!         total += handle.await.unwrap();
+//!     }
+//!     total
+//! });
+//! assert_eq!(total, 285);
+//! ```
+//!
+//! The design, with its invariants and the options we rejected, is in `docs/ARCHITECTURE.md`
+//! and in the documentation of each module.
+#![warn(missing_docs)]
+
+#[cfg(not(gpm_loom))]
+mod rt;
+pub(crate) mod loom;
+pub mod task;
+
+#[cfg(not(gpm_loom))]
+pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};
+pub use task::{JoinError, JoinHandle};
+
+/// Runtime settings and limits (`gpm::runtime::Builder` is the same type as
+/// `gpm::Builder`, for code written against tokio's paths).
+#[cfg(not(gpm_loom))]
+pub mod runtime {
+    pub use crate::rt::{
+        BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError, MAX_BLOCKING_THREADS,
+        MAX_WORKER_THREADS, MIN_STACK_SIZE,
+    };
+}
+
+/// Spawns `future` on the current runtime, like `tokio::spawn`.
+///
+/// # Panics
+/// Outside a runtime context; use [`Handle::spawn`] from other threads.
+///
+/// ```
+/// let rt = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+/// assert_eq!(rt.block_on(async { gpm::spawn(async { "done" }).await.unwrap() }), "done");
+/// ```
+#[cfg(not(gpm_loom))]
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    rt::context::with_handle(|handle| match handle {
+        Some(handle) => handle.spawn(future),
+        None => panic!("{}", TryCurrentError::new_missing()),
+    })
+}

@@ -1,0 +1,382 @@
+//! The thread pool behind Ms and `spawn_blocking`.
+//!
+//! Every OS thread of a runtime comes from this pool. A thread takes jobs from one queue:
+//! either a blocking task, or the loop of an M (a P to run). Idle threads wait on a condition
+//! variable and exit after `keep_alive` without work.
+//!
+//! * Blocking tasks are capped: the pool starts a new thread for one only while fewer than
+//!   `max_blocking_threads + workers` threads exist (tokio's cap); past that they queue.
+//! * M jobs are mandatory: if no thread is idle, one is started whatever the count, so that
+//!   a P handed off by `block_in_place` always finds an M (Go's `startm`).
+//!
+//! A submitted job reserves an idle thread (`idle -= 1`, `notified += 1`) before notifying,
+//! so two quick submissions never count on the same sleeper.
+//!
+//! Shutdown cancels queued blocking tasks (their join handles report cancellation), wakes
+//! every idle thread, and waits, with an optional timeout, for every thread to exit.
+
+use super::context;
+use super::handle::Handle;
+use super::worker::Shared;
+use crate::task::{coop, JoinHandle, Notified, Schedule, Task};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Runs `func` on a thread where blocking is fine, and returns a handle to its result.
+///
+/// Like tokio's `spawn_blocking`: the closure runs on the runtime's blocking pool, which
+/// grows up to `max_blocking_threads` threads. A closure still queued at shutdown never
+/// runs; its handle reports cancellation. Panics outside a runtime.
+///
+/// ```
+/// let rt = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+/// let sum = rt.block_on(async {
+///     gpm::task::spawn_blocking(|| (1..=10u64).sum::<u64>()).await.unwrap()
+/// });
+/// assert_eq!(sum, 55);
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(func: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Handle::current().spawn_blocking(func)
+}
+
+/// Runs `func` on the current thread, first handing this thread's P to another M so the
+/// other tasks of that P keep running (Go's hand-off). Outside a worker it just runs `func`.
+///
+/// When `func` returns, the thread takes its P back if no other M has picked it up yet;
+/// otherwise the current task finishes its poll without a P and the thread then returns to
+/// the pool.
+///
+/// ```
+/// let rt = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+/// let n = rt.block_on(rt.spawn(async {
+///     gpm::task::block_in_place(|| std::fs::metadata("/").is_ok())
+/// }));
+/// assert!(n.unwrap());
+/// ```
+pub fn block_in_place<F, R>(func: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    let handed_off = context::with_worker(|worker| {
+        let worker = worker?;
+        let index = worker.hand_off_processor()?;
+        Some((Arc::clone(&worker.shared), index))
+    });
+    struct Reclaim(Option<(Arc<Shared>, usize)>);
+    impl Drop for Reclaim {
+        fn drop(&mut self) {
+            if let Some((shared, index)) = &self.0 {
+                context::with_worker(|worker| match worker {
+                    Some(worker) if Arc::ptr_eq(&worker.shared, shared) => {
+                        worker.reclaim_processor(*index)
+                    }
+                    _ => {}
+                });
+            }
+        }
+    }
+    let _reclaim = Reclaim(handed_off);
+    let _region = context::enter_blocking_region();
+    coop::unconstrained(func)
+}
+
+/// A closure as a future that completes in its single poll.
+pub(crate) struct BlockingTask<F> {
+    func: Option<F>,
+}
+
+impl<F> BlockingTask<F> {
+    pub(crate) fn new(func: F) -> BlockingTask<F> {
+        BlockingTask { func: Some(func) }
+    }
+}
+
+// The closure is never pinned: it is moved out and called.
+impl<F> Unpin for BlockingTask<F> {}
+
+impl<F, R> Future for BlockingTask<F>
+where
+    F: FnOnce() -> R,
+{
+    type Output = R;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<R> {
+        let func = self
+            .func
+            .take()
+            .expect("a blocking task is polled only once");
+        Poll::Ready(coop::unconstrained(func))
+    }
+}
+
+/// The scheduler of blocking tasks: the pool's queue.
+pub(crate) struct BlockingSchedule {
+    shared: Arc<Shared>,
+}
+
+impl BlockingSchedule {
+    pub(crate) fn new(shared: &Arc<Shared>) -> BlockingSchedule {
+        BlockingSchedule {
+            shared: Arc::clone(shared),
+        }
+    }
+}
+
+impl Schedule for BlockingSchedule {
+    fn schedule(&self, task: Notified<Self>) {
+        // Only an abort of a queued task lands here; run it so it completes as cancelled.
+        self.shared.blocking.submit_task(task, &self.shared);
+    }
+
+    fn release(&self, _task: &Task<Self>) -> Option<Task<Self>> {
+        None
+    }
+}
+
+enum Job {
+    Task(Notified<BlockingSchedule>),
+    M(Box<dyn FnOnce() + Send>),
+}
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    /// Idle threads not yet reserved by a submission.
+    idle: usize,
+    /// Reservations not yet picked up by a woken thread.
+    notified: usize,
+    live: usize,
+    shutdown: bool,
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolConfig {
+    pub(crate) thread_name: String,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) max_threads: usize,
+    pub(crate) keep_alive: Duration,
+}
+
+/// See the module documentation.
+pub(crate) struct Pool {
+    state: Mutex<PoolState>,
+    work: Condvar,
+    exited: Condvar,
+    config: PoolConfig,
+}
+
+thread_local! {
+    /// The pool this thread belongs to, to recognise "shutdown called from a pool thread".
+    static CURRENT_POOL: std::cell::Cell<*const Pool> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+impl Pool {
+    pub(crate) fn new(config: PoolConfig) -> Pool {
+        Pool {
+            state: Mutex::new(PoolState {
+                queue: VecDeque::new(),
+                idle: 0,
+                notified: 0,
+                live: 0,
+                shutdown: false,
+                handles: Vec::new(),
+            }),
+            work: Condvar::new(),
+            exited: Condvar::new(),
+            config,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a blocking task. After shutdown it is cancelled at once.
+    pub(crate) fn submit_task(&self, task: Notified<BlockingSchedule>, shared: &Arc<Shared>) {
+        if let Err(error) = self.submit(Job::Task(task), false, shared) {
+            // Queued all the same; an existing thread will run it. With no thread at all
+            // it would wait for ever, which only an exhausted OS can cause.
+            eprintln!("gpm: could not start a blocking thread: {error}");
+        }
+    }
+
+    /// Queues the loop of an M, starting a thread for it if none is idle.
+    pub(crate) fn submit_m(
+        &self,
+        shared: &Arc<Shared>,
+        job: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.submit(Job::M(Box::new(job)), true, shared)
+    }
+
+    fn submit(&self, job: Job, mandatory: bool, shared: &Arc<Shared>) -> std::io::Result<()> {
+        let mut state = self.lock();
+        if state.shutdown {
+            drop(state);
+            cancel_job(job);
+            return Ok(());
+        }
+        state.queue.push_back(job);
+        if state.idle > 0 {
+            state.idle -= 1;
+            state.notified += 1;
+            self.work.notify_one();
+            return Ok(());
+        }
+        if mandatory || state.live < self.config.max_threads {
+            self.spawn_thread(&mut state, shared)?;
+        }
+        Ok(())
+    }
+
+    fn spawn_thread(&self, state: &mut PoolState, shared: &Arc<Shared>) -> std::io::Result<()> {
+        state.handles.retain(|h| !h.is_finished());
+        let mut builder = thread::Builder::new().name(self.config.thread_name.clone());
+        if let Some(size) = self.config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let shared = Arc::clone(shared);
+        let handle = builder.spawn(move || {
+            let pool: &Pool = &shared.blocking;
+            CURRENT_POOL.with(|p| p.set(pool));
+            let _context = context::set_handle(Handle {
+                shared: Arc::clone(&shared),
+            });
+            pool.thread_main();
+        })?;
+        state.live += 1;
+        state.handles.push(handle);
+        Ok(())
+    }
+
+    fn thread_main(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                drop(state);
+                run_job(job);
+                state = self.lock();
+                continue;
+            }
+            if state.shutdown {
+                break;
+            }
+            state.idle += 1;
+            let (guard, reserved) = self.wait_for_reservation(state);
+            state = guard;
+            if !reserved {
+                if state.shutdown || state.queue.is_empty() {
+                    break;
+                }
+                // Timed out just as work arrived unreserved: take it.
+            }
+        }
+        state.live -= 1;
+        self.exited.notify_all();
+    }
+
+    /// Waits until a submission reserves this thread (true) or `keep_alive` passes or the
+    /// pool shuts down (false). On false the thread is no longer counted as idle.
+    fn wait_for_reservation<'a>(
+        &self,
+        mut state: MutexGuard<'a, PoolState>,
+    ) -> (MutexGuard<'a, PoolState>, bool) {
+        let deadline = Instant::now() + self.config.keep_alive;
+        loop {
+            if state.notified > 0 {
+                state.notified -= 1;
+                return (state, true);
+            }
+            let now = Instant::now();
+            if state.shutdown || now >= deadline {
+                state.idle -= 1;
+                return (state, false);
+            }
+            state = self
+                .work
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Stops the pool: cancels queued blocking tasks and waits up to `timeout` (for ever on
+    /// `None`) for the threads to exit. Returns whether they all did.
+    pub(crate) fn shutdown(&self, timeout: Option<Duration>) -> bool {
+        let mut state = self.lock();
+        state.shutdown = true;
+        let queued: Vec<Job> = state.queue.drain(..).collect();
+        self.work.notify_all();
+        drop(state);
+        queued.into_iter().for_each(cancel_job);
+
+        let own = usize::from(CURRENT_POOL.with(|p| std::ptr::eq(p.get(), self)));
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.lock();
+        while state.live > own {
+            let wait = match deadline {
+                None => Duration::from_secs(3600),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return false,
+                },
+            };
+            state = self
+                .exited
+                .wait_timeout(state, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let me = thread::current().id();
+        let handles: Vec<_> = state.handles.drain(..).collect();
+        drop(state);
+        for handle in handles {
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+        true
+    }
+
+    /// Threads alive (for tests and probes).
+    pub(crate) fn live_threads(&self) -> usize {
+        self.lock().live
+    }
+}
+
+fn run_job(job: Job) {
+    match job {
+        Job::Task(task) => task.run(),
+        Job::M(job) => job(),
+    }
+}
+
+fn cancel_job(job: Job) {
+    match job {
+        Job::Task(task) => task.shutdown(),
+        Job::M(job) => drop(job),
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Pool")
+            .field("live", &state.live)
+            .field("idle", &state.idle)
+            .field("queued", &state.queue.len())
+            .finish()
+    }
+}

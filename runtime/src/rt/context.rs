@@ -1,0 +1,152 @@
+//! What the current thread is to the runtime: the handle for `Handle::current`, the worker
+//! context of an M running its loop, and whether `block_on` may be called here.
+//!
+//! Each piece is set by a guard that restores the previous value on drop, so contexts nest
+//! (a runtime entered inside `block_in_place` of another runtime) and unwind cleanly.
+
+use super::handle::Handle;
+use super::worker::WorkerContext;
+use std::cell::{Cell, RefCell};
+use std::ptr;
+
+struct Context {
+    handle: RefCell<Option<Handle>>,
+    worker: Cell<*const WorkerContext>,
+    blocking_forbidden: Cell<bool>,
+}
+
+thread_local! {
+    static CONTEXT: Context = const {
+        Context {
+            handle: RefCell::new(None),
+            worker: Cell::new(ptr::null()),
+            blocking_forbidden: Cell::new(false),
+        }
+    };
+}
+
+/// Calls `f` with the current handle, if any, without cloning it.
+pub(crate) fn with_handle<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
+    match CONTEXT.try_with(|cx| f(cx.handle.borrow().as_ref())) {
+        Ok(result) => result,
+        // Thread-local already destroyed (a waker dropped during thread exit).
+        Err(_) => unreachable_context(),
+    }
+}
+
+#[cold]
+fn unreachable_context() -> ! {
+    panic!("the gpm thread context was used while the thread was exiting")
+}
+
+/// Calls `f` with the worker context of the M running on this thread, if any.
+pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
+    let worker = CONTEXT.try_with(|cx| cx.worker.get()).unwrap_or(ptr::null());
+    // SAFETY: the pointer is set by `WorkerGuard` from a reference that outlives the guard,
+    // and cleared when the guard drops; this thread is the only one that reads it.
+    f(unsafe { worker.as_ref() })
+}
+
+/// Restores the previous handle on drop. Returned by `Runtime::enter`.
+#[must_use = "the runtime context is left when the guard is dropped"]
+#[derive(Debug)]
+pub struct EnterGuard {
+    previous: Option<Handle>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// Makes `handle` the current handle until the guard drops.
+pub(crate) fn set_handle(handle: Handle) -> EnterGuard {
+    let previous = CONTEXT.with(|cx| cx.handle.replace(Some(handle)));
+    EnterGuard {
+        previous,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = CONTEXT.try_with(|cx| cx.handle.replace(previous));
+    }
+}
+
+/// Marks this thread as an M running `worker`'s loop until the guard drops.
+pub(crate) struct WorkerGuard {
+    previous: *const WorkerContext,
+    previous_forbidden: bool,
+}
+
+pub(crate) fn enter_worker(worker: &WorkerContext) -> WorkerGuard {
+    CONTEXT.with(|cx| WorkerGuard {
+        previous: cx.worker.replace(worker),
+        previous_forbidden: cx.blocking_forbidden.replace(true),
+    })
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        let _ = CONTEXT.try_with(|cx| {
+            cx.worker.set(self.previous);
+            cx.blocking_forbidden.set(self.previous_forbidden);
+        });
+    }
+}
+
+/// Inside `block_on`: a nested `block_on` would block a thread that drives a future.
+pub(crate) struct BlockOnGuard {
+    previous_forbidden: bool,
+}
+
+/// Enters `block_on`, or panics with an explanation where blocking is not allowed.
+#[track_caller]
+pub(crate) fn enter_block_on() -> BlockOnGuard {
+    let forbidden = CONTEXT.with(|cx| cx.blocking_forbidden.get());
+    if forbidden {
+        panic!(
+            "Cannot call block_on from inside a gpm runtime (a worker thread polling tasks, \
+             or another block_on): it would block the thread that drives them. Use `.await`, \
+             or move the blocking call into `gpm::task::spawn_blocking` or \
+             `gpm::task::block_in_place`."
+        );
+    }
+    CONTEXT.with(|cx| BlockOnGuard {
+        previous_forbidden: cx.blocking_forbidden.replace(true),
+    })
+}
+
+impl Drop for BlockOnGuard {
+    fn drop(&mut self) {
+        let _ = CONTEXT.try_with(|cx| cx.blocking_forbidden.set(self.previous_forbidden));
+    }
+}
+
+/// Lifts the worker marking for the body of `block_in_place`: the P is gone, so the thread
+/// is an ordinary blocking thread and may even call `block_on`.
+pub(crate) struct BlockingRegion {
+    previous: *const WorkerContext,
+    previous_forbidden: bool,
+}
+
+pub(crate) fn enter_blocking_region() -> BlockingRegion {
+    CONTEXT.with(|cx| BlockingRegion {
+        previous: cx.worker.replace(ptr::null()),
+        previous_forbidden: cx.blocking_forbidden.replace(false),
+    })
+}
+
+impl Drop for BlockingRegion {
+    fn drop(&mut self) {
+        let _ = CONTEXT.try_with(|cx| {
+            cx.worker.set(self.previous);
+            cx.blocking_forbidden.set(self.previous_forbidden);
+        });
+    }
+}
+
+/// Whether blocking here would stall a runtime (for `Drop for Runtime`).
+pub(crate) fn blocking_forbidden() -> bool {
+    CONTEXT
+        .try_with(|cx| cx.blocking_forbidden.get())
+        .unwrap_or(false)
+}

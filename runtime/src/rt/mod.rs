@@ -1,0 +1,15 @@
+//! The runtime: Builder, Runtime, Handle, the Ms and the blocking pool.
+
+mod block_on;
+pub(crate) mod blocking;
+mod builder;
+pub(crate) mod context;
+mod handle;
+mod runtime;
+pub(crate) mod worker;
+
+pub use blocking::{block_in_place, spawn_blocking};
+pub use builder::{BuildError, Builder, MAX_BLOCKING_THREADS, MAX_WORKER_THREADS, MIN_STACK_SIZE};
+pub use context::EnterGuard;
+pub use handle::{Handle, TryCurrentError};
+pub use runtime::Runtime;

@@ -1,0 +1,293 @@
+//! M: the OS thread that holds a P and runs its tasks, and the hand-off of a P.
+//!
+//! # The loop of an M
+//!
+//! ```text
+//! loop {
+//!     if shutdown { drain the P's queues; exit }
+//!     task = P.next_task() or P.steal_work()      // gpm_scheduler::processor
+//!     if task { leave searching; poll it with a fresh coop budget }
+//!     else    { park the P until woken }
+//! }
+//! ```
+//!
+//! The P (a boxed `Processor`) sits in the M's [`WorkerContext`] while tasks are polled, so a
+//! spawn or a wake by the running task can push to the local queue (`runnext`) without any
+//! synchronisation.
+//!
+//! # Hand-off (`block_in_place`, Go's `handoffp`)
+//!
+//! 1. The M takes its P out of its context and parks it in the P's hand-off slot.
+//! 2. It asks the thread pool for a new M (a "mandatory" job, never capped) that takes the P
+//!    from the slot and runs this loop with it.
+//! 3. It runs the blocking closure. The task being polled continues on this thread with no
+//!    P: its own wakes and spawns go through the injector.
+//! 4. Afterwards it tries to take the P back from the slot (the new M may not have started
+//!    yet). If that fails, the poll finishes without a P and then this M leaves the loop and
+//!    returns its thread to the pool, like an M that exits a syscall and finds no idle P.
+//!
+//! # Shutdown
+//!
+//! `Shared::begin_shutdown` sets the flag, closes the injector and wakes every P. Each M
+//! drains its P's queues (dropping the notifications, not the futures) and exits. The
+//! shutting-down thread cancels every task through the owned list (dropping each future
+//! exactly once) and then waits for the threads.
+
+use super::blocking::{self, BlockingSchedule};
+use super::context;
+use super::handle::Handle;
+use crate::task::list::OwnedTasks;
+use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
+use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler};
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub(crate) type TaskRef = Notified<Arc<Shared>>;
+type Proc = Processor<TaskRef>;
+
+/// Everything the runtime's threads share: the scheduler, the tasks, the thread pool.
+pub(crate) struct Shared {
+    pub(crate) scheduler: Scheduler<TaskRef>,
+    pub(crate) owned: OwnedTasks<Arc<Shared>>,
+    pub(crate) blocking: blocking::Pool,
+    handoff: Box<[Mutex<Option<Box<Proc>>>]>,
+    shutdown: AtomicBool,
+}
+
+/// What an M keeps while it runs its loop; reachable from the thread's context.
+pub(crate) struct WorkerContext {
+    pub(crate) shared: Arc<Shared>,
+    processor: RefCell<Option<Box<Proc>>>,
+}
+
+impl Shared {
+    /// Creates the shared state and the Ps (handed out once, to the first Ms).
+    pub(crate) fn new(
+        config: SchedulerConfig,
+        pool: blocking::Pool,
+    ) -> (Arc<Shared>, Vec<Box<Proc>>) {
+        let (scheduler, processors) = Scheduler::new(config);
+        let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
+        let shared = Arc::new(Shared {
+            scheduler,
+            owned: OwnedTasks::new(4 * config.processors),
+            blocking: pool,
+            handoff,
+            shutdown: AtomicBool::new(false),
+        });
+        (shared, processors.into_iter().map(Box::new).collect())
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Spawns `future` as a task of this runtime.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, notified, join) = new_task(future, Arc::clone(self), Id::next());
+        match self.owned.bind(task) {
+            Ok(()) => self.schedule(notified),
+            Err(task) => {
+                // Shutting down: the task never runs.
+                drop(notified);
+                task.shutdown();
+            }
+        }
+        join
+    }
+
+    /// Spawns a blocking closure on the pool.
+    pub(crate) fn spawn_blocking<F, R>(self: &Arc<Self>, func: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let schedule = BlockingSchedule::new(self);
+        let (task, notified, join) = new_task(blocking::BlockingTask::new(func), schedule, Id::next());
+        // Blocking tasks are not in the owned list: the pool reaches them at shutdown.
+        drop(task);
+        self.blocking.submit_task(notified, self);
+        join
+    }
+
+    /// Starts an M for `processor` on a pool thread.
+    pub(crate) fn start_m(self: &Arc<Self>, processor: Box<Proc>) -> std::io::Result<()> {
+        let index = processor.index();
+        *lock(&self.handoff[index]) = Some(processor);
+        let shared = Arc::clone(self);
+        self.blocking.submit_m(self, move || {
+            let processor = lock(&shared.handoff[index]).take();
+            if let Some(processor) = processor {
+                run(shared, processor);
+            }
+        })
+    }
+
+    fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot) {
+        let task = context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.push_local(task, slot),
+            _ => Some(task),
+        });
+        if let Some(task) = task {
+            self.scheduler.push_remote(task);
+        }
+    }
+
+    /// Step 1 of shutdown: stop scheduling and wake every P.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.scheduler.injector().close();
+        self.scheduler.unpark_all();
+    }
+
+    /// Step 2: cancel every task that is still alive. Loops because cancelling a task may
+    /// run user code (drops) that spawns; those spawns find the list closed.
+    pub(crate) fn cancel_all_tasks(&self) {
+        loop {
+            let tasks = self.owned.close_and_take_all();
+            if tasks.is_empty() {
+                break;
+            }
+            tasks.into_iter().for_each(Task::shutdown);
+        }
+    }
+
+    /// Step 3: once the Ms are gone, drop what they left in the hand-off slots.
+    pub(crate) fn drop_parked_processors(&self) {
+        for slot in self.handoff.iter() {
+            let processor = lock(slot).take();
+            if let Some(mut processor) = processor {
+                processor.local_mut().drain().for_each(drop);
+            }
+        }
+        self.scheduler.injector().close();
+    }
+}
+
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: TaskRef) {
+        self.schedule_to(task, LocalSlot::RunNext);
+    }
+
+    fn yield_now(&self, task: TaskRef) {
+        self.schedule_to(task, LocalSlot::Back);
+    }
+
+    fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+        self.owned.remove(task)
+    }
+}
+
+/// Runs the loop of an M holding `processor` until shutdown or until the P is handed off.
+fn run(shared: Arc<Shared>, processor: Box<Proc>) {
+    let handle = Handle {
+        shared: Arc::clone(&shared),
+    };
+    let _handle = context::set_handle(handle);
+    let worker = WorkerContext {
+        shared,
+        processor: RefCell::new(Some(processor)),
+    };
+    let _worker = context::enter_worker(&worker);
+    worker.run_loop();
+}
+
+impl WorkerContext {
+    fn run_loop(&self) {
+        loop {
+            let next = {
+                let mut slot = self.processor.borrow_mut();
+                let Some(processor) = slot.as_mut() else {
+                    // Handed off during the last poll: this M is done.
+                    return;
+                };
+                if self.shared.is_shutdown() {
+                    processor.local_mut().drain().for_each(drop);
+                    return;
+                }
+                self.find_task(processor)
+            };
+            match next {
+                Some((task, index)) => run_task(task, index),
+                None => self.park(),
+            }
+        }
+    }
+
+    fn find_task(&self, processor: &mut Proc) -> Option<(TaskRef, usize)> {
+        let scheduler = &self.shared.scheduler;
+        let task = processor
+            .next_task(scheduler)
+            .or_else(|| processor.steal_work(scheduler))?;
+        processor.transition_from_searching(scheduler);
+        Some((task, processor.index()))
+    }
+
+    fn park(&self) {
+        let mut slot = self.processor.borrow_mut();
+        if let Some(processor) = slot.as_mut() {
+            let shared = &self.shared;
+            processor.park(&shared.scheduler, None, || shared.is_shutdown());
+        }
+    }
+
+    /// Pushes to this M's P; gives the task back if the P was handed off.
+    fn push_local(&self, task: TaskRef, slot: LocalSlot) -> Option<TaskRef> {
+        let Ok(mut processor) = self.processor.try_borrow_mut() else {
+            return Some(task);
+        };
+        match processor.as_mut() {
+            Some(processor) => {
+                processor.push_local(&self.shared.scheduler, task, slot);
+                None
+            }
+            None => Some(task),
+        }
+    }
+
+    /// Steps 1 and 2 of the hand-off. Returns the P's index if there was one to hand off.
+    pub(crate) fn hand_off_processor(&self) -> Option<usize> {
+        let processor = self.processor.try_borrow_mut().ok()?.take()?;
+        let index = processor.index();
+        if let Err(error) = self.shared.start_m(processor) {
+            // No thread for a new M: keep the P here and block it, as if there were no
+            // hand-off. The P is reclaimed from the slot right below.
+            eprintln!("gpm: could not start an M for block_in_place: {error}");
+        }
+        Some(index)
+    }
+
+    /// Step 4: takes the P back if no M has picked it up yet.
+    pub(crate) fn reclaim_processor(&self, index: usize) {
+        let processor = lock(&self.shared.handoff[index]).take();
+        if let Some(processor) = processor {
+            *self.processor.borrow_mut() = Some(processor);
+        }
+    }
+}
+
+fn run_task(task: TaskRef, processor_index: usize) {
+    task.header().set_last_processor(processor_index);
+    coop::with_budget(|| task.run());
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("scheduler", &self.scheduler)
+            .field("tasks", &self.owned.len())
+            .field("shutdown", &self.is_shutdown())
+            .finish()
+    }
+}

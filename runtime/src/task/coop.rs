@@ -1,0 +1,119 @@
+//! The cooperative budget: how many resource operations a task may complete in one poll.
+//!
+//! A task that loops over always-ready resources (a join handle of a finished task, later
+//! channels, timers and sockets) would otherwise never return `Pending` and hold its P for
+//! ever. Each poll by a worker starts with [`BUDGET`] units (tokio's number); each
+//! operation that makes progress spends one; with none left, the operation wakes the task
+//! and returns `Pending`, which sends the task to the back of its P's queue. Outside a
+//! worker's poll (`block_on`, other threads) the budget is unlimited.
+
+use std::cell::Cell;
+use std::task::{Context, Poll};
+
+/// Units per poll.
+pub(crate) const BUDGET: u8 = 128;
+
+thread_local! {
+    static REMAINING: Cell<Option<u8>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (one task poll) with a fresh budget, restoring the previous one afterwards.
+pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<u8>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = REMAINING.try_with(|r| r.set(self.0));
+        }
+    }
+    let previous = REMAINING.with(|r| r.replace(Some(BUDGET)));
+    let _restore = Restore(previous);
+    f()
+}
+
+/// Runs `f` with an unlimited budget (`block_in_place` bodies, `block_on`).
+pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<u8>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = REMAINING.try_with(|r| r.set(self.0));
+        }
+    }
+    let previous = REMAINING.with(|r| r.replace(None));
+    let _restore = Restore(previous);
+    f()
+}
+
+/// A unit taken from the budget. Returned to the budget on drop unless the operation
+/// reports progress with [`Spent::made_progress`].
+#[must_use]
+pub(crate) struct Spent {
+    refund: bool,
+}
+
+impl Spent {
+    pub(crate) fn made_progress(mut self) {
+        self.refund = false;
+    }
+}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        if self.refund {
+            let _ = REMAINING.try_with(|r| {
+                if let Some(n) = r.get() {
+                    r.set(Some(n.saturating_add(1)));
+                }
+            });
+        }
+    }
+}
+
+/// Takes one unit, or, with the budget spent, wakes the task and returns `Pending`.
+pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Spent> {
+    let remaining = REMAINING.try_with(|r| r.get()).unwrap_or(None);
+    match remaining {
+        None => Poll::Ready(Spent { refund: false }),
+        Some(0) => {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        Some(n) => {
+            let _ = REMAINING.try_with(|r| r.set(Some(n - 1)));
+            Poll::Ready(Spent { refund: true })
+        }
+    }
+}
+
+/// Units left in the current poll (None: unlimited). For tests.
+#[cfg(test)]
+pub(crate) fn remaining() -> Option<u8> {
+    REMAINING.with(|r| r.get())
+}
+
+#[cfg(all(test, not(gpm_loom)))]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    #[test]
+    fn budget_runs_out_and_refunds_without_progress() {
+        let mut cx = Context::from_waker(Waker::noop());
+        with_budget(|| {
+            for _ in 0..BUDGET {
+                let Poll::Ready(spent) = poll_proceed(&mut cx) else {
+                    panic!("budget ran out early")
+                };
+                spent.made_progress();
+            }
+            assert!(poll_proceed(&mut cx).is_pending());
+        });
+        assert_eq!(remaining(), None);
+        with_budget(|| {
+            let Poll::Ready(spent) = poll_proceed(&mut cx) else {
+                panic!("fresh budget empty")
+            };
+            drop(spent);
+            assert_eq!(remaining(), Some(BUDGET));
+        });
+    }
+}

@@ -1,0 +1,187 @@
+//! The memory of one task (a G): header, core, trailer, in a single allocation.
+//!
+//! ```text
+//! Cell<F, S> (#[repr(C)])
+//! +--------------------------------------------+
+//! | Header  state word, vtable, id, last P,     |  <- every type-erased handle points here
+//! |         owned-list slot                     |
+//! | Core    scheduler handle S, stage of F      |  <- touched only by the holder of RUNNING
+//! | Trailer join waker                          |  <- owned as the JOIN_WAKER flag says
+//! +--------------------------------------------+
+//! ```
+//!
+//! Handles (`RawTask`, `Task`, `Notified`, `JoinHandle`, wakers) hold a pointer to the header
+//! and reach the typed parts through the vtable, whose functions are instantiated for the
+//! concrete `F` and `S`. `#[repr(C)]` puts the header at offset 0, so a header pointer is also
+//! a cell pointer.
+
+use super::join::JoinError;
+use super::state::State;
+use super::Id;
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::future::Future;
+use std::ptr::NonNull;
+use std::task::{Poll, Waker};
+
+/// Type-erased operations on a task, instantiated per future and scheduler type.
+pub(crate) struct Vtable {
+    /// Runs a notification: poll, cancel, or drop the reference (see `Harness::poll`).
+    pub(crate) poll: unsafe fn(NonNull<Header>),
+    /// Hands a new notification (whose reference is already counted) to the scheduler.
+    pub(crate) schedule: unsafe fn(NonNull<Header>),
+    /// Frees the allocation; the reference count is zero.
+    pub(crate) dealloc: unsafe fn(NonNull<Header>),
+    /// Moves the output into `*mut Poll<Result<T, JoinError>>` if complete, else registers
+    /// the waker.
+    pub(crate) try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
+    /// The join handle is gone.
+    pub(crate) drop_join_handle: unsafe fn(NonNull<Header>),
+    /// Cancels the task on runtime shutdown, consuming one reference.
+    pub(crate) shutdown: unsafe fn(NonNull<Header>),
+}
+
+/// Processor index meaning "never polled".
+pub(crate) const NO_PROCESSOR: u32 = u32::MAX;
+
+/// The type-erased head of every task.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    pub(crate) vtable: &'static Vtable,
+    pub(crate) id: Id,
+    /// The P that last polled the task (Go's "last P"), or [`NO_PROCESSOR`].
+    pub(crate) last_processor: AtomicU32,
+    /// Index in the owned-task list shard; written and read under that shard's lock.
+    pub(crate) owned_slot: AtomicUsize,
+}
+
+/// What the core holds over the task's life.
+pub(crate) enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, JoinError>),
+    Consumed,
+}
+
+/// The typed part that only the holder of `RUNNING` (or the owner of the output) touches.
+pub(crate) struct Core<F: Future, S> {
+    pub(crate) scheduler: S,
+    pub(crate) stage: UnsafeCell<Stage<F>>,
+}
+
+/// The join waker slot; see `JOIN_WAKER` in `state.rs` for who owns it when.
+pub(crate) struct Trailer {
+    pub(crate) waker: UnsafeCell<Option<Waker>>,
+}
+
+/// The whole allocation.
+#[repr(C)]
+pub(crate) struct Cell<F: Future, S> {
+    pub(crate) header: Header,
+    pub(crate) core: Core<F, S>,
+    pub(crate) trailer: Trailer,
+}
+
+impl<F: Future, S> Cell<F, S> {
+    pub(crate) fn new(future: F, scheduler: S, id: Id, vtable: &'static Vtable) -> Box<Self> {
+        Box::new(Cell {
+            header: Header {
+                state: State::new(),
+                vtable,
+                id,
+                last_processor: AtomicU32::new(NO_PROCESSOR),
+                owned_slot: AtomicUsize::new(usize::MAX),
+            },
+            core: Core {
+                scheduler,
+                stage: UnsafeCell::new(Stage::Running(future)),
+            },
+            trailer: Trailer {
+                waker: UnsafeCell::new(None),
+            },
+        })
+    }
+}
+
+impl Header {
+    pub(crate) fn set_last_processor(&self, index: usize) {
+        self.last_processor.store(index as u32, Ordering::Relaxed);
+    }
+}
+
+impl<F: Future, S> Core<F, S> {
+    /// Polls the future.
+    ///
+    /// # Safety
+    /// The caller holds `RUNNING` (exclusive access to the stage) and the stage is `Running`.
+    pub(crate) unsafe fn poll(&self, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        self.stage.with_mut(|stage| {
+            // SAFETY: RUNNING gives this thread exclusive access to the stage (caller's
+            // contract); the future is never moved out of the heap cell while `Running`, so
+            // pinning it in place is sound.
+            let stage = unsafe { &mut *stage };
+            match stage {
+                Stage::Running(future) => {
+                    // SAFETY: see above; the cell is never moved after allocation.
+                    let future = unsafe { std::pin::Pin::new_unchecked(future) };
+                    future.poll(cx)
+                }
+                _ => unreachable!("polling a task whose future is gone"),
+            }
+        })
+    }
+
+    /// Replaces the stage, dropping what was there.
+    ///
+    /// # Safety
+    /// The caller has exclusive access to the stage: it holds `RUNNING`, or the task is
+    /// complete and the caller owns the output (join handle, or completion without interest).
+    pub(crate) unsafe fn set_stage(&self, stage: Stage<F>) {
+        // SAFETY: exclusive access per the caller's contract.
+        self.stage.with_mut(|slot| unsafe { *slot = stage });
+    }
+
+    /// Takes the output out, leaving `Consumed`.
+    ///
+    /// # Safety
+    /// As for [`Core::set_stage`], and the stage is `Finished`.
+    pub(crate) unsafe fn take_output(&self) -> Result<F::Output, JoinError> {
+        self.stage.with_mut(|slot| {
+            // SAFETY: exclusive access per the caller's contract.
+            let stage = unsafe { std::ptr::replace(slot, Stage::Consumed) };
+            match stage {
+                Stage::Finished(output) => output,
+                _ => unreachable!("join handle read an output that is not there"),
+            }
+        })
+    }
+}
+
+impl Trailer {
+    /// # Safety
+    /// The caller owns the slot (see `JOIN_WAKER`).
+    pub(crate) unsafe fn set_waker(&self, waker: Option<Waker>) {
+        // SAFETY: the caller owns the slot.
+        self.waker.with_mut(|slot| unsafe { *slot = waker });
+    }
+
+    /// # Safety
+    /// The slot is not being written: `JOIN_WAKER` is set, so only readers exist.
+    pub(crate) unsafe fn will_wake(&self, waker: &Waker) -> bool {
+        // SAFETY: per the caller's contract no one writes the slot now.
+        self.waker.with(|slot| match unsafe { &*slot } {
+            Some(stored) => stored.will_wake(waker),
+            None => false,
+        })
+    }
+
+    /// # Safety
+    /// `JOIN_WAKER` is set and the task is complete: the runtime side reads the slot.
+    pub(crate) unsafe fn wake_join(&self) {
+        // SAFETY: per the caller's contract no one writes the slot now.
+        self.waker.with(|slot| match unsafe { &*slot } {
+            Some(waker) => waker.wake_by_ref(),
+            None => unreachable!("JOIN_WAKER set with an empty slot"),
+        })
+    }
+}

@@ -1,0 +1,339 @@
+//! The typed half of the task: what each vtable entry does for a concrete `F` and `S`.
+//!
+//! Every function here starts from a header pointer and a counted reference that the caller
+//! gives up, and follows the transitions in `state.rs`. Panics from user code (poll, or the
+//! drop of the future or the output) are caught and never unwind into the scheduler: a
+//! panicking poll completes the task with `JoinError::Panic`.
+
+use super::core::{Cell, Core, Header, Stage, Trailer, Vtable};
+use super::join::JoinError;
+use super::state::{State, ToIdle, ToRunning};
+use super::{waker, Notified, RawTask, Schedule, Task};
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::task::{Context, Poll, Waker};
+
+/// The vtable for tasks running `F` under `S`.
+pub(super) fn vtable<F, S>() -> &'static Vtable
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    &Vtable {
+        poll: poll::<F, S>,
+        schedule: schedule::<F, S>,
+        dealloc: dealloc::<F, S>,
+        try_read_output: try_read_output::<F, S>,
+        drop_join_handle: drop_join_handle::<F, S>,
+        shutdown: shutdown::<F, S>,
+    }
+}
+
+/// A typed view of one task.
+struct Harness<F: Future, S: 'static> {
+    cell: NonNull<Cell<F, S>>,
+}
+
+impl<F, S> Harness<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    /// # Safety
+    /// `ptr` is the header of a live `Cell<F, S>`.
+    unsafe fn from_raw(ptr: NonNull<Header>) -> Self {
+        Harness { cell: ptr.cast() }
+    }
+
+    fn cell(&self) -> &Cell<F, S> {
+        // SAFETY: constructed from a live cell; callers hold a reference keeping it alive.
+        unsafe { self.cell.as_ref() }
+    }
+
+    fn header(&self) -> &Header {
+        &self.cell().header
+    }
+
+    fn state(&self) -> &State {
+        &self.header().state
+    }
+
+    fn core(&self) -> &Core<F, S> {
+        &self.cell().core
+    }
+
+    fn trailer(&self) -> &Trailer {
+        &self.cell().trailer
+    }
+
+    fn raw(&self) -> RawTask {
+        // SAFETY: the cell is live.
+        unsafe { RawTask::from_header(self.cell.cast()) }
+    }
+
+    /// Runs one notification (whose reference the caller gave up).
+    fn poll(self) {
+        match self.state().transition_to_running() {
+            ToRunning::Success => self.poll_running(),
+            ToRunning::Cancelled => {
+                self.cancel_future();
+                self.complete();
+            }
+            ToRunning::Failed => {}
+            ToRunning::Dealloc => self.dealloc(),
+        }
+    }
+
+    fn poll_running(self) {
+        let waker = ManuallyDrop::new(waker::borrowed(self.header()));
+        let mut cx = Context::from_waker(&waker);
+        // SAFETY: transition_to_running succeeded: this thread holds RUNNING.
+        let polled = catch_unwind(AssertUnwindSafe(|| unsafe { self.core().poll(&mut cx) }));
+        match polled {
+            Ok(Poll::Ready(output)) => self.finish(Ok(output)),
+            Err(panic) => {
+                let id = self.header().id;
+                self.finish(Err(JoinError::panic(id, panic)))
+            }
+            Ok(Poll::Pending) => self.after_pending(),
+        }
+    }
+
+    fn after_pending(self) {
+        match self.state().transition_to_idle() {
+            ToIdle::Ok => {}
+            ToIdle::OkNotified => {
+                // SAFETY: the transition counted a reference for this notification; the
+                // poll's reference keeps the cell (and the scheduler in it) alive meanwhile.
+                let notified = unsafe { Notified::from_raw(self.raw()) };
+                self.core().scheduler.yield_now(notified);
+                self.raw().drop_reference();
+            }
+            ToIdle::OkDealloc => self.dealloc(),
+            ToIdle::Cancelled => {
+                self.cancel_future();
+                self.complete();
+            }
+        }
+    }
+
+    /// Drops the future (catching a panicking drop) and stores the cancellation outcome.
+    /// The caller holds `RUNNING`.
+    fn cancel_future(&self) {
+        let id = self.header().id;
+        // SAFETY: the caller holds RUNNING.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            self.core().set_stage(Stage::Consumed)
+        }));
+        let outcome = match dropped {
+            Ok(()) => JoinError::cancelled(id),
+            Err(panic) => JoinError::panic(id, panic),
+        };
+        // SAFETY: the caller holds RUNNING.
+        unsafe { self.core().set_stage(Stage::Finished(Err(outcome))) };
+    }
+
+    /// Stores the output, dropping the future first, then completes. The caller holds
+    /// `RUNNING`.
+    fn finish(self, output: Result<F::Output, JoinError>) {
+        // SAFETY: the caller holds RUNNING. The future is dropped by the assignment; a
+        // panic in its drop is caught and replaces the output.
+        let stored = catch_unwind(AssertUnwindSafe(|| unsafe {
+            self.core().set_stage(Stage::Consumed)
+        }));
+        let output = match stored {
+            Ok(()) => output,
+            Err(panic) => Err(JoinError::panic(self.header().id, panic)),
+        };
+        // SAFETY: as above.
+        unsafe { self.core().set_stage(Stage::Finished(output)) };
+        self.complete();
+    }
+
+    /// Publishes completion, notifies or cleans up after the join handle, leaves the owned
+    /// list, and drops the caller's reference (and the list's).
+    fn complete(self) {
+        let before = self.state().transition_to_complete();
+        if !before.is_join_interested() {
+            // Nobody will read the output: drop it now. COMPLETE is published and the join
+            // handle is gone, so this thread has the stage to itself.
+            // SAFETY: as just said.
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                self.core().set_stage(Stage::Consumed)
+            }));
+        } else if before.is_join_waker_set() {
+            // SAFETY: JOIN_WAKER is set and COMPLETE published: the slot is read-only now.
+            unsafe { self.trailer().wake_join() };
+            let after = self.state().unset_join_waker_after_complete();
+            if !after.is_join_interested() {
+                // The join handle was dropped while we woke it and left the waker to us.
+                // SAFETY: JOIN_WAKER is clear and no join handle exists: we own the slot.
+                unsafe { self.trailer().set_waker(None) };
+            }
+        }
+        // SAFETY: the owned list's Task and ours are both counted references; this view
+        // does not count one, so it must not drop.
+        let this = ManuallyDrop::new(unsafe { Task::<S>::from_raw(self.raw()) });
+        let released = self.core().scheduler.release(&this);
+        let count = if released.is_some() { 2 } else { 1 };
+        std::mem::forget(released);
+        if self.state().ref_dec(count) {
+            self.dealloc();
+        }
+    }
+
+    /// Shutdown cancels the task; consumes the caller's reference.
+    fn shutdown(self) {
+        if !self.state().transition_to_shutdown() {
+            // Running elsewhere (it will see CANCELLED) or already complete.
+            self.raw().drop_reference();
+            return;
+        }
+        self.cancel_future();
+        self.complete();
+    }
+
+    fn try_read_output(&self, dst: &mut Poll<Result<F::Output, JoinError>>, waker: &Waker) {
+        if can_read_output(self.state(), self.trailer(), waker) {
+            // SAFETY: COMPLETE is observed and the join handle (our caller) owns the output.
+            *dst = Poll::Ready(unsafe { self.core().take_output() });
+        }
+    }
+
+    fn drop_join_handle(self) {
+        let (before, after) = self.state().transition_to_join_handle_dropped();
+        if before.is_complete() {
+            // SAFETY: the task completed while the handle was interested: the output is
+            // the handle's to drop.
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                self.core().set_stage(Stage::Consumed)
+            }));
+        }
+        if !after.is_join_waker_set() {
+            // SAFETY: JOIN_WAKER is clear: the slot is the handle's.
+            unsafe { self.trailer().set_waker(None) };
+        }
+        self.raw().drop_reference();
+    }
+
+    fn dealloc(self) {
+        // SAFETY: the reference count reached zero: nobody else can reach the cell. It was
+        // allocated by `Box` in `Cell::new`.
+        drop(unsafe { Box::from_raw(self.cell.as_ptr()) });
+    }
+}
+
+/// The join handle's side of the join waker protocol. Returns true when the output can be
+/// read; otherwise `waker` is registered to be woken at completion.
+fn can_read_output(state: &State, trailer: &Trailer, waker: &Waker) -> bool {
+    let snapshot = state.load();
+    debug_assert!(snapshot.is_join_interested());
+    if snapshot.is_complete() {
+        return true;
+    }
+    let registered = if !snapshot.is_join_waker_set() {
+        set_join_waker(state, trailer, waker.clone())
+    } else {
+        // SAFETY: JOIN_WAKER is set: the slot is only read.
+        if unsafe { trailer.will_wake(waker) } {
+            return false;
+        }
+        state
+            .unset_join_waker()
+            .and_then(|_| set_join_waker(state, trailer, waker.clone()))
+    };
+    match registered {
+        Ok(()) => false,
+        Err(snapshot) => {
+            debug_assert!(snapshot.is_complete());
+            true
+        }
+    }
+}
+
+fn set_join_waker(
+    state: &State,
+    trailer: &Trailer,
+    waker: Waker,
+) -> Result<(), super::state::Snapshot> {
+    // SAFETY: JOIN_WAKER is clear and the handle holds JOIN_INTEREST: the slot is ours.
+    unsafe { trailer.set_waker(Some(waker)) };
+    let result = state.set_join_waker();
+    if result.is_err() {
+        // Completed meanwhile: the slot is still ours; empty it.
+        // SAFETY: as above, since the flag was never set.
+        unsafe { trailer.set_waker(None) };
+    }
+    result.map(|_| ())
+}
+
+unsafe fn poll<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.poll();
+}
+
+unsafe fn schedule<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    let harness = unsafe { Harness::<F, S>::from_raw(ptr) };
+    // SAFETY: the caller transfers a notification reference, and holds another one until
+    // this returns, so the scheduler borrowed from the cell outlives the call even if the
+    // notification runs to completion on another thread meanwhile.
+    let notified = unsafe { Notified::from_raw(harness.raw()) };
+    harness.core().scheduler.schedule(notified);
+}
+
+unsafe fn dealloc<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.dealloc();
+}
+
+unsafe fn try_read_output<F, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the join handle passes a `Poll<Result<F::Output, JoinError>>` of its own type.
+    let dst = unsafe { &mut *dst.cast::<Poll<Result<F::Output, JoinError>>>() };
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.try_read_output(dst, waker);
+}
+
+unsafe fn drop_join_handle<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.drop_join_handle();
+}
+
+unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    unsafe { Harness::<F, S>::from_raw(ptr) }.shutdown();
+}

@@ -1,0 +1,254 @@
+//! G: the task, its state machine, its handles, and the task-level user API.
+//!
+//! # Design
+//!
+//! A task is one heap allocation ([`core::Cell`]) holding a header with an atomic state word
+//! ([`state`]), the future and later its output, and the join waker. Every handle is a
+//! pointer to the header plus a reference in the state word's count:
+//!
+//! | handle | references | who holds it |
+//! |---|---|---|
+//! | [`Task`] | 1 | the runtime's owned-task list, so shutdown can reach every live task |
+//! | [`Notified`] | 1 | a run queue: "poll me"; at most one exists per task at a time |
+//! | [`JoinHandle`] | 1 | the spawner |
+//! | `Waker` | 1 each | whoever will wake the task |
+//!
+//! The state machine guarantees: a wake reschedules a task at most once (the `NOTIFIED`
+//! flag); a wake during a poll makes the poller reschedule it (no second queue entry); two
+//! polls never overlap (`RUNNING`); the future is dropped exactly once, by whoever holds
+//! `RUNNING` when it completes or is cancelled; the output is dropped by the join handle, or
+//! by the runtime at completion if the join handle is already gone.
+//!
+//! The scheduler is a type parameter `S: Schedule`, so the same task code serves the worker
+//! Ps and the blocking pool, and a model scheduler in the loom tests.
+//!
+//! # Rejected options
+//!
+//! * Separate allocations for the future and the header (`Arc<Header>` + `Box<dyn Future>`):
+//!   two allocations per spawn and an indirection per poll.
+//! * A mutex around the future: simple, but costs a lock per poll and does not give
+//!   "reschedule exactly once" by itself.
+
+pub(crate) mod coop;
+pub(crate) mod core;
+mod harness;
+mod join;
+pub(crate) mod list;
+pub(crate) mod state;
+mod waker;
+mod yield_now;
+
+pub use join::{JoinError, JoinHandle};
+pub use yield_now::yield_now;
+
+#[cfg(not(gpm_loom))]
+pub use crate::rt::{block_in_place, spawn_blocking};
+
+use self::core::{Cell, Header};
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+
+/// A task's identity, unique within the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(u64);
+
+impl Id {
+    pub(crate) fn next() -> Id {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Id(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The raw number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a task needs from whoever runs it.
+pub(crate) trait Schedule: Send + Sync + Sized + 'static {
+    /// Queues a notification: the task must be polled.
+    fn schedule(&self, task: Notified<Self>);
+
+    /// Queues a task that woke itself during its own poll (a yield): behind other work.
+    fn yield_now(&self, task: Notified<Self>) {
+        self.schedule(task);
+    }
+
+    /// The task completed: remove it from the owned list, returning that list's reference.
+    fn release(&self, task: &Task<Self>) -> Option<Task<Self>>;
+}
+
+/// A type-erased, non-owning pointer to a task.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawTask {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: a task is shared between threads only through its atomic state word and the
+// protocol documented in `state.rs`; the future and output it holds are `Send`.
+unsafe impl Send for RawTask {}
+// SAFETY: as above; every `&RawTask` operation goes through that protocol.
+unsafe impl Sync for RawTask {}
+
+/// One counted reference to a task (the owned list's).
+pub(crate) struct Task<S: 'static> {
+    raw: RawTask,
+    _scheduler: PhantomData<fn() -> S>,
+}
+
+/// One counted reference that means "poll this task". At most one exists per task.
+#[repr(transparent)]
+pub(crate) struct Notified<S: 'static>(Task<S>);
+
+/// Allocates a task for `future` and returns its three initial handles.
+pub(crate) fn new_task<F, S>(future: F, scheduler: S, id: Id) -> (Task<S>, Notified<S>, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let cell = Cell::new(future, scheduler, id, harness::vtable::<F, S>());
+    let raw = RawTask {
+        ptr: NonNull::from(Box::leak(cell)).cast(),
+    };
+    // SAFETY: the new state word counts exactly these three references.
+    unsafe {
+        (
+            Task::from_raw(raw),
+            Notified(Task::from_raw(raw)),
+            JoinHandle::from_raw(raw),
+        )
+    }
+}
+
+impl RawTask {
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: a RawTask is only built from a live allocation and used while some
+        // counted reference keeps it alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(crate) fn header_ptr(&self) -> NonNull<Header> {
+        self.ptr
+    }
+
+    /// # Safety
+    /// `ptr` points to a live task header.
+    pub(crate) unsafe fn from_header(ptr: NonNull<Header>) -> RawTask {
+        RawTask { ptr }
+    }
+
+    /// Runs the notification whose reference the caller transfers.
+    fn poll(self) {
+        // SAFETY: the vtable matches the cell; the caller gives up a counted reference.
+        unsafe { (self.header().vtable.poll)(self.ptr) }
+    }
+
+    pub(crate) fn schedule(self) {
+        // SAFETY: as above; the reference for the new notification is already counted.
+        unsafe { (self.header().vtable.schedule)(self.ptr) }
+    }
+
+    pub(crate) fn dealloc(self) {
+        // SAFETY: the caller observed the reference count reach zero.
+        unsafe { (self.header().vtable.dealloc)(self.ptr) }
+    }
+
+    fn shutdown(self) {
+        // SAFETY: the caller transfers one counted reference.
+        unsafe { (self.header().vtable.shutdown)(self.ptr) }
+    }
+
+    /// Drops one reference, freeing the task if it was the last.
+    pub(crate) fn drop_reference(self) {
+        if self.header().state.ref_dec(1) {
+            self.dealloc();
+        }
+    }
+}
+
+impl<S: 'static> Task<S> {
+    /// # Safety
+    /// The caller transfers one counted reference to the returned handle, and the task's
+    /// scheduler type is `S`.
+    pub(crate) unsafe fn from_raw(raw: RawTask) -> Task<S> {
+        Task {
+            raw,
+            _scheduler: PhantomData,
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawTask {
+        self.raw
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.raw.header()
+    }
+
+    pub(crate) fn id(&self) -> Id {
+        self.header().id
+    }
+
+    /// Cancels the task because the runtime shuts down; consumes this reference.
+    pub(crate) fn shutdown(self) {
+        let this = ManuallyDrop::new(self);
+        this.raw.shutdown();
+    }
+}
+
+impl<S: 'static> Notified<S> {
+    /// Polls the task (or cancels it, or finds it already done); consumes the notification.
+    pub(crate) fn run(self) {
+        let this = ManuallyDrop::new(self);
+        this.0.raw.poll();
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.0.header()
+    }
+
+    /// Cancels a task whose notification will never run (an unowned task at shutdown).
+    pub(crate) fn shutdown(self) {
+        let this = ManuallyDrop::new(self);
+        this.0.raw.shutdown();
+    }
+
+    /// # Safety
+    /// As for [`Task::from_raw`], and the reference is a notification's.
+    pub(crate) unsafe fn from_raw(raw: RawTask) -> Notified<S> {
+        // SAFETY: forwarded contract.
+        Notified(unsafe { Task::from_raw(raw) })
+    }
+}
+
+impl<S: 'static> Drop for Task<S> {
+    fn drop(&mut self) {
+        self.raw.drop_reference();
+    }
+}
+
+impl<S: 'static> fmt::Debug for Task<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id())
+            .field("state", &self.header().state)
+            .finish()
+    }
+}
+
+impl<S: 'static> fmt::Debug for Notified<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Notified").field(&self.0).finish()
+    }
+}

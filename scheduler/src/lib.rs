@@ -1,0 +1,22 @@
+//! The scheduling half of gpm: run queues, the wake-up protocol and stealing, generic over
+//! the task type. This crate knows nothing of futures; the `gpm` runtime instantiates it
+//! with its task handles.
+//!
+//! | module | Go's name | what it holds |
+//! |---|---|---|
+//! | [`queue`] | `p.runq`, `p.runnext` | a P's bounded local FIFO and its `runnext` slot |
+//! | [`inject`] | `sched.runq` | the global queue |
+//! | [`idle`] | `sched.npidle`, `sched.nmspinning` | who sleeps, who searches; the no-lost-wake-up protocol |
+//! | [`park`] | `note` | a P's sleep/wake token |
+//! | [`processor`] | `findRunnable` | a P's private part and the order in which it looks for work |
+#![warn(missing_docs)]
+
+pub mod idle;
+pub mod inject;
+pub mod park;
+pub mod processor;
+pub mod queue;
+
+pub use inject::Injector;
+pub use processor::{Config, FastRand, LocalSlot, Processor, Scheduler, DEFAULT_GLOBAL_QUEUE_INTERVAL};
+pub use queue::{Local, Source, Stealer, LOCAL_QUEUE_CAPACITY, RUNNEXT_STREAK_MAX};

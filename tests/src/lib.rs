@@ -1,0 +1,1 @@
+//! Integration tests for gpm live in `tests/`.
