@@ -23,6 +23,8 @@
 //! The design, with its invariants and the options we rejected, is in `docs/ARCHITECTURE.md`
 //! and in the documentation of each module.
 #![warn(missing_docs)]
+// Under the loom model only the task core is compiled; the runtime around it is not.
+#![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(gpm_loom))]
 mod rt;

@@ -38,6 +38,9 @@ pub(crate) mod state;
 mod waker;
 mod yield_now;
 
+#[cfg(all(test, gpm_loom))]
+mod loom_tests;
+
 pub use join::{JoinError, JoinHandle};
 pub use yield_now::yield_now;
 

@@ -1,0 +1,285 @@
+//! Loom models of the task state machine (run with `RUSTFLAGS="--cfg gpm_loom"`).
+//!
+//! A model scheduler stands in for the Ps: `schedule` pushes to a queue that the test drains
+//! on its main thread. Each model races one protocol step against another thread and then
+//! checks the invariants that matter: the future is polled and dropped exactly once as the
+//! story requires, a task is never queued twice, join wakers are never lost.
+
+use super::list::OwnedTasks;
+use super::{new_task, Id, JoinHandle, Notified, Schedule, Task};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::{Arc, Mutex};
+use crate::loom::thread;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+/// The model scheduler: a queue the test drains, and the owned-task list.
+struct Model {
+    queue: Mutex<Vec<Notified<Arc<Model>>>>,
+    owned: OwnedTasks<Arc<Model>>,
+    max_queued: AtomicUsize,
+}
+
+impl Schedule for Arc<Model> {
+    fn schedule(&self, task: Notified<Self>) {
+        let mut queue = self.queue.lock().unwrap();
+        queue.push(task);
+        if queue.len() > self.max_queued.load(Ordering::Relaxed) {
+            self.max_queued.store(queue.len(), Ordering::Relaxed);
+        }
+    }
+
+    fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+        self.owned.remove(task)
+    }
+}
+
+impl Model {
+    fn new() -> Arc<Model> {
+        Arc::new(Model {
+            queue: Mutex::new(Vec::new()),
+            owned: OwnedTasks::new(1),
+            max_queued: AtomicUsize::new(0),
+        })
+    }
+
+}
+
+fn spawn<F>(model: &Arc<Model>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (task, notified, join) = new_task(future, Arc::clone(model), Id::next());
+    model.owned.bind(task).expect("model list is never closed");
+    model.schedule(notified);
+    join
+}
+
+impl Model {
+    /// Runs queued notifications until none is left.
+    fn run_until_idle(&self) {
+        loop {
+            let next = self.queue.lock().unwrap().pop();
+            match next {
+                Some(task) => task.run(),
+                None => return,
+            }
+        }
+    }
+
+    /// Cancels what is left, as runtime shutdown does, so the model leaks nothing.
+    fn shutdown(&self) {
+        self.owned
+            .close_and_take_all()
+            .into_iter()
+            .for_each(Task::shutdown);
+        drop(std::mem::take(&mut *self.queue.lock().unwrap()));
+    }
+}
+
+/// Counts drops, so "dropped exactly once" can be asserted.
+struct DropCount(Arc<AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Pending on the first poll (after publishing its waker), ready on the second.
+struct TwoPolls {
+    polls: Arc<AtomicUsize>,
+    waker_slot: Arc<Mutex<Option<Waker>>>,
+    _guard: DropCount,
+}
+
+impl Future for TwoPolls {
+    type Output = usize;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let polls = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+        if polls == 1 {
+            *self.waker_slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(polls)
+        }
+    }
+}
+
+fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut Context::from_waker(waker))
+}
+
+/// A wake from another thread, racing the first poll: the task is rescheduled exactly once
+/// (never two queue entries), polled exactly twice, and its future dropped exactly once.
+#[test]
+fn wake_racing_poll_reschedules_once() {
+    loom::model(|| {
+        let model = Model::new();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let waker_slot = Arc::new(Mutex::new(None));
+        let join = spawn(&model, TwoPolls {
+            polls: Arc::clone(&polls),
+            waker_slot: Arc::clone(&waker_slot),
+            _guard: DropCount(Arc::clone(&drops)),
+        });
+
+        let slot = Arc::clone(&waker_slot);
+        let waker_thread = thread::spawn(move || loop {
+            let waker = slot.lock().unwrap().take();
+            match waker {
+                Some(waker) => break waker.wake(),
+                None => thread::yield_now(),
+            }
+        });
+        model.run_until_idle();
+        waker_thread.join().unwrap();
+        model.run_until_idle();
+
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(model.max_queued.load(Ordering::Relaxed) <= 1);
+        assert!(join.is_finished());
+        let mut join = join;
+        match poll_once(&mut join, Waker::noop()) {
+            Poll::Ready(Ok(2)) => {}
+            other => panic!("unexpected join result {other:?}"),
+        }
+        drop(join);
+        model.shutdown();
+    });
+}
+
+/// Never completes on its own.
+struct Forever {
+    polls: Arc<AtomicUsize>,
+    _guard: DropCount,
+}
+
+impl Future for Forever {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        Poll::Pending
+    }
+}
+
+/// `abort` from another thread racing the poll (before, during or after it): the task ends
+/// cancelled, its future is dropped exactly once, and it is polled at most once.
+#[test]
+fn abort_racing_poll_cancels_once() {
+    loom::model(|| {
+        let model = Model::new();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let join = Arc::new(spawn(&model, Forever {
+            polls: Arc::clone(&polls),
+            _guard: DropCount(Arc::clone(&drops)),
+        }));
+
+        let remote = Arc::clone(&join);
+        let aborter = thread::spawn(move || remote.abort());
+        model.run_until_idle();
+        aborter.join().unwrap();
+        model.run_until_idle();
+
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(polls.load(Ordering::SeqCst) <= 1);
+        let mut join = Arc::try_unwrap(join).expect("aborter is gone");
+        match poll_once(&mut join, Waker::noop()) {
+            Poll::Ready(Err(error)) => assert!(error.is_cancelled()),
+            other => panic!("expected cancellation, got {other:?}"),
+        }
+        drop(join);
+        model.shutdown();
+    });
+}
+
+/// Counts wake-ups of the join waker.
+struct CountingWaker(Arc<AtomicUsize>);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The join handle registers its waker while another thread completes the task: either the
+/// first poll sees the output, or the waker is woken and the next poll sees it.
+#[test]
+fn join_waker_registration_racing_completion() {
+    loom::model(|| {
+        let model = Model::new();
+        let mut join = spawn(&model, async { 7usize });
+        let runner_model = Arc::clone(&model);
+        let runner = thread::spawn(move || runner_model.run_until_idle());
+
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let waker = Waker::from(std::sync::Arc::new(CountingWaker(Arc::clone(&wakes))));
+        let first = poll_once(&mut join, &waker);
+        runner.join().unwrap();
+        match first {
+            Poll::Ready(Ok(7)) => {}
+            Poll::Pending => {
+                assert_eq!(wakes.load(Ordering::SeqCst), 1, "join waker lost");
+                match poll_once(&mut join, &waker) {
+                    Poll::Ready(Ok(7)) => {}
+                    other => panic!("unexpected second poll {other:?}"),
+                }
+            }
+            other => panic!("unexpected first poll {other:?}"),
+        }
+        drop(join);
+        model.shutdown();
+    });
+}
+
+/// The join handle is dropped while another thread completes the task: the output is
+/// dropped exactly once, by one side or the other.
+#[test]
+fn join_handle_drop_racing_completion_drops_output_once() {
+    loom::model(|| {
+        let model = Model::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let output = DropCount(Arc::clone(&drops));
+        let join = spawn(&model, async move { output });
+        let runner_model = Arc::clone(&model);
+        let runner = thread::spawn(move || runner_model.run_until_idle());
+        drop(join);
+        runner.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        model.shutdown();
+    });
+}
+
+/// Shutdown racing a wake from another thread: the future is dropped exactly once and
+/// nothing is left queued that could run it again.
+#[test]
+fn shutdown_racing_wake_drops_future_once() {
+    loom::model(|| {
+        let model = Model::new();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let waker_slot = Arc::new(Mutex::new(None));
+        let join = spawn(&model, TwoPolls {
+            polls: Arc::clone(&polls),
+            waker_slot: Arc::clone(&waker_slot),
+            _guard: DropCount(Arc::clone(&drops)),
+        });
+        model.run_until_idle();
+        let waker = waker_slot.lock().unwrap().take().expect("first poll ran");
+        let waker_thread = thread::spawn(move || waker.wake());
+        model.shutdown();
+        waker_thread.join().unwrap();
+        model.run_until_idle();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        drop(join);
+        model.shutdown();
+    });
+}
