@@ -26,9 +26,9 @@
 // Under the loom model only the task core is compiled; the runtime around it is not.
 #![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
+pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 mod rt;
-pub(crate) mod loom;
 pub mod task;
 
 #[cfg(not(gpm_loom))]

@@ -92,8 +92,7 @@ impl Idle {
             return None;
         }
         let index = sleepers.pop()?;
-        self.state
-            .fetch_add(UNPARKED_ONE | 1, Ordering::SeqCst);
+        self.state.fetch_add(UNPARKED_ONE | 1, Ordering::SeqCst);
         Some(index)
     }
 

@@ -18,5 +18,7 @@ pub mod processor;
 pub mod queue;
 
 pub use inject::Injector;
-pub use processor::{Config, FastRand, LocalSlot, Processor, Scheduler, DEFAULT_GLOBAL_QUEUE_INTERVAL};
+pub use processor::{
+    Config, FastRand, LocalSlot, Processor, Scheduler, DEFAULT_GLOBAL_QUEUE_INTERVAL,
+};
 pub use queue::{Local, Source, Stealer, LOCAL_QUEUE_CAPACITY, RUNNEXT_STREAK_MAX};

@@ -75,7 +75,10 @@ impl<T> Scheduler<T> {
     /// If `config.processors` is zero or above [`crate::idle::MAX_PROCESSORS`], or
     /// `global_queue_interval` is zero. The runtime's builder reports those as errors first.
     pub fn new(config: Config) -> (Scheduler<T>, Vec<Processor<T>>) {
-        assert!(config.global_queue_interval > 0, "global_queue_interval is 0");
+        assert!(
+            config.global_queue_interval > 0,
+            "global_queue_interval is 0"
+        );
         let idle = Idle::new(config.processors);
         let (locals, remotes): (Vec<_>, Vec<_>) = (0..config.processors)
             .map(|_| {
@@ -339,7 +342,7 @@ impl FastRand {
 
     /// A value in `0..bound` (Lemire's multiply-shift; `bound` > 0).
     pub fn below(&mut self, bound: u32) -> u32 {
-        ((self.next_u64() >> 32) * u64::from(bound) >> 32) as u32
+        (((self.next_u64() >> 32) * u64::from(bound)) >> 32) as u32
     }
 }
 

@@ -276,11 +276,10 @@ impl Pool {
             state.idle += 1;
             let (guard, reserved) = self.wait_for_reservation(state);
             state = guard;
-            if !reserved {
-                if state.shutdown || state.queue.is_empty() {
-                    break;
-                }
-                // Timed out just as work arrived unreserved: take it.
+            // Not reserved: timed out or shut down. Work that arrived unreserved just now
+            // is still taken before leaving.
+            if !reserved && (state.shutdown || state.queue.is_empty()) {
+                break;
             }
         }
         state.live -= 1;

@@ -48,7 +48,10 @@ pub struct BuildError {
 
 #[derive(Debug)]
 enum BuildErrorKind {
-    Invalid { setting: &'static str, reason: String },
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
     Spawn(std::io::Error),
 }
 
@@ -174,7 +177,7 @@ impl Builder {
             runtime
                 .handle()
                 .shared
-                .start_m(processor)
+                .start_m(Box::new(processor))
                 .map_err(|e| BuildError {
                     kind: BuildErrorKind::Spawn(e),
                 })?;
@@ -190,7 +193,9 @@ impl Builder {
         if !(1..=MAX_WORKER_THREADS).contains(&workers) {
             return Err(BuildError::invalid(
                 "worker_threads",
-                format!("{workers} is outside 1..={MAX_WORKER_THREADS}; a runtime needs at least one P"),
+                format!(
+                    "{workers} is outside 1..={MAX_WORKER_THREADS}; a runtime needs at least one P"
+                ),
             ));
         }
         Ok(workers.min(gpm_scheduler::idle::MAX_PROCESSORS))

@@ -41,7 +41,9 @@ fn unreachable_context() -> ! {
 
 /// Calls `f` with the worker context of the M running on this thread, if any.
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
-    let worker = CONTEXT.try_with(|cx| cx.worker.get()).unwrap_or(ptr::null());
+    let worker = CONTEXT
+        .try_with(|cx| cx.worker.get())
+        .unwrap_or(ptr::null());
     // SAFETY: the pointer is set by `WorkerGuard` from a reference that outlives the guard,
     // and cleared when the guard drops; this thread is the only one that reads it.
     f(unsafe { worker.as_ref() })

@@ -118,6 +118,8 @@ impl Handle {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("shared", &self.shared).finish()
+        f.debug_struct("Handle")
+            .field("shared", &self.shared)
+            .finish()
     }
 }

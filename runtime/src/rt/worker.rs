@@ -68,7 +68,7 @@ impl Shared {
     pub(crate) fn new(
         config: SchedulerConfig,
         pool: blocking::Pool,
-    ) -> (Arc<Shared>, Vec<Box<Proc>>) {
+    ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::new(config);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
@@ -78,7 +78,7 @@ impl Shared {
             handoff,
             shutdown: AtomicBool::new(false),
         });
-        (shared, processors.into_iter().map(Box::new).collect())
+        (shared, processors)
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -110,7 +110,8 @@ impl Shared {
         R: Send + 'static,
     {
         let schedule = BlockingSchedule::new(self);
-        let (task, notified, join) = new_task(blocking::BlockingTask::new(func), schedule, Id::next());
+        let (task, notified, join) =
+            new_task(blocking::BlockingTask::new(func), schedule, Id::next());
         // Blocking tasks are not in the owned list: the pool reaches them at shutdown.
         drop(task);
         self.blocking.submit_task(notified, self);

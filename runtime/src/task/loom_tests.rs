@@ -43,7 +43,6 @@ impl Model {
             max_queued: AtomicUsize::new(0),
         })
     }
-
 }
 
 fn spawn<F>(model: &Arc<Model>, future: F) -> JoinHandle<F::Output>
@@ -122,11 +121,14 @@ fn wake_racing_poll_reschedules_once() {
         let polls = Arc::new(AtomicUsize::new(0));
         let drops = Arc::new(AtomicUsize::new(0));
         let waker_slot = Arc::new(Mutex::new(None));
-        let join = spawn(&model, TwoPolls {
-            polls: Arc::clone(&polls),
-            waker_slot: Arc::clone(&waker_slot),
-            _guard: DropCount(Arc::clone(&drops)),
-        });
+        let join = spawn(
+            &model,
+            TwoPolls {
+                polls: Arc::clone(&polls),
+                waker_slot: Arc::clone(&waker_slot),
+                _guard: DropCount(Arc::clone(&drops)),
+            },
+        );
 
         let slot = Arc::clone(&waker_slot);
         let waker_thread = thread::spawn(move || loop {
@@ -177,10 +179,13 @@ fn abort_racing_poll_cancels_once() {
         let model = Model::new();
         let polls = Arc::new(AtomicUsize::new(0));
         let drops = Arc::new(AtomicUsize::new(0));
-        let join = Arc::new(spawn(&model, Forever {
-            polls: Arc::clone(&polls),
-            _guard: DropCount(Arc::clone(&drops)),
-        }));
+        let join = Arc::new(spawn(
+            &model,
+            Forever {
+                polls: Arc::clone(&polls),
+                _guard: DropCount(Arc::clone(&drops)),
+            },
+        ));
 
         let remote = Arc::clone(&join);
         let aborter = thread::spawn(move || remote.abort());
@@ -266,11 +271,14 @@ fn shutdown_racing_wake_drops_future_once() {
         let polls = Arc::new(AtomicUsize::new(0));
         let drops = Arc::new(AtomicUsize::new(0));
         let waker_slot = Arc::new(Mutex::new(None));
-        let join = spawn(&model, TwoPolls {
-            polls: Arc::clone(&polls),
-            waker_slot: Arc::clone(&waker_slot),
-            _guard: DropCount(Arc::clone(&drops)),
-        });
+        let join = spawn(
+            &model,
+            TwoPolls {
+                polls: Arc::clone(&polls),
+                waker_slot: Arc::clone(&waker_slot),
+                _guard: DropCount(Arc::clone(&drops)),
+            },
+        );
         model.run_until_idle();
         let waker = waker_slot.lock().unwrap().take().expect("first poll ran");
         let waker_thread = thread::spawn(move || waker.wake());

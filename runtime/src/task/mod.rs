@@ -114,7 +114,11 @@ pub(crate) struct Task<S: 'static> {
 pub(crate) struct Notified<S: 'static>(Task<S>);
 
 /// Allocates a task for `future` and returns its three initial handles.
-pub(crate) fn new_task<F, S>(future: F, scheduler: S, id: Id) -> (Task<S>, Notified<S>, JoinHandle<F::Output>)
+pub(crate) fn new_task<F, S>(
+    future: F,
+    scheduler: S,
+    id: Id,
+) -> (Task<S>, Notified<S>, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

@@ -41,7 +41,7 @@ pub(crate) const JOIN_WAKER: usize = 1 << 5;
 const FLAG_BITS: u32 = 6;
 pub(crate) const REF_ONE: usize = 1 << FLAG_BITS;
 
-const INITIAL: usize = 3 * REF_ONE | JOIN_INTEREST | NOTIFIED;
+const INITIAL: usize = (3 * REF_ONE) | JOIN_INTEREST | NOTIFIED;
 
 /// The atomic state word of one task.
 pub(crate) struct State {
@@ -126,7 +126,10 @@ impl Snapshot {
         Snapshot(self.0 & !flags)
     }
     fn ref_inc(self) -> Snapshot {
-        assert!(self.0 <= isize::MAX as usize, "task reference count overflow");
+        assert!(
+            self.0 <= isize::MAX as usize,
+            "task reference count overflow"
+        );
         Snapshot(self.0 + REF_ONE)
     }
     fn ref_dec(self) -> Snapshot {
@@ -332,7 +335,10 @@ impl State {
 
     pub(crate) fn ref_inc(&self) {
         let previous = self.word.fetch_add(REF_ONE, Ordering::Relaxed);
-        assert!(previous <= isize::MAX as usize, "task reference count overflow");
+        assert!(
+            previous <= isize::MAX as usize,
+            "task reference count overflow"
+        );
     }
 
     /// Drops `count` references; true if they were the last.
@@ -403,7 +409,10 @@ mod tests {
         let state = State::new();
         assert_eq!(state.transition_to_running(), ToRunning::Success);
         assert_eq!(state.transition_to_idle(), ToIdle::Ok);
-        assert_eq!(state.transition_to_notified_and_cancel(), ToNotified::Submit);
+        assert_eq!(
+            state.transition_to_notified_and_cancel(),
+            ToNotified::Submit
+        );
         assert_eq!(state.transition_to_running(), ToRunning::Cancelled);
     }
 
