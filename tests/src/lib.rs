@@ -1,1 +1,214 @@
-//! Integration tests for gpm live in `tests/`.
+//! Shared helpers for gpm's integration tests (the tests themselves live in `tests/`).
+//!
+//! * [`rt_test!`] turns one test body into a test per worker count (1, 2 and 4), each run
+//!   under the [`watchdog`].
+//! * [`watchdog`] runs a test body on its own thread and fails the test with a clear message
+//!   if it has not finished within [`WATCHDOG_TIMEOUT`]: a hang detector, never a timer.
+//! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
+//!   exactly once.
+//! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// How long a test body may run before the watchdog declares it hung.
+pub const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The worker counts every [`rt_test!`] test runs with.
+pub const WORKER_COUNTS: [usize; 3] = [1, 2, 4];
+
+/// Runs `body` on a fresh thread and waits for it. Panics in `body` are re-raised here
+/// unchanged; if `body` has not returned after [`WATCHDOG_TIMEOUT`], the test fails with a
+/// message naming it (the stuck thread is left behind: the test has failed anyway).
+#[track_caller]
+pub fn watchdog<F>(name: &str, body: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(format!("test-{name}"))
+        .spawn(move || {
+            body();
+            let _ = done_tx.send(());
+        })
+        .expect("watchdog: could not start the test thread");
+    match done_rx.recv_timeout(WATCHDOG_TIMEOUT) {
+        // Finished, or panicked (the sender was dropped while unwinding): join tells which.
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = thread.join() {
+                panic::resume_unwind(payload);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+            "watchdog: test `{name}` did not finish within {WATCHDOG_TIMEOUT:?}: \
+             it is hung (deadlock or lost wake-up)"
+        ),
+    }
+}
+
+/// A runtime with `workers` Ps and otherwise default settings.
+#[track_caller]
+pub fn runtime(workers: usize) -> gpm::Runtime {
+    gpm::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .unwrap_or_else(|e| panic!("could not build a runtime with {workers} workers: {e}"))
+}
+
+/// Runs `body` with a fresh `workers`-P runtime under the watchdog, then drops the runtime
+/// (still under the watchdog, so a hanging shutdown fails the test too).
+pub fn run_with_runtime(name: &str, workers: usize, body: fn(&gpm::Runtime)) {
+    watchdog(&format!("{name}-{workers}w"), move || {
+        let rt = runtime(workers);
+        assert_eq!(rt.handle().num_workers(), workers);
+        body(&rt);
+        drop(rt);
+    });
+}
+
+/// Like [`run_with_runtime`], but `body` owns the runtime (to shut it down itself).
+pub fn run_with_owned_runtime(name: &str, workers: usize, body: fn(gpm::Runtime)) {
+    watchdog(&format!("{name}-{workers}w"), move || {
+        let rt = runtime(workers);
+        assert_eq!(rt.handle().num_workers(), workers);
+        body(rt);
+    });
+}
+
+/// Expands one test body into a module holding a `#[test]` per worker count (1, 2 and 4),
+/// each run under the [`watchdog`] with a fresh runtime.
+///
+/// ```text
+/// rt_test! {
+///     /// What the test checks.
+///     fn adds(rt: &gpm::Runtime) {
+///         assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+///     }
+/// }
+/// ```
+///
+/// With `rt: gpm::Runtime` (by value) the body owns the runtime and may shut it down.
+/// Attributes (doc comments, `#[ignore]`) are copied onto every generated test.
+#[macro_export]
+macro_rules! rt_test {
+    ($(#[$meta:meta])* fn $name:ident($rt:ident : &gpm::Runtime) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($rt: &gpm::Runtime) $body
+
+            $(#[$meta])*
+            #[test]
+            fn workers_1() {
+                $crate::run_with_runtime(stringify!($name), 1, body);
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn workers_2() {
+                $crate::run_with_runtime(stringify!($name), 2, body);
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn workers_4() {
+                $crate::run_with_runtime(stringify!($name), 4, body);
+            }
+        }
+    };
+    ($(#[$meta:meta])* fn $name:ident($rt:ident : gpm::Runtime) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($rt: gpm::Runtime) $body
+
+            $(#[$meta])*
+            #[test]
+            fn workers_1() {
+                $crate::run_with_owned_runtime(stringify!($name), 1, body);
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn workers_2() {
+                $crate::run_with_owned_runtime(stringify!($name), 2, body);
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn workers_4() {
+                $crate::run_with_owned_runtime(stringify!($name), 4, body);
+            }
+        }
+    };
+}
+
+/// Counts how many [`DropGuard`]s made from it have been dropped.
+#[derive(Debug, Clone, Default)]
+pub struct DropCounter {
+    drops: Arc<AtomicUsize>,
+}
+
+impl DropCounter {
+    /// A counter at zero.
+    pub fn new() -> DropCounter {
+        DropCounter::default()
+    }
+
+    /// A guard that adds one to this counter when dropped.
+    pub fn guard(&self) -> DropGuard {
+        DropGuard {
+            drops: Arc::clone(&self.drops),
+        }
+    }
+
+    /// Guards dropped so far.
+    pub fn drops(&self) -> usize {
+        self.drops.load(Ordering::SeqCst)
+    }
+}
+
+/// Adds one to its [`DropCounter`] when dropped. Move it into a future or an output to see
+/// when (and how many times) that is dropped.
+pub struct DropGuard {
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for DropGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DropGuard").finish_non_exhaustive()
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), or a placeholder for other types.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+/// Runs `f`, which must panic, and returns its panic message. Fails the test if `f` returns.
+#[track_caller]
+pub fn catch_panic_message<R>(f: impl FnOnce() -> R) -> String {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(_) => panic!("expected a panic, but the call returned normally"),
+        Err(payload) => panic_message(&*payload),
+    }
+}

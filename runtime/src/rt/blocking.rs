@@ -311,16 +311,22 @@ impl Pool {
         }
     }
 
-    /// Stops the pool: cancels queued blocking tasks and waits up to `timeout` (for ever on
-    /// `None`) for the threads to exit. Returns whether they all did.
-    pub(crate) fn shutdown(&self, timeout: Option<Duration>) -> bool {
+    /// Stops the pool taking work: cancels queued blocking tasks (they never run), and
+    /// makes idle threads exit. Jobs submitted later are cancelled at once. Called before
+    /// the Ms are told to stop, so an M that leaves its loop cannot pick up a queued
+    /// closure on its way out.
+    pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.shutdown = true;
         let queued: Vec<Job> = state.queue.drain(..).collect();
         self.work.notify_all();
         drop(state);
         queued.into_iter().for_each(cancel_job);
+    }
 
+    /// Waits up to `timeout` (for ever on `None`) for the threads of a closed pool to exit,
+    /// then joins them. Returns whether they all did.
+    pub(crate) fn wait_for_threads(&self, timeout: Option<Duration>) -> bool {
         let own = usize::from(CURRENT_POOL.with(|p| std::ptr::eq(p.get(), self)));
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut state = self.lock();

@@ -102,9 +102,10 @@ impl Runtime {
             return;
         }
         let shared = &self.handle.shared;
+        shared.blocking.close();
         shared.begin_shutdown();
         shared.cancel_all_tasks();
-        shared.blocking.shutdown(timeout);
+        shared.blocking.wait_for_threads(timeout);
         shared.drop_parked_processors();
     }
 }

@@ -65,10 +65,7 @@ pub(crate) struct WorkerContext {
 
 impl Shared {
     /// Creates the shared state and the Ps (handed out once, to the first Ms).
-    pub(crate) fn new(
-        config: SchedulerConfig,
-        pool: blocking::Pool,
-    ) -> (Arc<Shared>, Vec<Proc>) {
+    pub(crate) fn new(config: SchedulerConfig, pool: blocking::Pool) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::new(config);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {

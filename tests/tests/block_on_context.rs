@@ -1,0 +1,160 @@
+//! Where `block_on` may be called, and what `Handle::current` / `try_current` see.
+
+use gpm_tests::{catch_panic_message, rt_test, watchdog};
+
+const BLOCK_ON_MESSAGE: &str = "Cannot call block_on from inside a gpm runtime";
+const NO_RUNTIME_MESSAGE: &str = "no gpm runtime";
+
+rt_test! {
+    /// `block_on` on a worker thread (inside a task), through `Handle::current()` or a cloned
+    /// handle, panics with a clear message; the task survives the caught panic.
+    fn block_on_inside_task_panics(rt: &gpm::Runtime) {
+        let handle = rt.handle().clone();
+        let (current_msg, cloned_msg, after) = rt
+            .block_on(rt.spawn(async move {
+                let current_msg = catch_panic_message(|| gpm::Handle::current().block_on(async {}));
+                let cloned_msg = catch_panic_message(|| handle.block_on(async { 1 }));
+                // The task and the worker are fine afterwards.
+                let after = gpm::spawn(async { 5 }).await.unwrap();
+                (current_msg, cloned_msg, after)
+            }))
+            .unwrap();
+        assert!(current_msg.contains(BLOCK_ON_MESSAGE), "unexpected message: {current_msg}");
+        assert!(cloned_msg.contains(BLOCK_ON_MESSAGE), "unexpected message: {cloned_msg}");
+        assert_eq!(after, 5);
+    }
+}
+
+rt_test! {
+    /// A task that calls `block_on` without catching the panic fails with `is_panic` and the
+    /// message; the runtime keeps serving.
+    fn uncaught_block_on_inside_task_is_join_error(rt: &gpm::Runtime) {
+        let error = rt
+            .block_on(rt.spawn(async { gpm::Handle::current().block_on(async { 3 }) }))
+            .unwrap_err();
+        assert!(error.is_panic());
+        let message = gpm_tests::panic_message(&*error.into_panic());
+        assert!(message.contains(BLOCK_ON_MESSAGE), "unexpected message: {message}");
+        assert_eq!(rt.block_on(rt.spawn(async { 4 })).unwrap(), 4);
+    }
+}
+
+rt_test! {
+    /// `block_on` nested inside `block_on` panics with the same message, for the same runtime
+    /// and for another one; after the caught panic, `block_on` works again on this thread.
+    fn nested_block_on_panics(rt: &gpm::Runtime) {
+        let other = gpm_tests::runtime(1);
+        let handle = rt.handle().clone();
+        let (same, different) = rt.block_on(async {
+            let same = catch_panic_message(|| handle.block_on(async {}));
+            let different = catch_panic_message(|| other.block_on(async {}));
+            (same, different)
+        });
+        assert!(same.contains(BLOCK_ON_MESSAGE), "unexpected message: {same}");
+        assert!(different.contains(BLOCK_ON_MESSAGE), "unexpected message: {different}");
+        assert_eq!(rt.block_on(async { 6 }), 6);
+        assert_eq!(other.block_on(async { 7 }), 7);
+    }
+}
+
+rt_test! {
+    /// Inside `block_in_place` (the P handed off) and inside a `spawn_blocking` closure the
+    /// thread may block, so `block_on` works there and can await tasks.
+    fn block_on_allowed_in_blocking_sections(rt: &gpm::Runtime) {
+        let in_place = rt
+            .block_on(rt.spawn(async {
+                gpm::task::block_in_place(|| {
+                    gpm::Handle::current()
+                        .block_on(async { gpm::spawn(async { 10 }).await.unwrap() })
+                })
+            }))
+            .unwrap();
+        assert_eq!(in_place, 10);
+        let in_blocking = rt
+            .block_on(rt.spawn_blocking(|| {
+                gpm::Handle::current().block_on(async { gpm::spawn(async { 20 }).await.unwrap() })
+            }))
+            .unwrap();
+        assert_eq!(in_blocking, 20);
+    }
+}
+
+rt_test! {
+    /// `Handle::current` and `try_current` find the runtime inside `block_on`, tasks,
+    /// blocking closures and after `enter`, and lose it again when the guard is dropped.
+    fn current_handle_in_runtime_contexts(rt: &gpm::Runtime) {
+        let workers = rt.handle().num_workers();
+        rt.block_on(async {
+            assert_eq!(gpm::Handle::current().num_workers(), workers);
+            assert!(gpm::Handle::try_current().is_ok());
+        });
+        let in_task =
+            rt.block_on(rt.spawn(async { gpm::Handle::try_current().map(|h| h.num_workers()) }));
+        assert_eq!(in_task.unwrap(), Ok(workers));
+        let in_blocking =
+            rt.block_on(rt.spawn_blocking(|| gpm::Handle::try_current().map(|h| h.num_workers())));
+        assert_eq!(in_blocking.unwrap(), Ok(workers));
+
+        assert!(gpm::Handle::try_current().is_err());
+        {
+            let _guard = rt.enter();
+            let handle = gpm::Handle::current();
+            assert_eq!(handle.num_workers(), workers);
+            // `gpm::spawn` works under `enter` too.
+            let task = gpm::spawn(async { "entered" });
+            assert_eq!(handle.block_on(task).unwrap(), "entered");
+        }
+        assert!(gpm::Handle::try_current().is_err());
+    }
+}
+
+/// Outside any runtime, `Handle::current`, `gpm::spawn` and `spawn_blocking` panic with a
+/// message mentioning "no gpm runtime"; `try_current` returns an error saying the same.
+#[test]
+fn no_runtime_outside_context() {
+    watchdog("no_runtime_outside_context", || {
+        let error = gpm::Handle::try_current().expect_err("no runtime was entered");
+        assert!(error.is_missing_context());
+        assert!(error.to_string().contains(NO_RUNTIME_MESSAGE), "{error}");
+
+        let message = catch_panic_message(gpm::Handle::current);
+        assert!(
+            message.contains(NO_RUNTIME_MESSAGE),
+            "unexpected message: {message}"
+        );
+        let message = catch_panic_message(|| gpm::spawn(async {}));
+        assert!(
+            message.contains(NO_RUNTIME_MESSAGE),
+            "unexpected message: {message}"
+        );
+        let message = catch_panic_message(|| gpm::task::spawn_blocking(|| {}));
+        assert!(
+            message.contains(NO_RUNTIME_MESSAGE),
+            "unexpected message: {message}"
+        );
+
+        // Still nothing after a runtime has come and gone on this thread.
+        let rt = gpm_tests::runtime(1);
+        rt.block_on(async {});
+        drop(rt);
+        assert!(gpm::Handle::try_current().is_err());
+    });
+}
+
+/// Nested `enter` guards restore the previous runtime when dropped, innermost first.
+#[test]
+fn nested_enter_guards_restore_previous_runtime() {
+    watchdog("nested_enter_guards_restore_previous_runtime", || {
+        let one = gpm_tests::runtime(1);
+        let two = gpm_tests::runtime(2);
+        let outer = one.enter();
+        assert_eq!(gpm::Handle::current().num_workers(), 1);
+        {
+            let _inner = two.enter();
+            assert_eq!(gpm::Handle::current().num_workers(), 2);
+        }
+        assert_eq!(gpm::Handle::current().num_workers(), 1);
+        drop(outer);
+        assert!(gpm::Handle::try_current().is_err());
+    });
+}

@@ -1,0 +1,269 @@
+//! `block_in_place` hands its P to another M and `spawn_blocking` runs on its own threads,
+//! so both make progress while every P's thread is blocked.
+
+use gpm_tests::{rt_test, watchdog};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+rt_test! {
+    /// As many tasks as workers block in `block_in_place` on a channel that only an async
+    /// task spawned afterwards releases. Without hand-off of the Ps nothing could run that
+    /// task and the test would hang.
+    fn block_in_place_on_every_worker_lets_async_task_release_them(rt: &gpm::Runtime) {
+        let workers = rt.handle().num_workers();
+        let (inside_tx, inside_rx) = mpsc::channel::<usize>();
+        let mut release = Vec::new();
+        let blocked: Vec<_> = (0..workers)
+            .map(|i| {
+                let (tx, rx) = mpsc::channel::<usize>();
+                release.push(tx);
+                let inside_tx = inside_tx.clone();
+                rt.spawn(async move {
+                    let value = gpm::task::block_in_place(|| {
+                        inside_tx.send(i).unwrap();
+                        rx.recv().expect("the releasing task dropped its sender")
+                    });
+                    // The task goes on as an ordinary async task afterwards.
+                    gpm::task::yield_now().await;
+                    value + gpm::spawn(async { 1 }).await.unwrap()
+                })
+            })
+            .collect();
+        // Every blocked task is inside its closure, so every original M is blocked.
+        let mut inside: Vec<usize> = (0..workers).map(|_| inside_rx.recv().unwrap()).collect();
+        inside.sort_unstable();
+        assert_eq!(inside, (0..workers).collect::<Vec<_>>());
+        let releaser = rt.spawn(async move {
+            for (i, tx) in release.into_iter().enumerate() {
+                let value = gpm::spawn(async move { i * 10 }).await.unwrap();
+                tx.send(value).unwrap();
+                gpm::task::yield_now().await;
+            }
+        });
+        let values = rt.block_on(async {
+            releaser.await.unwrap();
+            let mut values = Vec::new();
+            for task in blocked {
+                values.push(task.await.unwrap());
+            }
+            values
+        });
+        assert_eq!(values, (0..workers).map(|i| i * 10 + 1).collect::<Vec<_>>());
+    }
+}
+
+rt_test! {
+    /// Every worker blocks in `block_in_place` waiting for a value from a `spawn_blocking`
+    /// closure, which itself waits for a value sent by an async task spawned afterwards.
+    fn block_in_place_waits_for_spawn_blocking_waiting_for_async_task(rt: &gpm::Runtime) {
+        let workers = rt.handle().num_workers();
+        let (inside_tx, inside_rx) = mpsc::channel::<()>();
+        let mut to_blocking = Vec::new();
+        let tasks: Vec<_> = (0..workers)
+            .map(|i| {
+                let (a_tx, a_rx) = mpsc::channel::<usize>();
+                let (b_tx, b_rx) = mpsc::channel::<usize>();
+                to_blocking.push(a_tx);
+                let inside_tx = inside_tx.clone();
+                rt.spawn(async move {
+                    let blocking = gpm::task::spawn_blocking(move || {
+                        let value = a_rx.recv().expect("the async sender is gone");
+                        b_tx.send(value * 2).unwrap();
+                        i
+                    });
+                    let from_blocking = gpm::task::block_in_place(|| {
+                        inside_tx.send(()).unwrap();
+                        b_rx.recv().expect("the blocking closure is gone")
+                    });
+                    assert_eq!(blocking.await.unwrap(), i);
+                    from_blocking
+                })
+            })
+            .collect();
+        for _ in 0..workers {
+            inside_rx.recv().unwrap();
+        }
+        let sender = rt.spawn(async move {
+            for (i, tx) in to_blocking.into_iter().enumerate() {
+                gpm::task::yield_now().await;
+                tx.send(i + 100).unwrap();
+            }
+        });
+        let values = rt.block_on(async {
+            sender.await.unwrap();
+            let mut values = Vec::new();
+            for task in tasks {
+                values.push(task.await.unwrap());
+            }
+            values
+        });
+        assert_eq!(values, (0..workers).map(|i| (i + 100) * 2).collect::<Vec<_>>());
+    }
+}
+
+rt_test! {
+    /// Every worker blocks in `block_in_place` on `block_on(join handle)` of a
+    /// `spawn_blocking` closure that waits for an async task: the chain completes.
+    fn block_in_place_block_on_spawn_blocking_handle(rt: &gpm::Runtime) {
+        let workers = rt.handle().num_workers();
+        let (inside_tx, inside_rx) = mpsc::channel::<()>();
+        let mut senders = Vec::new();
+        let tasks: Vec<_> = (0..workers)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel::<String>();
+                senders.push(tx);
+                let inside_tx = inside_tx.clone();
+                rt.spawn(async move {
+                    let blocking = gpm::task::spawn_blocking(move || rx.recv().unwrap() + "!");
+                    gpm::task::block_in_place(move || {
+                        inside_tx.send(()).unwrap();
+                        gpm::Handle::current().block_on(blocking).unwrap()
+                    })
+                })
+            })
+            .collect();
+        for _ in 0..workers {
+            inside_rx.recv().unwrap();
+        }
+        drop(rt.spawn(async move {
+            for (i, tx) in senders.into_iter().enumerate() {
+                tx.send(format!("value {i}")).unwrap();
+            }
+        }));
+        let values = rt.block_on(async {
+            let mut values = Vec::new();
+            for task in tasks {
+                values.push(task.await.unwrap());
+            }
+            values
+        });
+        assert_eq!(values, (0..workers).map(|i| format!("value {i}!")).collect::<Vec<_>>());
+    }
+}
+
+rt_test! {
+    /// Many tasks (more than workers) call `block_in_place` repeatedly, interleaved with
+    /// awaits and spawns: every call returns and every task finishes (hand-off and reclaim of
+    /// the P, over and over).
+    fn repeated_block_in_place(rt: &gpm::Runtime) {
+        const TASKS: usize = 16;
+        const ROUNDS: usize = 100;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let calls = Arc::clone(&calls);
+                rt.spawn(async move {
+                    let mut sum = 0;
+                    for round in 0..ROUNDS {
+                        sum += gpm::task::block_in_place(|| {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            round
+                        });
+                        if round % 3 == 0 {
+                            gpm::task::yield_now().await;
+                        }
+                        if round % 10 == 0 {
+                            sum += gpm::spawn(async { 0 }).await.unwrap();
+                        }
+                    }
+                    sum
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for task in tasks {
+                assert_eq!(task.await.unwrap(), ROUNDS * (ROUNDS - 1) / 2);
+            }
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), TASKS * ROUNDS);
+    }
+}
+
+rt_test! {
+    /// `block_in_place` nested in `block_in_place`, and `block_in_place` inside a
+    /// `spawn_blocking` closure or inside `block_on`, just run the closure on that thread.
+    fn block_in_place_in_non_worker_contexts(rt: &gpm::Runtime) {
+        let nested = rt
+            .block_on(rt.spawn(async {
+                gpm::task::block_in_place(|| {
+                    let outer = std::thread::current().id();
+                    gpm::task::block_in_place(|| (std::thread::current().id() == outer, 1))
+                })
+            }))
+            .unwrap();
+        assert_eq!(nested, (true, 1));
+        let in_blocking = rt
+            .block_on(rt.spawn_blocking(|| {
+                let me = std::thread::current().id();
+                gpm::task::block_in_place(|| std::thread::current().id() == me)
+            }))
+            .unwrap();
+        assert!(in_blocking);
+        let me = std::thread::current().id();
+        let in_block_on =
+            rt.block_on(async { gpm::task::block_in_place(|| std::thread::current().id()) });
+        assert_eq!(in_block_on, me);
+    }
+}
+
+/// Outside any runtime `block_in_place` simply runs the closure on the calling thread and
+/// returns its value.
+#[test]
+fn block_in_place_outside_runtime_runs_closure() {
+    watchdog("block_in_place_outside_runtime_runs_closure", || {
+        let me = std::thread::current().id();
+        let text = String::from("moved in");
+        let (thread, value) =
+            gpm::task::block_in_place(move || (std::thread::current().id(), text + "!"));
+        assert_eq!(thread, me);
+        assert_eq!(value, "moved in!");
+        // A panic in the closure propagates to the caller.
+        let message =
+            gpm_tests::catch_panic_message(|| gpm::task::block_in_place(|| panic!("inner")));
+        assert_eq!(message, "inner");
+    });
+}
+
+/// With a single blocking thread allowed, more closures than threads queue up and all run;
+/// meanwhile async tasks keep running.
+#[test]
+fn spawn_blocking_queues_past_max_blocking_threads() {
+    watchdog("spawn_blocking_queues_past_max_blocking_threads", || {
+        let rt = gpm::Runtime::builder()
+            .worker_threads(2)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let ran = Arc::clone(&ran);
+                rt.spawn_blocking(move || {
+                    ran.lock().unwrap().push(i);
+                    i
+                })
+            })
+            .collect();
+        let async_sum = rt.block_on(async {
+            let tasks: Vec<_> = (0..100u32).map(|i| gpm::spawn(async move { i })).collect();
+            let mut sum = 0;
+            for task in tasks {
+                sum += task.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(async_sum, 4950);
+        let results = rt.block_on(async {
+            let mut out = Vec::new();
+            for handle in handles {
+                out.push(handle.await.unwrap());
+            }
+            out
+        });
+        assert_eq!(results, (0..20).collect::<Vec<_>>());
+        let mut ran = ran.lock().unwrap().clone();
+        ran.sort_unstable();
+        assert_eq!(ran, (0..20).collect::<Vec<_>>());
+    });
+}

@@ -1,0 +1,217 @@
+//! A panicking task (or blocking closure) becomes a `JoinError` and the runtime keeps
+//! serving.
+
+use gpm_tests::{panic_message, rt_test};
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier, Mutex};
+
+rt_test! {
+    /// A task that panics with a formatted message gives `JoinError::is_panic`, and
+    /// `into_panic` returns the `String` payload.
+    fn panic_with_string_payload(rt: &gpm::Runtime) {
+        let error = rt
+            .block_on(rt.spawn(async {
+                let n = 7;
+                if n == 7 {
+                    panic!("task exploded with {n}");
+                }
+                n
+            }))
+            .unwrap_err();
+        assert!(error.is_panic(), "expected a panic, got {error:?}");
+        assert!(!error.is_cancelled());
+        assert!(error.to_string().contains("task exploded with 7"), "{error}");
+        let payload = error.into_panic();
+        assert_eq!(
+            payload.downcast_ref::<String>().map(String::as_str),
+            Some("task exploded with 7")
+        );
+    }
+}
+
+rt_test! {
+    /// A `&'static str` panic payload and a custom payload (`panic_any`) come back intact
+    /// through `try_into_panic`; a cancellation is not a panic and `try_into_panic` gives
+    /// the error back.
+    fn panic_payload_types(rt: &gpm::Runtime) {
+        let error = rt.block_on(rt.spawn(async { panic!("static message") })).unwrap_err();
+        let payload = error.try_into_panic().expect("a panic");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"static message"));
+
+        let error = rt
+            .block_on(rt.spawn(async { std::panic::panic_any(1234u32) }))
+            .unwrap_err();
+        assert!(error.is_panic());
+        assert_eq!(error.into_panic().downcast_ref::<u32>(), Some(&1234));
+
+        let pending = rt.spawn(futures::future::pending::<()>());
+        pending.abort();
+        let cancelled = rt.block_on(pending).unwrap_err();
+        let back = cancelled.try_into_panic().expect_err("a cancellation is not a panic");
+        assert!(back.is_cancelled());
+    }
+}
+
+rt_test! {
+    /// After many panicking tasks (joined and detached), the runtime still runs tasks on
+    /// every worker: as many tasks as workers meet at a barrier, which needs all workers
+    /// alive at once, and then many more tasks complete.
+    fn runtime_keeps_serving_after_panics(rt: &gpm::Runtime) {
+        let workers = rt.handle().num_workers();
+        let joined: Vec<_> = (0..100)
+            .map(|i| rt.spawn(async move { panic!("joined panic {i}") }))
+            .collect();
+        for i in 0..100 {
+            drop(rt.spawn(async move {
+                if i >= 0 {
+                    panic!("detached panic {i}");
+                }
+            }));
+        }
+        for (i, task) in joined.into_iter().enumerate() {
+            let error = rt.block_on(task).unwrap_err();
+            assert_eq!(panic_message(&*error.into_panic()), format!("joined panic {i}"));
+        }
+        // Every worker must take one of these at the same time to pass the barrier.
+        let barrier = Arc::new(Barrier::new(workers));
+        let threads = Arc::new(Mutex::new(HashSet::new()));
+        let meet: Vec<_> = (0..workers)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                let threads = Arc::clone(&threads);
+                rt.spawn(async move {
+                    threads.lock().unwrap().insert(std::thread::current().id());
+                    barrier.wait();
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for task in meet {
+                task.await.unwrap();
+            }
+        });
+        assert_eq!(threads.lock().unwrap().len(), workers);
+        let sum = rt.block_on(async {
+            let tasks: Vec<_> = (0..1000u64).map(|i| gpm::spawn(async move { i })).collect();
+            let mut sum = 0;
+            for task in tasks {
+                sum += task.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sum, 999 * 1000 / 2);
+    }
+}
+
+rt_test! {
+    /// A panic inside a `spawn_blocking` closure gives `is_panic` with its message, and the
+    /// blocking pool keeps running closures afterwards.
+    fn panic_in_spawn_blocking(rt: &gpm::Runtime) {
+        let error = rt
+            .block_on(rt.spawn_blocking(|| -> u32 { panic!("blocking closure failed") }))
+            .unwrap_err();
+        assert!(error.is_panic(), "expected a panic, got {error:?}");
+        assert_eq!(panic_message(&*error.into_panic()), "blocking closure failed");
+
+        let error = rt
+            .block_on(async { gpm::task::spawn_blocking(|| panic!("again: {}", 2)).await })
+            .unwrap_err();
+        let payload: Box<dyn std::any::Any + Send> = error.into_panic();
+        assert_eq!(panic_message(&*payload), "again: 2");
+
+        let values = rt.block_on(async {
+            let tasks: Vec<_> =
+                (0..20u32).map(|i| gpm::task::spawn_blocking(move || i * 2)).collect();
+            let mut out = Vec::new();
+            for task in tasks {
+                out.push(task.await.unwrap());
+            }
+            out
+        });
+        assert_eq!(values, (0..20u32).map(|i| i * 2).collect::<Vec<_>>());
+    }
+}
+
+rt_test! {
+    /// A task that panics after awaiting (on a later poll, woken from another task) is
+    /// reported as a panic too, and the task that awaited it is unaffected.
+    fn panic_on_later_poll(rt: &gpm::Runtime) {
+        let result = rt.block_on(rt.spawn(async {
+            let (tx, rx) = futures::channel::oneshot::channel::<u8>();
+            let failing = gpm::spawn(async move {
+                let value = rx.await.unwrap();
+                panic!("second poll panicked with {value}");
+            });
+            gpm::task::yield_now().await;
+            tx.send(9).unwrap();
+            let error = failing.await.unwrap_err();
+            panic_message(&*error.into_panic())
+        }));
+        assert_eq!(result.unwrap(), "second poll panicked with 9");
+    }
+}
+
+/// Panics when dropped.
+#[derive(Debug)]
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{}", self.0);
+        }
+    }
+}
+
+rt_test! {
+    /// A future whose drop panics: on completion the join handle reports that panic instead
+    /// of the output; on abort it reports the panic too. The runtime keeps serving.
+    fn panic_in_future_drop(rt: &gpm::Runtime) {
+        let error = rt
+            .block_on(rt.spawn(async {
+                let _bomb = PanicOnDrop("drop after completion");
+                gpm::task::yield_now().await;
+                5
+            }))
+            .unwrap_err();
+        assert!(error.is_panic(), "expected a panic, got {error:?}");
+        assert_eq!(panic_message(&*error.into_panic()), "drop after completion");
+
+        let (started_tx, started_rx) = futures::channel::oneshot::channel();
+        let task = rt.spawn(async move {
+            let _bomb = PanicOnDrop("drop on abort");
+            started_tx.send(()).unwrap();
+            futures::future::pending::<()>().await;
+        });
+        rt.block_on(started_rx).unwrap();
+        task.abort();
+        let error = rt.block_on(task).unwrap_err();
+        assert!(error.is_panic(), "expected a panic, got {error:?}");
+        assert_eq!(panic_message(&*error.into_panic()), "drop on abort");
+        assert_eq!(rt.block_on(rt.spawn(async { 6 })).unwrap(), 6);
+    }
+}
+
+rt_test! {
+    /// Shutdown with tasks whose futures panic when dropped still drops every other task
+    /// and returns normally.
+    fn shutdown_with_panicking_drops(rt: gpm::Runtime) {
+        let drops = gpm_tests::DropCounter::new();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        for i in 0..20 {
+            let guard = drops.guard();
+            let started_tx = started_tx.clone();
+            drop(rt.spawn(async move {
+                let _guard = guard;
+                let _bomb = (i % 2 == 0).then(|| PanicOnDrop("drop at shutdown"));
+                started_tx.send(()).unwrap();
+                futures::future::pending::<()>().await;
+            }));
+        }
+        for _ in 0..20 {
+            started_rx.recv().unwrap();
+        }
+        drop(rt);
+        assert_eq!(drops.drops(), 20);
+    }
+}

@@ -1,0 +1,153 @@
+//! `yield_now` and the cooperative budget let other tasks run.
+
+use gpm_tests::{rt_test, watchdog};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// On one worker, a task looping `while !flag { yield_now().await }` lets the task queued
+/// behind it run and set the flag (it would spin for ever if yielding did not requeue it
+/// behind the others).
+#[test]
+fn yield_now_lets_queued_task_run() {
+    watchdog("yield_now_lets_queued_task_run", || {
+        let rt = gpm_tests::runtime(1);
+        let yields = rt
+            .block_on(rt.spawn(async {
+                let flag = Arc::new(AtomicBool::new(false));
+                let setter_flag = Arc::clone(&flag);
+                // The setter is spawned first so it sits in the queue behind the spinner,
+                // which the spawner's `runnext` slot runs first.
+                let setter = gpm::spawn(async move { setter_flag.store(true, Ordering::SeqCst) });
+                let spinner = gpm::spawn(async move {
+                    let mut yields = 0u32;
+                    while !flag.load(Ordering::SeqCst) {
+                        gpm::task::yield_now().await;
+                        yields += 1;
+                    }
+                    yields
+                });
+                let yields = spinner.await.unwrap();
+                setter.await.unwrap();
+                yields
+            }))
+            .unwrap();
+        assert!(yields >= 1, "the spinner never had to yield: {yields}");
+    });
+}
+
+rt_test! {
+    /// Every worker (and then some) is occupied by a task spinning on `yield_now` until a
+    /// flag is set; the task that sets it, spawned last, still gets to run.
+    fn yield_now_spinners_on_every_worker(rt: &gpm::Runtime) {
+        let workers = rt.handle().num_workers();
+        let flag = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
+        let (all_started_tx, all_started_rx) = std::sync::mpsc::channel();
+        let spinners: Vec<_> = (0..workers + 1)
+            .map(|_| {
+                let flag = Arc::clone(&flag);
+                let started = Arc::clone(&started);
+                let all_started_tx = all_started_tx.clone();
+                rt.spawn(async move {
+                    if started.fetch_add(1, Ordering::SeqCst) == workers {
+                        all_started_tx.send(()).unwrap();
+                    }
+                    while !flag.load(Ordering::SeqCst) {
+                        gpm::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        all_started_rx.recv().unwrap();
+        let setter_flag = Arc::clone(&flag);
+        let setter = rt.spawn(async move { setter_flag.store(true, Ordering::SeqCst) });
+        rt.block_on(async {
+            setter.await.unwrap();
+            for spinner in spinners {
+                spinner.await.unwrap();
+            }
+        });
+    }
+}
+
+/// The cooperative budget: on one worker, a task that awaits 1000 already-finished join
+/// handles in a loop is made to yield part-way (each such await spends budget), so another
+/// queued task gets a turn before the loop ends.
+#[test]
+fn coop_budget_forces_yield_on_ready_join_handles() {
+    watchdog("coop_budget_forces_yield_on_ready_join_handles", || {
+        const HANDLES: usize = 1000;
+        let rt = gpm_tests::runtime(1);
+        let (sum, first_seen) = rt
+            .block_on(rt.spawn(async {
+                let handles: Vec<_> = (0..HANDLES).map(|i| gpm::spawn(async move { i })).collect();
+                while !handles.iter().all(|h| h.is_finished()) {
+                    gpm::task::yield_now().await;
+                }
+                let looper_started = Arc::new(AtomicBool::new(false));
+                let other_ran = Arc::new(AtomicBool::new(false));
+                let other = {
+                    let looper_started = Arc::clone(&looper_started);
+                    let other_ran = Arc::clone(&other_ran);
+                    gpm::spawn(async move {
+                        // Only a turn taken while the looper is inside its loop counts.
+                        while !looper_started.load(Ordering::SeqCst) {
+                            gpm::task::yield_now().await;
+                        }
+                        other_ran.store(true, Ordering::SeqCst);
+                    })
+                };
+                let looper = gpm::spawn(async move {
+                    looper_started.store(true, Ordering::SeqCst);
+                    let mut sum = 0;
+                    let mut first_seen = None;
+                    for (i, handle) in handles.into_iter().enumerate() {
+                        sum += handle.await.unwrap();
+                        if first_seen.is_none() && other_ran.load(Ordering::SeqCst) {
+                            first_seen = Some(i);
+                        }
+                    }
+                    (sum, first_seen)
+                });
+                let result = looper.await.unwrap();
+                other.await.unwrap();
+                result
+            }))
+            .unwrap();
+        assert_eq!(sum, HANDLES * (HANDLES - 1) / 2);
+        match first_seen {
+            Some(i) => assert!(i < HANDLES - 1, "the other task ran only at the end ({i})"),
+            None => panic!(
+                "the other task never ran while the looper awaited {HANDLES} ready join \
+                 handles: the cooperative budget did not force a yield"
+            ),
+        }
+    });
+}
+
+rt_test! {
+    /// `yield_now` returns after one trip through the scheduler and the task goes on; a long
+    /// yield loop in many tasks completes with every iteration counted.
+    fn yield_now_resumes_task(rt: &gpm::Runtime) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let count = Arc::clone(&count);
+                rt.spawn(async move {
+                    for _ in 0..1000 {
+                        gpm::task::yield_now().await;
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+            // In block_on too (no worker): it yields and resumes.
+            gpm::task::yield_now().await;
+        });
+        assert_eq!(count.load(Ordering::SeqCst), 10_000);
+    }
+}
