@@ -1,1 +1,129 @@
-fn main() {}
+//! tokio's runtime benchmarks (`benches/rt_multi_threaded.rs`), each run on tokio and on gpm
+//! with the same worker count, in one criterion group per workload so the report shows them
+//! side by side. Workers: `GPM_BENCH_WORKERS` (default 2).
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use gpm_bench::workloads::{self, SpawnMany};
+use gpm_bench::{bench_workers, Gpm, Rt, Tokio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+type Group<'a> = BenchmarkGroup<'a, WallTime>;
+
+/// One workload, runnable on any runtime. Each run builds its own runtime.
+trait Workload {
+    const NAME: &'static str;
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize);
+}
+
+/// Runs `W` on tokio, then on gpm, in one criterion group.
+fn compare<W: Workload>(c: &mut Criterion) {
+    let workers = bench_workers();
+    let mut group = c.benchmark_group(W::NAME);
+    group.sample_size(40);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    W::run::<Tokio>(&mut group, "tokio", workers);
+    W::run::<Gpm>(&mut group, "gpm", workers);
+    group.finish();
+}
+
+fn remote<R: Rt>(group: &mut Group<'_>, label: &str, rt: &R, count: usize) {
+    let mut handles = Vec::with_capacity(count);
+    group.bench_function(label, |b| {
+        b.iter(|| workloads::spawn_many_remote(rt, &mut handles, count))
+    });
+}
+
+struct SpawnManyLocal;
+impl Workload for SpawnManyLocal {
+    const NAME: &'static str = "spawn_many_local";
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+        let rt = R::with_workers(workers);
+        let state = SpawnMany::default();
+        group.bench_function(label, |b| {
+            b.iter(|| workloads::spawn_many_local(&rt, &state))
+        });
+    }
+}
+
+struct SpawnManyRemoteIdle;
+impl Workload for SpawnManyRemoteIdle {
+    const NAME: &'static str = "spawn_many_remote_idle";
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+        remote(
+            group,
+            label,
+            &R::with_workers(workers),
+            workloads::NUM_SPAWN,
+        );
+    }
+}
+
+struct SpawnManyRemoteBusy1;
+impl Workload for SpawnManyRemoteBusy1 {
+    const NAME: &'static str = "spawn_many_remote_busy1";
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+        let rt = R::with_workers(workers);
+        let busy = Arc::new(AtomicBool::new(true));
+        workloads::start_yielding_load(&rt, workers, &busy);
+        remote(group, label, &rt, workloads::NUM_SPAWN);
+        busy.store(false, Ordering::Relaxed);
+    }
+}
+
+struct SpawnManyRemoteBusy2;
+impl Workload for SpawnManyRemoteBusy2 {
+    const NAME: &'static str = "spawn_many_remote_busy2";
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+        let rt = R::with_workers(workers);
+        let busy = Arc::new(AtomicBool::new(true));
+        workloads::start_spawning_load(&rt, workers, &busy);
+        remote(group, label, &rt, workloads::NUM_SPAWN_BUSY2);
+        busy.store(false, Ordering::Relaxed);
+    }
+}
+
+struct PingPong;
+impl Workload for PingPong {
+    const NAME: &'static str = "ping_pong";
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+        let rt = R::with_workers(workers);
+        let state = SpawnMany::default();
+        group.bench_function(label, |b| b.iter(|| workloads::ping_pong(&rt, &state)));
+    }
+}
+
+struct YieldMany;
+impl Workload for YieldMany {
+    const NAME: &'static str = "yield_many";
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+        let rt = R::with_workers(workers);
+        let (tx, rx) = mpsc::sync_channel(workloads::YIELD_TASKS);
+        group.bench_function(label, |b| b.iter(|| workloads::yield_many(&rt, &tx, &rx)));
+    }
+}
+
+struct ChainedSpawn;
+impl Workload for ChainedSpawn {
+    const NAME: &'static str = "chained_spawn";
+    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+        let rt = R::with_workers(workers);
+        let state = SpawnMany::default();
+        group.bench_function(label, |b| b.iter(|| workloads::chained_spawn(&rt, &state)));
+    }
+}
+
+criterion_group!(
+    rt_multi_threaded,
+    compare::<SpawnManyLocal>,
+    compare::<SpawnManyRemoteIdle>,
+    compare::<SpawnManyRemoteBusy1>,
+    compare::<SpawnManyRemoteBusy2>,
+    compare::<PingPong>,
+    compare::<YieldMany>,
+    compare::<ChainedSpawn>,
+);
+criterion_main!(rt_multi_threaded);

@@ -1,1 +1,310 @@
-//! Benchmarks of gpm against tokio; see `benches/`.
+//! Benchmarks of gpm against tokio, and the experiment lab.
+//!
+//! [`Rt`] is the small surface both runtimes share, so a workload is written once, generic
+//! over it, and the two sides provably run the same code: only the executor differs. The
+//! workloads synchronise with runtime-neutral primitives (std channels and atomics,
+//! `futures::channel`), never with one runtime's own.
+#![allow(missing_docs)]
+
+use std::future::Future;
+
+/// Worker count for the comparisons: `GPM_BENCH_WORKERS`, default 2.
+pub fn bench_workers() -> usize {
+    std::env::var("GPM_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
+
+/// What a workload needs from a runtime.
+pub trait Rt: Send + Sync + 'static {
+    /// The runtime's join handle for an output `T`.
+    type Handle<T: Send + 'static>: Send + 'static;
+
+    /// A runtime with `workers` worker threads.
+    fn with_workers(workers: usize) -> Self;
+
+    /// Drives `future` on the calling thread.
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+
+    /// Spawns from outside the runtime, through its handle.
+    fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Spawns on the current runtime (`tokio::spawn`, `gpm::spawn`).
+    fn spawn<F>(future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Awaits a join handle, panicking if the task failed.
+    fn join<T: Send + 'static>(handle: Self::Handle<T>) -> impl Future<Output = T> + Send;
+
+    /// The runtime's `yield_now`.
+    fn yield_now() -> impl Future<Output = ()> + Send;
+}
+
+/// tokio's multi-threaded runtime.
+#[derive(Debug)]
+pub struct Tokio(pub tokio::runtime::Runtime);
+
+/// gpm's runtime.
+#[derive(Debug)]
+pub struct Gpm(pub gpm::Runtime);
+
+impl Rt for Tokio {
+    type Handle<T: Send + 'static> = tokio::task::JoinHandle<T>;
+
+    fn with_workers(workers: usize) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        Tokio(rt)
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+
+    fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.spawn(future)
+    }
+
+    fn spawn<F>(future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(future)
+    }
+
+    async fn join<T: Send + 'static>(handle: Self::Handle<T>) -> T {
+        handle.await.expect("tokio task failed")
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+impl Rt for Gpm {
+    type Handle<T: Send + 'static> = gpm::JoinHandle<T>;
+
+    fn with_workers(workers: usize) -> Self {
+        let rt = gpm::Runtime::builder()
+            .worker_threads(workers)
+            .build()
+            .expect("gpm runtime");
+        Gpm(rt)
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+
+    fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.spawn(future)
+    }
+
+    fn spawn<F>(future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        gpm::spawn(future)
+    }
+
+    async fn join<T: Send + 'static>(handle: Self::Handle<T>) -> T {
+        handle.await.expect("gpm task failed")
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        gpm::task::yield_now()
+    }
+}
+
+/// The workloads of tokio's `benches/rt_multi_threaded.rs`, with its parameters.
+pub mod workloads {
+    use super::Rt;
+    use futures::channel::oneshot;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::{mpsc, Arc};
+    use std::time::{Duration, Instant};
+
+    /// Tasks per spawn workload.
+    pub const NUM_SPAWN: usize = 10_000;
+    /// Tasks of `spawn_many_remote_busy2`.
+    pub const NUM_SPAWN_BUSY2: usize = 1_000;
+    /// Yields per task in `yield_many`.
+    pub const NUM_YIELD: usize = 1_000;
+    /// Tasks in `yield_many`.
+    pub const YIELD_TASKS: usize = 200;
+    /// Ping-pong pairs.
+    pub const NUM_PINGS: usize = 1_000;
+    /// Length of the spawn chain.
+    pub const CHAIN: usize = 1_000;
+    /// How long a busy task burns the CPU between yields.
+    pub const STALL: Duration = Duration::from_micros(10);
+
+    /// Burns `STALL` of CPU time, letting the OS run other threads.
+    pub fn stall() {
+        let start = Instant::now();
+        while start.elapsed() < STALL {
+            std::thread::yield_now();
+        }
+    }
+
+    /// The state `spawn_many_local` keeps across iterations.
+    #[derive(Debug)]
+    pub struct SpawnMany {
+        tx: mpsc::SyncSender<()>,
+        rx: mpsc::Receiver<()>,
+        remaining: Arc<AtomicUsize>,
+    }
+
+    impl Default for SpawnMany {
+        fn default() -> Self {
+            let (tx, rx) = mpsc::sync_channel(1000);
+            SpawnMany {
+                tx,
+                rx,
+                remaining: Arc::new(AtomicUsize::new(0)),
+            }
+        }
+    }
+
+    /// `NUM_SPAWN` empty tasks spawned from `block_on`; the last one to run signals.
+    pub fn spawn_many_local<R: Rt>(rt: &R, state: &SpawnMany) {
+        state.remaining.store(NUM_SPAWN, Relaxed);
+        rt.block_on(async {
+            for _ in 0..NUM_SPAWN {
+                let tx = state.tx.clone();
+                let remaining = Arc::clone(&state.remaining);
+                drop(R::spawn(async move {
+                    if remaining.fetch_sub(1, Relaxed) == 1 {
+                        tx.send(()).unwrap();
+                    }
+                }));
+            }
+            state.rx.recv().unwrap();
+        });
+    }
+
+    /// `count` empty tasks spawned through the handle, then all joined.
+    pub fn spawn_many_remote<R: Rt>(rt: &R, handles: &mut Vec<R::Handle<()>>, count: usize) {
+        for _ in 0..count {
+            handles.push(rt.spawn_remote(async {}));
+        }
+        rt.block_on(async {
+            for handle in handles.drain(..) {
+                R::join(handle).await;
+            }
+        });
+    }
+
+    /// Keeps every worker busy with `2 * workers` tasks that stall and yield, until `flag`
+    /// is cleared (`spawn_many_remote_busy1`).
+    pub fn start_yielding_load<R: Rt>(rt: &R, workers: usize, flag: &Arc<AtomicBool>) {
+        for _ in 0..2 * workers {
+            let flag = Arc::clone(flag);
+            drop(rt.spawn_remote(async move {
+                while flag.load(Relaxed) {
+                    R::yield_now().await;
+                    stall();
+                }
+            }));
+        }
+    }
+
+    /// Keeps every worker busy with `workers` chains of tasks that stall and spawn their
+    /// successor, until `flag` is cleared (`spawn_many_remote_busy2`).
+    pub fn start_spawning_load<R: Rt>(rt: &R, workers: usize, flag: &Arc<AtomicBool>) {
+        fn link<R: Rt>(flag: Arc<AtomicBool>) {
+            drop(R::spawn(async move {
+                if flag.load(Relaxed) {
+                    stall();
+                    link::<R>(flag);
+                }
+            }));
+        }
+        for _ in 0..workers {
+            let flag = Arc::clone(flag);
+            drop(rt.spawn_remote(async move { link::<R>(flag) }));
+        }
+    }
+
+    /// `YIELD_TASKS` tasks that each yield `NUM_YIELD` times.
+    pub fn yield_many<R: Rt>(rt: &R, tx: &mpsc::SyncSender<()>, rx: &mpsc::Receiver<()>) {
+        for _ in 0..YIELD_TASKS {
+            let tx = tx.clone();
+            drop(rt.spawn_remote(async move {
+                for _ in 0..NUM_YIELD {
+                    R::yield_now().await;
+                }
+                tx.send(()).unwrap();
+            }));
+        }
+        for _ in 0..YIELD_TASKS {
+            rx.recv().unwrap();
+        }
+    }
+
+    /// `NUM_PINGS` pairs of tasks exchanging two oneshot messages.
+    pub fn ping_pong<R: Rt>(rt: &R, state: &SpawnMany) {
+        let done = state.tx.clone();
+        let remaining = Arc::clone(&state.remaining);
+        remaining.store(NUM_PINGS, Relaxed);
+        rt.block_on(async {
+            drop(R::spawn(async move {
+                for _ in 0..NUM_PINGS {
+                    let remaining = Arc::clone(&remaining);
+                    let done = done.clone();
+                    drop(R::spawn(async move {
+                        let (tx1, rx1) = oneshot::channel::<()>();
+                        let (tx2, rx2) = oneshot::channel::<()>();
+                        drop(R::spawn(async move {
+                            rx1.await.unwrap();
+                            tx2.send(()).unwrap();
+                        }));
+                        tx1.send(()).unwrap();
+                        rx2.await.unwrap();
+                        if remaining.fetch_sub(1, Relaxed) == 1 {
+                            done.send(()).unwrap();
+                        }
+                    }));
+                }
+            }));
+            state.rx.recv().unwrap();
+        });
+    }
+
+    /// A chain of `CHAIN` tasks, each spawning the next.
+    pub fn chained_spawn<R: Rt>(rt: &R, state: &SpawnMany) {
+        fn link<R: Rt>(done: mpsc::SyncSender<()>, n: usize) {
+            if n == 0 {
+                done.send(()).unwrap();
+            } else {
+                drop(R::spawn(async move { link::<R>(done, n - 1) }));
+            }
+        }
+        let done = state.tx.clone();
+        rt.block_on(async {
+            drop(R::spawn(async move { link::<R>(done, CHAIN) }));
+            state.rx.recv().unwrap();
+        });
+    }
+}
