@@ -30,6 +30,19 @@
 //! owner does not strand it; a poll that blocks without saying so does (tokio #4941), which is
 //! a bug of that poll in any runtime.
 //!
+//! # Yielded tasks wait behind the global queue
+//!
+//! A task that yields (or is woken while it runs) goes to a private `deferred` list, not to
+//! the FIFO. The list returns to the FIFO only when the FIFO and `runnext` are empty (after
+//! the P has looked at the injector, see `crate::processor`) or on the fairness tick. Go
+//! puts a `Gosched`-ing goroutine on the global queue and tokio defers `yield_now` wakers
+//! for the same reason: were yielders queued in the FIFO, a P kept busy by tasks that stall
+//! and yield would look at the injector only once every 61 polls, and a burst of remote
+//! spawns would wait `burst * 61 / Ps` polls (seconds, with 10 us polls: our
+//! `spawn_many_remote_busy1` bench took 3 s per iteration before this list existed).
+//! Invariant: a deferred task is polled after at most one injector batch and one round of
+//! the FIFO, or `global_queue_interval` ticks, whichever comes first.
+//!
 //! # Rejected options
 //!
 //! * A hand-written ring like tokio's (fixed 256 slots, packed head/steal indices): fewer
@@ -52,6 +65,7 @@ pub struct Local<T> {
     fifo: Worker<T>,
     runnext: Option<T>,
     runnext_streak: u32,
+    deferred: Vec<T>,
 }
 
 /// A thief's handle on a P's run queue: takes half of the FIFO, never `runnext`.
@@ -79,6 +93,7 @@ impl<T> Local<T> {
             fifo,
             runnext: None,
             runnext_streak: 0,
+            deferred: Vec::new(),
         };
         (local, stealer)
     }
@@ -96,6 +111,29 @@ impl<T> Local<T> {
             self.spill_half(overflow);
         }
         self.fifo.push(task);
+    }
+
+    /// Parks `task` in the deferred list until the FIFO runs dry (a task that yielded).
+    pub fn push_deferred(&mut self, task: T) {
+        self.deferred.push(task);
+    }
+
+    /// Moves the deferred tasks to the back of the FIFO, in the order they yielded, where
+    /// they become stealable. Returns how many moved.
+    pub fn release_deferred(&mut self, overflow: &Injector<T>) -> usize {
+        let count = self.deferred.len();
+        let mut deferred = std::mem::take(&mut self.deferred);
+        for task in deferred.drain(..) {
+            self.push_back(task, overflow);
+        }
+        // Keep the allocation: yielders come back every round.
+        self.deferred = deferred;
+        count
+    }
+
+    /// Number of deferred tasks.
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.len()
     }
 
     /// Moves the older half of the FIFO to the injector in one batch.
@@ -136,17 +174,19 @@ impl<T> Local<T> {
         self.runnext.is_some()
     }
 
-    /// Whether neither the FIFO nor `runnext` holds a task.
+    /// Whether neither the FIFO, `runnext` nor the deferred list holds a task.
     pub fn is_empty(&self) -> bool {
-        self.runnext.is_none() && self.fifo.is_empty()
+        self.runnext.is_none() && self.fifo.is_empty() && self.deferred.is_empty()
     }
 
-    /// Removes every task, `runnext` first, then the FIFO in order.
+    /// Removes every task: `runnext` first, then the FIFO in order, then the deferred list.
     pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         let runnext = self.runnext.take();
+        let deferred = std::mem::take(&mut self.deferred);
         runnext
             .into_iter()
             .chain(std::iter::from_fn(|| self.fifo.pop()))
+            .chain(deferred)
     }
 }
 
@@ -181,6 +221,7 @@ impl<T> fmt::Debug for Local<T> {
             .field("queue_len", &self.fifo.len())
             .field("has_runnext", &self.runnext.is_some())
             .field("runnext_streak", &self.runnext_streak)
+            .field("deferred", &self.deferred.len())
             .finish()
     }
 }
@@ -275,8 +316,25 @@ mod tests {
         let (mut local, _) = Local::new();
         local.push_back(1, &injector);
         local.push_runnext(2, &injector);
+        local.push_deferred(3);
         let drained: Vec<_> = local.drain().collect();
-        assert_eq!(drained, vec![2, 1]);
+        assert_eq!(drained, vec![2, 1, 3]);
         assert!(local.is_empty());
+    }
+
+    #[test]
+    fn deferred_tasks_wait_until_released_and_become_stealable() {
+        let injector = Injector::new();
+        let (mut local, stealer) = Local::new();
+        local.push_deferred(1);
+        local.push_deferred(2);
+        local.push_back(3, &injector);
+        assert!(!local.is_empty());
+        assert_eq!(pop_all(&mut local), vec![3]);
+        assert_eq!(stealer.len(), 0);
+        assert_eq!(local.release_deferred(&injector), 2);
+        assert_eq!(local.deferred_len(), 0);
+        assert_eq!(stealer.len(), 2);
+        assert_eq!(pop_all(&mut local), vec![1, 2]);
     }
 }

@@ -151,3 +151,55 @@ rt_test! {
         assert_eq!(count.load(Ordering::SeqCst), 10_000);
     }
 }
+
+/// A burst of remote spawns is not starved by a task that yields in a loop: yielders wait
+/// behind the global queue (Go's `Gosched`), so the burst drains in a handful of the
+/// yielder's rounds. Were yielders queued in the local FIFO, the injector would be visited
+/// once every 61 polls and the burst would take about `BURST * 61` yields.
+#[test]
+fn remote_burst_is_not_starved_by_a_yielder() {
+    const BURST: usize = 1000;
+    watchdog("remote_burst_is_not_starved_by_a_yielder", || {
+        let rt = gpm_tests::runtime(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let yields = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (Arc::clone(&stop), Arc::clone(&yields));
+        let yielder = rt.spawn(async move {
+            while !flag.load(Ordering::SeqCst) {
+                gpm::task::yield_now().await;
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // Wait (without sleeping) until the yielder owns the only P.
+        while yields.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        // Each burst task notes how many yields the yielder had done when it ran.
+        let last_seen = Arc::new(AtomicUsize::new(0));
+        let burst: Vec<_> = (0..BURST)
+            .map(|i| {
+                let (yields, last_seen) = (Arc::clone(&yields), Arc::clone(&last_seen));
+                rt.spawn(async move {
+                    last_seen.fetch_max(yields.load(Ordering::SeqCst), Ordering::SeqCst);
+                    i
+                })
+            })
+            .collect();
+        let spawned = yields.load(Ordering::SeqCst);
+        let total: usize = rt.block_on(async {
+            let mut total = 0;
+            for handle in burst {
+                total += handle.await.unwrap();
+            }
+            total
+        });
+        let during = last_seen.load(Ordering::SeqCst).saturating_sub(spawned);
+        stop.store(true, Ordering::SeqCst);
+        rt.block_on(yielder).unwrap();
+        assert_eq!(total, BURST * (BURST - 1) / 2);
+        assert!(
+            during < BURST,
+            "{during} yields while {BURST} remote tasks waited: the injector was starved"
+        );
+    });
+}

@@ -175,7 +175,7 @@ impl Schedule for Arc<Shared> {
     }
 
     fn yield_now(&self, task: TaskRef) {
-        self.schedule_to(task, LocalSlot::Back);
+        self.schedule_to(task, LocalSlot::Deferred);
     }
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
