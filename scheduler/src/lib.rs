@@ -9,6 +9,7 @@
 //! | [`idle`] | `sched.npidle`, `sched.nmspinning` | who sleeps, who searches; the no-lost-wake-up protocol |
 //! | [`park`] | `note` | a P's sleep/wake token |
 //! | [`processor`] | `findRunnable` | a P's private part and the order in which it looks for work |
+//! | [`stw`] | `stopTheWorldWithSema` | stopping every P at a safepoint, with a report |
 #![warn(missing_docs)]
 
 pub mod idle;
@@ -16,6 +17,8 @@ pub mod inject;
 pub mod park;
 pub mod processor;
 pub mod queue;
+pub mod stw;
+mod sync;
 
 pub use inject::Injector;
 pub use processor::{
