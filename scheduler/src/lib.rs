@@ -9,12 +9,14 @@
 //! | [`idle`] | `sched.npidle`, `sched.nmspinning` | who sleeps, who searches; the no-lost-wake-up protocol |
 //! | [`park`] | `note` | a P's sleep/wake token |
 //! | [`processor`] | `findRunnable` | a P's private part and the order in which it looks for work |
+//! | [`probe`] | `/sched/` metrics | counters, latency histograms, Little's law, the knee detector |
 //! | [`stw`] | `stopTheWorldWithSema` | stopping every P at a safepoint, with a report |
 #![warn(missing_docs)]
 
 pub mod idle;
 pub mod inject;
 pub mod park;
+pub mod probe;
 pub mod processor;
 pub mod queue;
 pub mod stw;

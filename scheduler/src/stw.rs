@@ -381,7 +381,11 @@ mod tests {
             .collect();
         for _ in 0..50 {
             let (snapshots, report) = world.stop(None, |stops| {
-                assert_eq!(in_poll.load(Ordering::SeqCst), 0, "a poll ran in a stopped world");
+                assert_eq!(
+                    in_poll.load(Ordering::SeqCst),
+                    0,
+                    "a poll ran in a stopped world"
+                );
                 stops.iter().map(|s| s.snapshot).collect::<Vec<_>>()
             });
             assert!(report.pause >= report.time_to_stop);
@@ -393,7 +397,10 @@ mod tests {
         }
         // Every P has exited: a stop still completes.
         let (_, report) = world.stop(None, |_| ());
-        assert!(report.processors.iter().all(|(k, _)| *k == StopKind::Exited));
+        assert!(report
+            .processors
+            .iter()
+            .all(|(k, _)| *k == StopKind::Exited));
     }
 
     #[test]
@@ -412,7 +419,10 @@ mod tests {
     fn late_processor_is_named() {
         let world = Arc::new(World::<()>::new(2));
         world.enter_idle(0);
-        let (go, started) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (go, started) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let slow = {
             let (world, go, started) = (world.clone(), go.clone(), started.clone());
             thread::spawn(move || {
