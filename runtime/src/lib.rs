@@ -45,6 +45,20 @@ pub mod runtime {
     };
 }
 
+/// What the scheduler is doing: [`Handle::probes`] snapshots (queue depths, counters, latency
+/// quantiles, Little's law, the knee) and [`Handle::stop_the_world`] reports. The pure parts
+/// (knee detector, Little's-law window) are re-exported from `gpm_scheduler::probe` for
+/// offline analysis of recorded series.
+#[cfg(not(gpm_loom))]
+pub mod probe {
+    pub use crate::rt::{
+        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StopReason,
+        StoppedWorld, StwReport,
+    };
+    pub use gpm_scheduler::probe::knee::{find_knee, Knee, KneeDetector, LoadPoint};
+    pub use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
+}
+
 /// Spawns `future` on the current runtime, like `tokio::spawn`.
 ///
 /// # Panics

@@ -355,6 +355,15 @@ impl Pool {
         true
     }
 
+    /// Closures waiting for a thread (for probes).
+    pub(crate) fn queued(&self) -> usize {
+        self.lock()
+            .queue
+            .iter()
+            .filter(|job| matches!(job, Job::Task(_)))
+            .count()
+    }
+
     /// Threads alive (for tests and probes).
     pub(crate) fn live_threads(&self) -> usize {
         self.lock().live

@@ -38,6 +38,7 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     thread_keep_alive: Duration,
     global_queue_interval: u32,
+    probe_sampling: u32,
 }
 
 /// Why a runtime could not be built.
@@ -116,6 +117,7 @@ impl Builder {
             thread_stack_size: None,
             thread_keep_alive: Duration::from_secs(10),
             global_queue_interval: DEFAULT_GLOBAL_QUEUE_INTERVAL,
+            probe_sampling: super::probes::DEFAULT_SAMPLE_EVERY,
         }
     }
 
@@ -156,6 +158,14 @@ impl Builder {
         self
     }
 
+    /// Times one task in `every` for the probes' latency histograms and Little's law
+    /// (default 64); `0` turns timing off (the event counters stay on). See
+    /// [`Handle::probes`].
+    pub fn probe_sampling(&mut self, every: u32) -> &mut Self {
+        self.probe_sampling = every;
+        self
+    }
+
     /// Checks the settings and starts the runtime's Ms.
     pub fn build(&mut self) -> Result<Runtime, BuildError> {
         let workers = self.checked_worker_threads()?;
@@ -170,7 +180,7 @@ impl Builder {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
         };
-        let (shared, processors) = Shared::new(config, pool);
+        let (shared, processors) = Shared::new(config, pool, self.probe_sampling);
         let runtime = Runtime::from_handle(Handle { shared });
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.

@@ -1,6 +1,7 @@
 //! `Handle`: a cloneable reference to a runtime, usable from any thread.
 
 use super::context::{self, EnterGuard};
+use super::probes::{Probes, StoppedWorld, StwReport};
 use super::worker::Shared;
 use crate::task::JoinHandle;
 use std::fmt;
@@ -108,6 +109,47 @@ impl Handle {
     /// Number of tasks spawned and not yet completed.
     pub fn num_alive_tasks(&self) -> usize {
         self.shared.owned.len()
+    }
+
+    /// A snapshot of the scheduler: queue depths, counters, latency quantiles, Little's law
+    /// and the knee (see [`Probes`]). Reads relaxed counters and briefly locks each P's
+    /// histogram; never stops a P. Each call also adds a point to the sliding windows that
+    /// `lambda` and the knee come from, so call it periodically (e.g. once a second).
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder().worker_threads(2).probe_sampling(1).build().unwrap();
+    /// rt.block_on(async { gpm::spawn(async { 1 }).await.unwrap() });
+    /// let probes = rt.handle().probes();
+    /// assert_eq!(probes.processors.len(), 2);
+    /// assert_eq!(probes.spawns, 1);
+    /// assert!(probes.to_prometheus().contains("gpm_tasks_alive"));
+    /// ```
+    pub fn probes(&self) -> Probes {
+        self.shared.probes()
+    }
+
+    /// Stops every P at its next safepoint (between two polls), runs `inspect` with a
+    /// consistent view of every run queue, resumes, and returns `inspect`'s result with a
+    /// [`StwReport`]: each P's time to safepoint, the pause, and the P that was late.
+    ///
+    /// Idle Ps count as stopped without being woken; a thread inside `spawn_blocking` or
+    /// `block_in_place` holds no P and does not delay the stop; a long poll delays it until
+    /// it returns. Concurrent calls are served one after the other. Called from a task, the
+    /// task's own P counts as stopped. `inspect` must not wait for tasks of this runtime
+    /// (none runs until it returns).
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
+    /// let (runnable, report) = rt.handle().stop_the_world(|world| world.runnable());
+    /// assert_eq!(runnable, 0);
+    /// assert!(report.pause >= report.time_to_stop);
+    /// ```
+    pub fn stop_the_world<R>(&self, inspect: impl FnOnce(&StoppedWorld) -> R) -> (R, StwReport) {
+        let requester = context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, &self.shared) => worker.processor_index(),
+            _ => None,
+        });
+        self.shared.stop_the_world(requester, inspect)
     }
 
     /// Number of OS threads the runtime has right now (Ms and blocking threads).

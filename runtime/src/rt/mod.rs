@@ -5,6 +5,7 @@ pub(crate) mod blocking;
 mod builder;
 pub(crate) mod context;
 mod handle;
+pub(crate) mod probes;
 mod runtime;
 pub(crate) mod worker;
 
@@ -12,4 +13,8 @@ pub use blocking::{block_in_place, spawn_blocking};
 pub use builder::{BuildError, Builder, MAX_BLOCKING_THREADS, MAX_WORKER_THREADS, MIN_STACK_SIZE};
 pub use context::EnterGuard;
 pub use handle::{Handle, TryCurrentError};
+pub use probes::{
+    KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StopReason,
+    StoppedWorld, StwReport,
+};
 pub use runtime::Runtime;

@@ -36,6 +36,7 @@
 use super::blocking::{self, BlockingSchedule};
 use super::context;
 use super::handle::Handle;
+use super::probes::ProbeState;
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler};
@@ -46,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub(crate) type TaskRef = Notified<Arc<Shared>>;
-type Proc = Processor<TaskRef>;
+pub(crate) type Proc = Processor<TaskRef>;
 
 /// Everything the runtime's threads share: the scheduler, the tasks, the thread pool.
 pub(crate) struct Shared {
@@ -55,6 +56,7 @@ pub(crate) struct Shared {
     pub(crate) blocking: blocking::Pool,
     handoff: Box<[Mutex<Option<Box<Proc>>>]>,
     shutdown: AtomicBool,
+    pub(crate) probes: ProbeState,
 }
 
 /// What an M keeps while it runs its loop; reachable from the thread's context.
@@ -65,7 +67,11 @@ pub(crate) struct WorkerContext {
 
 impl Shared {
     /// Creates the shared state and the Ps (handed out once, to the first Ms).
-    pub(crate) fn new(config: SchedulerConfig, pool: blocking::Pool) -> (Arc<Shared>, Vec<Proc>) {
+    pub(crate) fn new(
+        config: SchedulerConfig,
+        pool: blocking::Pool,
+        probe_sampling: u32,
+    ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::new(config);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
@@ -74,6 +80,7 @@ impl Shared {
             blocking: pool,
             handoff,
             shutdown: AtomicBool::new(false),
+            probes: ProbeState::new(config.processors, probe_sampling),
         });
         (shared, processors)
     }
@@ -88,9 +95,10 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, notified, join) = new_task(future, Arc::clone(self), Id::next());
+        let id = Id::next();
+        let (task, notified, join) = new_task(future, Arc::clone(self), id);
         match self.owned.bind(task) {
-            Ok(()) => self.schedule(notified),
+            Ok(()) => self.schedule_to(notified, LocalSlot::RunNext, Arrival::Spawn(id)),
             Err(task) => {
                 // Shutting down: the task never runs.
                 drop(notified);
@@ -128,13 +136,23 @@ impl Shared {
         })
     }
 
-    fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot) {
+    fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot, arrival: Arrival) {
         let task = context::with_worker(|worker| match worker {
-            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.push_local(task, slot),
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
+                worker.push_local(task, slot, arrival)
+            }
             _ => Some(task),
         });
         if let Some(task) = task {
+            self.count_arrival(None, &task, arrival);
             self.scheduler.push_remote(task);
+        }
+    }
+
+    fn count_arrival(&self, processor: Option<usize>, task: &TaskRef, arrival: Arrival) {
+        match arrival {
+            Arrival::Spawn(id) => self.probes.spawned(processor, task.header(), id),
+            Arrival::Wake => self.probes.woken(processor, task.header()),
         }
     }
 
@@ -163,22 +181,35 @@ impl Shared {
             let processor = lock(slot).take();
             if let Some(mut processor) = processor {
                 processor.local_mut().drain().for_each(drop);
+                self.probes.world.exit(processor.index());
             }
         }
         self.scheduler.injector().close();
     }
 }
 
+/// Why a task enters a run queue (the probes count the two apart).
+#[derive(Clone, Copy)]
+enum Arrival {
+    Spawn(Id),
+    Wake,
+}
+
 impl Schedule for Arc<Shared> {
     fn schedule(&self, task: TaskRef) {
-        self.schedule_to(task, LocalSlot::RunNext);
+        self.schedule_to(task, LocalSlot::RunNext, Arrival::Wake);
     }
 
     fn yield_now(&self, task: TaskRef) {
-        self.schedule_to(task, LocalSlot::Deferred);
+        self.schedule_to(task, LocalSlot::Deferred, Arrival::Wake);
     }
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+        let processor = context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.processor_index(),
+            _ => None,
+        });
+        self.probes.completed(processor, task.header());
         self.owned.remove(task)
     }
 }
@@ -208,12 +239,17 @@ impl WorkerContext {
                 };
                 if self.shared.is_shutdown() {
                     processor.local_mut().drain().for_each(drop);
+                    self.shared.probes.world.exit(processor.index());
                     return;
                 }
+                self.shared.probes.safepoint(processor);
                 self.find_task(processor)
             };
             match next {
-                Some((task, index)) => run_task(task, index),
+                Some((task, index)) => {
+                    self.shared.probes.polling(index, task.header());
+                    run_task(task, index);
+                }
                 None => self.park(),
             }
         }
@@ -232,22 +268,33 @@ impl WorkerContext {
         let mut slot = self.processor.borrow_mut();
         if let Some(processor) = slot.as_mut() {
             let shared = &self.shared;
+            let world = &shared.probes.world;
+            world.enter_idle(processor.index());
             processor.park(&shared.scheduler, None, || shared.is_shutdown());
+            world.leave_idle(processor.index());
         }
     }
 
     /// Pushes to this M's P; gives the task back if the P was handed off.
-    fn push_local(&self, task: TaskRef, slot: LocalSlot) -> Option<TaskRef> {
+    fn push_local(&self, task: TaskRef, slot: LocalSlot, arrival: Arrival) -> Option<TaskRef> {
         let Ok(mut processor) = self.processor.try_borrow_mut() else {
             return Some(task);
         };
         match processor.as_mut() {
             Some(processor) => {
+                let index = Some(processor.index());
+                self.shared.count_arrival(index, &task, arrival);
                 processor.push_local(&self.shared.scheduler, task, slot);
                 None
             }
             None => Some(task),
         }
+    }
+
+    /// The index of the P this M holds, if it holds one and is not inside its scheduler.
+    pub(crate) fn processor_index(&self) -> Option<usize> {
+        let processor = self.processor.try_borrow().ok()?;
+        processor.as_ref().map(|p| p.index())
     }
 
     /// Steps 1 and 2 of the hand-off. Returns the P's index if there was one to hand off.

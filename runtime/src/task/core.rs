@@ -54,6 +54,18 @@ pub(crate) struct Header {
     pub(crate) last_processor: AtomicU32,
     /// Index in the owned-task list shard; written and read under that shard's lock.
     pub(crate) owned_slot: AtomicUsize,
+    /// Timestamps of a task the probes sample (see `rt::probes`).
+    pub(crate) probe: TaskProbe,
+}
+
+/// Per-task probe fields: zero unless the task is sampled. Plain std atomics (relaxed, not
+/// part of any synchronisation protocol, so not modelled under loom).
+#[derive(Debug, Default)]
+pub(crate) struct TaskProbe {
+    /// Spawn time (ns since the runtime's epoch, never 0) of a sampled task, else 0.
+    pub(crate) spawned_ns: std::sync::atomic::AtomicU64,
+    /// Last enqueue time of a sampled task not polled since, else 0.
+    pub(crate) enqueued_ns: std::sync::atomic::AtomicU64,
 }
 
 /// What the core holds over the task's life.
@@ -91,6 +103,7 @@ impl<F: Future, S> Cell<F, S> {
                 id,
                 last_processor: AtomicU32::new(NO_PROCESSOR),
                 owned_slot: AtomicUsize::new(usize::MAX),
+                probe: TaskProbe::default(),
             },
             core: Core {
                 scheduler,

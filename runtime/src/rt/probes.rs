@@ -1,0 +1,698 @@
+//! Probes: queue depths, counters, Little's law with P99, the knee, and stop-the-world.
+//!
+//! # What is kept, and what it costs
+//!
+//! | what | written when | cost on the hot path |
+//! |---|---|---|
+//! | polls, spawns, wakes, completions per P | every event | one relaxed load + store to a P-owned cache line |
+//! | `runnext` / deferred gauges per P | once per scheduling round | two relaxed stores to a P-owned line |
+//! | spawn and enqueue timestamps | 1 task in `sample_every` (its id decides) | one relaxed load per enqueue for the others |
+//! | sojourn, queue-wait HDR histograms | at completion / first poll of a sampled task | `try_lock` of a P-owned histogram |
+//! | stop-the-world check | once per scheduling round | one relaxed load |
+//!
+//! Everything else (sums over Ps, quantiles, Little's law, the knee) is computed by the
+//! reader in [`Handle::probes`](super::Handle::probes), which never stops a P.
+//!
+//! # Little's law, twice
+//!
+//! * **Tasks**: `lambda` = spawns per second, `W` = spawn-to-completion sojourn of sampled
+//!   tasks, `L` = tasks alive now.
+//! * **Run queues**: `lambda` = enqueues (spawns + wake-ups) per second, `W` = enqueue-to-
+//!   poll wait of sampled tasks, `L` = tasks queued now (local queues, `runnext`, deferred,
+//!   injector).
+//!
+//! Both windows are the span between the oldest and newest snapshot of the reader's last
+//! [`LITTLE_WINDOW`]; each call to `probes()` adds a snapshot. The knee detector is fed one
+//! `(lambda, L)` point of the task view per call.
+//!
+//! # Sampling
+//!
+//! A task is timed when its id (a global sequence number) is a multiple of
+//! `sample_every` ([`Builder::probe_sampling`](super::Builder::probe_sampling)); the
+//! sample is independent of what the task does, so its mean and quantiles estimate the
+//! population's. `0` turns timing (not counting) off.
+
+use super::worker::{Proc, Shared};
+use crate::task::core::Header;
+
+use crate::task::Id;
+use crossbeam_utils::CachePadded;
+use gpm_scheduler::probe::knee::{Knee, KneeDetector, LoadPoint};
+use gpm_scheduler::probe::latency::{LatencyHistograms, Quantiles};
+use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
+use gpm_scheduler::probe::{Counters, Event, EventTotals};
+use gpm_scheduler::stw::{StopKind, StopReport, World};
+use serde::Serialize;
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The span over which `lambda` and `W` are computed.
+pub(crate) const LITTLE_WINDOW: Duration = Duration::from_secs(1);
+/// Default: time one task in 64.
+pub(crate) const DEFAULT_SAMPLE_EVERY: u32 = 64;
+/// `(lambda, L)` points the knee detector keeps.
+const KNEE_POINTS: usize = 32;
+
+/// The runtime's probe state.
+pub(crate) struct ProbeState {
+    epoch: Instant,
+    sample_every: u64,
+    counters: Counters,
+    sojourn: LatencyHistograms,
+    queue_wait: LatencyHistograms,
+    gauges: Box<[CachePadded<Gauges>]>,
+    reader: Mutex<ReaderState>,
+    pub(crate) world: World<QueueSnapshot>,
+}
+
+/// What a P's holder publishes for readers once per round (its queues are owner-only).
+#[derive(Default)]
+struct Gauges {
+    runnext: AtomicBool,
+    deferred: AtomicUsize,
+}
+
+struct ReaderState {
+    tasks: LittleWindow,
+    queues: LittleWindow,
+    knee: KneeDetector,
+}
+
+/// One P's queues as its holder saw them when it stopped for the world.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueSnapshot {
+    /// Tasks in the local FIFO.
+    pub queued: usize,
+    /// Whether `runnext` held a task.
+    pub runnext: bool,
+    /// Tasks that yielded and wait behind the injector.
+    pub deferred: usize,
+}
+
+impl QueueSnapshot {
+    fn total(&self) -> usize {
+        self.queued + usize::from(self.runnext) + self.deferred
+    }
+}
+
+impl ProbeState {
+    pub(crate) fn new(processors: usize, sample_every: u32) -> ProbeState {
+        ProbeState {
+            epoch: Instant::now(),
+            sample_every: u64::from(sample_every),
+            counters: Counters::new(processors),
+            sojourn: LatencyHistograms::new(processors),
+            queue_wait: LatencyHistograms::new(processors),
+            gauges: (0..processors).map(|_| CachePadded::default()).collect(),
+            reader: Mutex::new(ReaderState {
+                tasks: LittleWindow::new(LITTLE_WINDOW),
+                queues: LittleWindow::new(LITTLE_WINDOW),
+                knee: KneeDetector::new(KNEE_POINTS),
+            }),
+            world: World::new(processors),
+        }
+    }
+
+    /// Nanoseconds since the runtime started, never 0 (0 means "not sampled").
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64 | 1
+    }
+
+    /// A task was spawned (its first enqueue is counted by [`ProbeState::enqueued`]).
+    pub(crate) fn spawned(&self, processor: Option<usize>, header: &Header, id: Id) {
+        self.counters.count(processor, Event::Spawn);
+        if self.sample_every != 0 && id.as_u64() % self.sample_every == 0 {
+            let now = self.now_ns();
+            header.probe.spawned_ns.store(now, Ordering::Relaxed);
+            header.probe.enqueued_ns.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// A task was made runnable again by a wake-up.
+    pub(crate) fn woken(&self, processor: Option<usize>, header: &Header) {
+        self.counters.count(processor, Event::Wake);
+        if header.probe.spawned_ns.load(Ordering::Relaxed) != 0 {
+            header
+                .probe
+                .enqueued_ns
+                .store(self.now_ns(), Ordering::Relaxed);
+        }
+    }
+
+    /// A poll of a task is about to start on P `processor`.
+    pub(crate) fn polling(&self, processor: usize, header: &Header) {
+        self.counters.count(Some(processor), Event::Poll);
+        if header.probe.spawned_ns.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let enqueued = header.probe.enqueued_ns.swap(0, Ordering::Relaxed);
+        if enqueued != 0 {
+            let wait = self.now_ns().saturating_sub(enqueued);
+            self.queue_wait.record(Some(processor), wait);
+        }
+    }
+
+    /// A task completed or was cancelled.
+    pub(crate) fn completed(&self, processor: Option<usize>, header: &Header) {
+        self.counters.count(processor, Event::Completion);
+        let spawned = header.probe.spawned_ns.load(Ordering::Relaxed);
+        if spawned != 0 {
+            let sojourn = self.now_ns().saturating_sub(spawned);
+            self.sojourn.record(processor, sojourn);
+            self.counters.sojourn(processor, sojourn);
+        }
+    }
+
+    /// The holder of `processor` between two polls: publish gauges, stop if asked to.
+    #[inline]
+    pub(crate) fn safepoint(&self, processor: &mut Proc) {
+        let index = processor.index();
+        let gauges = &self.gauges[index];
+        let local = processor.local();
+        gauges.runnext.store(local.has_runnext(), Ordering::Relaxed);
+        gauges
+            .deferred
+            .store(local.deferred_len(), Ordering::Relaxed);
+        self.world.safepoint(index, || QueueSnapshot {
+            queued: local.queue_len(),
+            runnext: local.has_runnext(),
+            deferred: local.deferred_len(),
+        });
+    }
+}
+
+/// One P in a [`Probes`] snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessorProbe {
+    /// The P's index.
+    pub index: usize,
+    /// Tasks in its local FIFO (racy read of the stealer's view).
+    pub queue_depth: usize,
+    /// Whether its `runnext` slot held a task at its last scheduling round.
+    pub runnext: bool,
+    /// Yielded tasks waiting behind the injector, at its last round.
+    pub deferred: usize,
+    /// Whether it is parked.
+    pub parked: bool,
+    /// Its event counters.
+    pub polls: u64,
+    /// Tasks spawned by tasks it ran.
+    pub spawns: u64,
+    /// Wake-ups performed on it.
+    pub wakes: u64,
+    /// Completions on it.
+    pub completions: u64,
+}
+
+/// A latency distribution in a snapshot, nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct LatencyProbe {
+    /// Sampled values.
+    pub count: u64,
+    /// Mean.
+    pub mean_ns: f64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Largest.
+    pub max_ns: u64,
+}
+
+/// Little's law over the last window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LittleProbe {
+    /// Window length, seconds.
+    pub window_s: f64,
+    /// Arrivals per second.
+    pub lambda: f64,
+    /// Mean time in the system, seconds (`null`/NaN when nothing was sampled).
+    pub w_s: f64,
+    /// Measured `L`.
+    pub l_measured: f64,
+    /// `lambda * W`.
+    pub l_predicted: f64,
+    /// `(measured - predicted) / max(measured, predicted)`.
+    pub deviation: f64,
+}
+
+/// A knee flagged by the detector.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct KneeProbe {
+    /// Arrival rate at the knee, tasks per second.
+    pub lambda: f64,
+    /// Tasks in the system there.
+    pub l: f64,
+    /// Relative curvature `lambda^2 L'' / L` (dimensionless).
+    pub curvature: f64,
+}
+
+/// A snapshot of the scheduler, from [`Handle::probes`](super::Handle::probes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probes {
+    /// Time since the runtime started, seconds.
+    pub uptime_s: f64,
+    /// Per P.
+    pub processors: Vec<ProcessorProbe>,
+    /// Tasks in the global queue.
+    pub injector_depth: usize,
+    /// Closures waiting for a blocking thread.
+    pub blocking_queue_depth: usize,
+    /// Parked Ps.
+    pub parked: usize,
+    /// Ps searching for work (Go's spinning Ms).
+    pub searching: usize,
+    /// OS threads (Ms and blocking threads).
+    pub threads: usize,
+    /// Tasks spawned and not yet completed.
+    pub tasks_alive: usize,
+    /// Sums over all Ps and threads without one.
+    pub polls: u64,
+    /// Spawns.
+    pub spawns: u64,
+    /// Wake-ups.
+    pub wakes: u64,
+    /// Completions.
+    pub completions: u64,
+    /// Spawn-to-completion time of sampled tasks.
+    pub sojourn: LatencyProbe,
+    /// Enqueue-to-poll time of sampled tasks.
+    pub queue_wait: LatencyProbe,
+    /// Little's law for tasks (spawns, sojourn, tasks alive); `None` on the first call.
+    pub little_tasks: Option<LittleProbe>,
+    /// Little's law for the run queues (enqueues, queue wait, tasks queued).
+    pub little_queues: Option<LittleProbe>,
+    /// The knee, once the points seen so far show one.
+    pub knee: Option<KneeProbe>,
+    /// Samples lost to a reader holding a histogram.
+    pub dropped_samples: u64,
+    /// Whether a stop-the-world is being requested or in force.
+    pub stw_pending: bool,
+}
+
+/// What a stop-the-world closure sees: every P's queues, taken while no P runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoppedWorld {
+    /// Per P: its queues (all empty for a P that was idle).
+    pub processors: Vec<QueueSnapshot>,
+    /// Tasks in the global queue.
+    pub injector_depth: usize,
+    /// Tasks spawned and not yet completed.
+    pub tasks_alive: usize,
+}
+
+impl StoppedWorld {
+    /// Runnable tasks anywhere (local queues, `runnext`, deferred, injector).
+    pub fn runnable(&self) -> usize {
+        self.processors
+            .iter()
+            .map(QueueSnapshot::total)
+            .sum::<usize>()
+            + self.injector_depth
+    }
+}
+
+/// How one P stopped, in a [`StwReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StopReason {
+    /// It was running tasks and stopped between two polls.
+    Safepoint,
+    /// It was idle and counted as stopped without being woken.
+    Idle,
+    /// Its M had exited (shutdown).
+    Exited,
+    /// It runs the task that asked for the stop.
+    Requester,
+}
+
+/// What a stop-the-world cost (Go's `/sched/pauses` figures).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StwReport {
+    /// Per P: how it stopped and its time to safepoint.
+    pub processors: Vec<(StopReason, Duration)>,
+    /// From the request until every P had stopped.
+    pub time_to_stop: Duration,
+    /// From the request until the world resumed.
+    pub pause: Duration,
+    /// The P that reached its safepoint last (the one a long poll held up), if any ran.
+    pub late: Option<usize>,
+}
+
+impl Shared {
+    /// Builds the [`Probes`] snapshot.
+    pub(crate) fn probes(&self) -> Probes {
+        let probes = &self.probes;
+        let processors: Vec<ProcessorProbe> = (0..self.scheduler.num_processors())
+            .map(|index| self.processor_probe(index))
+            .collect();
+        let injector_depth = self.scheduler.injector().len();
+        let totals = probes.counters.totals();
+        let tasks_alive = self.owned.len();
+        let queued: usize = processors
+            .iter()
+            .map(|p| p.queue_depth + usize::from(p.runnext) + p.deferred)
+            .sum::<usize>()
+            + injector_depth;
+        let wait = probes.queue_wait.quantiles();
+        let (little_tasks, little_queues, knee) =
+            self.little(totals, wait, tasks_alive as f64, queued as f64);
+        Probes {
+            uptime_s: probes.epoch.elapsed().as_secs_f64(),
+            parked: processors.iter().filter(|p| p.parked).count(),
+            processors,
+            injector_depth,
+            blocking_queue_depth: self.blocking.queued(),
+            searching: self.scheduler.idle().num_searching(),
+            threads: self.blocking.live_threads(),
+            tasks_alive,
+            polls: totals.polls,
+            spawns: totals.spawns,
+            wakes: totals.wakes,
+            completions: totals.completions,
+            sojourn: latency(probes.sojourn.quantiles()),
+            queue_wait: latency(wait),
+            little_tasks,
+            little_queues,
+            knee,
+            dropped_samples: probes.sojourn.dropped() + probes.queue_wait.dropped(),
+            stw_pending: probes.world.is_requested(),
+        }
+    }
+
+    fn processor_probe(&self, index: usize) -> ProcessorProbe {
+        let gauges = &self.probes.gauges[index];
+        let counters = self.probes.counters.processor(index);
+        ProcessorProbe {
+            index,
+            queue_depth: self.scheduler.queue_len(index),
+            runnext: gauges.runnext.load(Ordering::Relaxed),
+            deferred: gauges.deferred.load(Ordering::Relaxed),
+            parked: self.scheduler.idle().is_parked(index),
+            polls: counters.polls,
+            spawns: counters.spawns,
+            wakes: counters.wakes,
+            completions: counters.completions,
+        }
+    }
+
+    /// Adds a snapshot to the reader's windows and evaluates both views of the law.
+    fn little(
+        &self,
+        totals: EventTotals,
+        wait: Quantiles,
+        alive: f64,
+        queued: f64,
+    ) -> (Option<LittleProbe>, Option<LittleProbe>, Option<KneeProbe>) {
+        let at = Instant::now();
+        let mut reader = self.probes.reader.lock().unwrap_or_else(|e| e.into_inner());
+        reader.tasks.push(Totals {
+            at,
+            arrivals: totals.spawns,
+            sojourn_sum_ns: totals.sojourn_sum_ns,
+            sojourn_count: totals.sojourn_count,
+        });
+        // The histogram keeps the wait sum as count * mean; exact enough for a mean.
+        reader.queues.push(Totals {
+            at,
+            arrivals: totals.spawns + totals.wakes,
+            sojourn_sum_ns: (wait.mean_ns * wait.count as f64) as u64,
+            sojourn_count: wait.count,
+        });
+        let tasks = reader.tasks.law(alive);
+        let queues = reader.queues.law(queued);
+        if let Some(law) = tasks {
+            reader.knee.observe(LoadPoint {
+                lambda: law.lambda,
+                in_system: alive,
+            });
+        }
+        let knee = reader.knee.knee().map(knee_probe);
+        (tasks.map(little_probe), queues.map(little_probe), knee)
+    }
+
+    /// Stops the world; see [`Handle::stop_the_world`](super::Handle::stop_the_world).
+    pub(crate) fn stop_the_world<R>(
+        &self,
+        requester: Option<usize>,
+        inspect: impl FnOnce(&StoppedWorld) -> R,
+    ) -> (R, StwReport) {
+        let (result, report) = self.probes.world.stop(requester, |stops| {
+            let world = StoppedWorld {
+                processors: stops.iter().map(|s| s.snapshot).collect(),
+                injector_depth: self.scheduler.injector().len(),
+                tasks_alive: self.owned.len(),
+            };
+            inspect(&world)
+        });
+        (result, stw_report(report))
+    }
+}
+
+fn latency(q: Quantiles) -> LatencyProbe {
+    LatencyProbe {
+        count: q.count,
+        mean_ns: q.mean_ns,
+        p50_ns: q.p50_ns,
+        p99_ns: q.p99_ns,
+        p999_ns: q.p999_ns,
+        max_ns: q.max_ns,
+    }
+}
+
+fn little_probe(law: LittlesLaw) -> LittleProbe {
+    LittleProbe {
+        window_s: law.window.as_secs_f64(),
+        lambda: law.lambda,
+        w_s: law.mean_sojourn,
+        l_measured: law.measured_l,
+        l_predicted: law.predicted_l,
+        deviation: law.deviation,
+    }
+}
+
+fn knee_probe(knee: Knee) -> KneeProbe {
+    KneeProbe {
+        lambda: knee.lambda,
+        l: knee.in_system,
+        curvature: knee.curvature,
+    }
+}
+
+fn stw_report(report: StopReport) -> StwReport {
+    let reason = |kind| match kind {
+        StopKind::Safepoint => StopReason::Safepoint,
+        StopKind::Idle => StopReason::Idle,
+        StopKind::Exited => StopReason::Exited,
+        StopKind::Requester => StopReason::Requester,
+    };
+    StwReport {
+        processors: report
+            .processors
+            .into_iter()
+            .map(|(kind, d)| (reason(kind), d))
+            .collect(),
+        time_to_stop: report.time_to_stop,
+        pause: report.pause,
+        late: report.late,
+    }
+}
+
+impl Probes {
+    /// The snapshot as JSON (`serde_json`); non-finite numbers become `null`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("probes contain only serialisable values")
+    }
+
+    /// The snapshot in Prometheus' text exposition format (version 0.0.4).
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        self.write_prometheus(&mut out)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    fn write_prometheus(&self, out: &mut String) -> fmt::Result {
+        let gauges: [(&str, &str, f64); 7] = [
+            (
+                "gpm_injector_depth",
+                "Tasks in the global queue.",
+                self.injector_depth as f64,
+            ),
+            (
+                "gpm_blocking_queue_depth",
+                "Closures waiting for a blocking thread.",
+                self.blocking_queue_depth as f64,
+            ),
+            ("gpm_parked_processors", "Parked Ps.", self.parked as f64),
+            (
+                "gpm_searching_processors",
+                "Ps searching for work.",
+                self.searching as f64,
+            ),
+            (
+                "gpm_threads",
+                "OS threads of the runtime.",
+                self.threads as f64,
+            ),
+            (
+                "gpm_tasks_alive",
+                "Tasks spawned and not completed (L).",
+                self.tasks_alive as f64,
+            ),
+            (
+                "gpm_uptime_seconds",
+                "Time since the runtime started.",
+                self.uptime_s,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            metric(out, name, help, "gauge", &[((""), value)])?;
+        }
+        type PerP = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&ProcessorProbe) -> f64,
+        );
+        let per_processor: [PerP; 6] = [
+            (
+                "gpm_processor_queue_depth",
+                "Tasks in a P's local queue.",
+                "gauge",
+                |p| p.queue_depth as f64,
+            ),
+            (
+                "gpm_processor_deferred",
+                "Yielded tasks waiting on a P.",
+                "gauge",
+                |p| p.deferred as f64,
+            ),
+            (
+                "gpm_processor_polls_total",
+                "Polls run by a P.",
+                "counter",
+                |p| p.polls as f64,
+            ),
+            (
+                "gpm_processor_spawns_total",
+                "Spawns on a P.",
+                "counter",
+                |p| p.spawns as f64,
+            ),
+            (
+                "gpm_processor_wakes_total",
+                "Wake-ups on a P.",
+                "counter",
+                |p| p.wakes as f64,
+            ),
+            (
+                "gpm_processor_completions_total",
+                "Completions on a P.",
+                "counter",
+                |p| p.completions as f64,
+            ),
+        ];
+        for (name, help, kind, value) in per_processor {
+            let labels: Vec<String> = (0..self.processors.len())
+                .map(|i| format!("processor=\"{i}\""))
+                .collect();
+            let values: Vec<(&str, f64)> = labels
+                .iter()
+                .zip(&self.processors)
+                .map(|(label, p)| (label.as_str(), value(p)))
+                .collect();
+            metric(out, name, help, kind, &values)?;
+        }
+        summary(
+            out,
+            "gpm_task_sojourn_seconds",
+            "Spawn-to-completion time of sampled tasks.",
+            &self.sojourn,
+        )?;
+        summary(
+            out,
+            "gpm_queue_wait_seconds",
+            "Enqueue-to-poll time of sampled tasks.",
+            &self.queue_wait,
+        )?;
+        for (view, law) in [
+            ("tasks", &self.little_tasks),
+            ("queues", &self.little_queues),
+        ] {
+            if let Some(law) = law {
+                let label = format!("view=\"{view}\"");
+                metric(
+                    out,
+                    "gpm_little_lambda",
+                    "Arrival rate over the window, per second.",
+                    "gauge",
+                    &[(&label, law.lambda)],
+                )?;
+                metric(
+                    out,
+                    "gpm_little_l_measured",
+                    "Items in the system, measured.",
+                    "gauge",
+                    &[(&label, law.l_measured)],
+                )?;
+                metric(
+                    out,
+                    "gpm_little_l_predicted",
+                    "lambda * W.",
+                    "gauge",
+                    &[(&label, law.l_predicted)],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn metric(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    values: &[(&str, f64)],
+) -> fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} {kind}")?;
+    for (labels, value) in values {
+        let value = prometheus_value(*value);
+        if labels.is_empty() {
+            writeln!(out, "{name} {value}")?;
+        } else {
+            writeln!(out, "{name}{{{labels}}} {value}")?;
+        }
+    }
+    Ok(())
+}
+
+fn summary(out: &mut String, name: &str, help: &str, latency: &LatencyProbe) -> fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} summary")?;
+    for (q, ns) in [
+        ("0.5", latency.p50_ns),
+        ("0.99", latency.p99_ns),
+        ("0.999", latency.p999_ns),
+    ] {
+        writeln!(out, "{name}{{quantile=\"{q}\"}} {}", ns as f64 / 1e9)?;
+    }
+    let sum = latency.mean_ns * latency.count as f64 / 1e9;
+    writeln!(out, "{name}_sum {}", prometheus_value(sum))?;
+    writeln!(out, "{name}_count {}", latency.count)
+}
+
+fn prometheus_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        value.to_string()
+    }
+}

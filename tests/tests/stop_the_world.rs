@@ -1,0 +1,189 @@
+//! `Handle::stop_the_world`: every P stops between polls, idle Ps count as stopped, a thread
+//! in `block_in_place` does not hold the world up, a long poll is named, requests from tasks
+//! and from many threads at once neither deadlock nor overlap a poll.
+
+use gpm::probe::StopReason;
+use gpm_tests::watchdog;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Tasks that count themselves in `IN_POLL` for the duration of each poll segment.
+async fn churn(in_poll: Arc<AtomicUsize>, done: Arc<AtomicUsize>) {
+    for _ in 0..3 {
+        in_poll.fetch_add(1, Ordering::SeqCst);
+        std::hint::black_box(0..64).for_each(drop);
+        in_poll.fetch_sub(1, Ordering::SeqCst);
+        gpm::task::yield_now().await;
+    }
+    done.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn stops_while_ten_thousand_tasks_churn_and_no_poll_runs_while_stopped() {
+    const TASKS: usize = 10_000;
+    watchdog("stw_churn", || {
+        let rt = gpm_tests::runtime(2);
+        let (in_poll, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let handles: Vec<_> = (0..TASKS)
+            .map(|_| rt.spawn(churn(in_poll.clone(), done.clone())))
+            .collect();
+        let mut stops = 0;
+        while done.load(Ordering::SeqCst) < TASKS || stops < 20 {
+            let (polls_seen, report) = rt
+                .handle()
+                .stop_the_world(|world| (in_poll.load(Ordering::SeqCst), world.runnable()));
+            assert_eq!(
+                polls_seen.0, 0,
+                "a task was being polled in a stopped world"
+            );
+            assert!(report.pause >= report.time_to_stop);
+            assert_eq!(report.processors.len(), 2);
+            stops += 1;
+        }
+        rt.block_on(async {
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        });
+        assert_eq!(done.load(Ordering::SeqCst), TASKS);
+    });
+}
+
+#[test]
+fn idle_processors_count_as_stopped_without_waking() {
+    watchdog("stw_idle", || {
+        let rt = gpm_tests::runtime(3);
+        // Wait (no sleep) until every P has parked.
+        while rt.handle().probes().parked < 3 {
+            std::thread::yield_now();
+        }
+        let (runnable, report) = rt.handle().stop_the_world(|world| world.runnable());
+        assert_eq!(runnable, 0);
+        let reasons: Vec<_> = report.processors.iter().map(|(r, _)| *r).collect();
+        assert_eq!(reasons, vec![StopReason::Idle; 3]);
+        assert_eq!(report.late, None);
+        // The runtime still works afterwards.
+        assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
+    });
+}
+
+#[test]
+fn a_thread_in_block_in_place_does_not_hold_the_world_up() {
+    watchdog("stw_block_in_place", || {
+        let rt = gpm_tests::runtime(1);
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let blocker = rt.spawn(async move {
+            gpm::task::block_in_place(move || {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            });
+            7
+        });
+        entered_rx.recv().unwrap();
+        // The only P now belongs to another M; this M blocks until after the stop.
+        let (_, report) = rt.handle().stop_the_world(|_| ());
+        assert_eq!(report.processors.len(), 1);
+        release_tx.send(()).unwrap();
+        assert_eq!(rt.block_on(blocker).unwrap(), 7);
+    });
+}
+
+#[test]
+fn a_long_poll_delays_the_stop_and_is_named_late() {
+    const LONG_POLL: Duration = Duration::from_millis(20);
+    watchdog("stw_late", || {
+        let rt = gpm_tests::runtime(1);
+        let handle = rt.handle().clone();
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = started.clone();
+        let spinner = rt.spawn(async move {
+            flag.store(true, Ordering::SeqCst);
+            // A poll that keeps its P until the stop is requested, then 20 ms longer.
+            while !handle.probes().stw_pending {
+                std::hint::spin_loop();
+            }
+            let start = Instant::now();
+            while start.elapsed() < LONG_POLL {
+                std::hint::spin_loop();
+            }
+        });
+        while !started.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let (_, report) = rt.handle().stop_the_world(|_| ());
+        assert_eq!(report.late, Some(0));
+        assert_eq!(report.processors[0].0, StopReason::Safepoint);
+        // A lower bound guaranteed by construction, not a timing assertion on speed.
+        assert!(report.processors[0].1 >= LONG_POLL, "{report:?}");
+        rt.block_on(spinner).unwrap();
+    });
+}
+
+#[test]
+fn a_task_can_stop_the_world_and_its_own_processor_counts_as_stopped() {
+    watchdog("stw_from_task", || {
+        let rt = gpm_tests::runtime(2);
+        let report = rt
+            .block_on(rt.spawn(async {
+                let (_, report) = gpm::Handle::current().stop_the_world(|_| ());
+                report
+            }))
+            .unwrap();
+        let requesters = report
+            .processors
+            .iter()
+            .filter(|(r, _)| *r == StopReason::Requester)
+            .count();
+        assert_eq!(requesters, 1, "{report:?}");
+    });
+}
+
+#[test]
+fn concurrent_requests_are_serialised_while_tasks_run() {
+    watchdog("stw_concurrent", || {
+        let rt = gpm_tests::runtime(2);
+        let (in_poll, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..2_000)
+            .map(|_| rt.spawn(churn(in_poll.clone(), done.clone())))
+            .collect();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let requesters: Vec<_> = (0..4)
+            .map(|_| {
+                let (handle, in_poll, inside) =
+                    (rt.handle().clone(), in_poll.clone(), inside.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        handle.stop_the_world(|_| {
+                            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "overlap");
+                            assert_eq!(in_poll.load(Ordering::SeqCst), 0);
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    }
+                })
+            })
+            .collect();
+        requesters.into_iter().for_each(|t| t.join().unwrap());
+        rt.block_on(async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        assert_eq!(done.load(Ordering::SeqCst), 2_000);
+    });
+}
+
+#[test]
+fn stop_after_shutdown_returns_with_every_processor_exited() {
+    watchdog("stw_after_shutdown", || {
+        let rt = gpm_tests::runtime(2);
+        let handle = rt.handle().clone();
+        rt.shutdown_timeout(Duration::from_secs(10));
+        let (_, report) = handle.stop_the_world(|_| ());
+        assert!(report
+            .processors
+            .iter()
+            .all(|(r, _)| *r == StopReason::Exited || *r == StopReason::Idle));
+    });
+}
