@@ -137,6 +137,24 @@ fn sampling_off_keeps_counters_but_times_nothing() {
 }
 
 #[test]
+fn disabled_probes_count_nothing_but_still_see_the_queues() {
+    watchdog("probes_disabled", || {
+        let rt = gpm::Runtime::builder()
+            .worker_threads(1)
+            .enable_probes(false)
+            .build()
+            .unwrap();
+        let pending: Vec<_> = (0..10)
+            .map(|_| rt.spawn(futures::future::pending::<()>()))
+            .collect();
+        let probes = rt.handle().probes();
+        assert_eq!((probes.spawns, probes.sojourn.count), (0, 0));
+        assert_eq!(probes.tasks_alive, 10);
+        pending.iter().for_each(|task| task.abort());
+    });
+}
+
+#[test]
 fn json_and_prometheus_exports_are_well_formed() {
     watchdog("probes_export", || {
         let rt = sampled_runtime(2);

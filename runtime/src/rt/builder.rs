@@ -39,6 +39,7 @@ pub struct Builder {
     thread_keep_alive: Duration,
     global_queue_interval: u32,
     probe_sampling: u32,
+    probes_enabled: bool,
 }
 
 /// Why a runtime could not be built.
@@ -118,6 +119,7 @@ impl Builder {
             thread_keep_alive: Duration::from_secs(10),
             global_queue_interval: DEFAULT_GLOBAL_QUEUE_INTERVAL,
             probe_sampling: super::probes::DEFAULT_SAMPLE_EVERY,
+            probes_enabled: true,
         }
     }
 
@@ -166,6 +168,14 @@ impl Builder {
         self
     }
 
+    /// Whether the probes count events and time samples (default: on). Off, a snapshot
+    /// still shows queue depths, threads and tasks alive, and stop-the-world still works,
+    /// but counters, latencies and Little's law stay at zero.
+    pub fn enable_probes(&mut self, enabled: bool) -> &mut Self {
+        self.probes_enabled = enabled;
+        self
+    }
+
     /// Checks the settings and starts the runtime's Ms.
     pub fn build(&mut self) -> Result<Runtime, BuildError> {
         let workers = self.checked_worker_threads()?;
@@ -180,7 +190,8 @@ impl Builder {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
         };
-        let (shared, processors) = Shared::new(config, pool, self.probe_sampling);
+        let sampling = self.probes_enabled.then_some(self.probe_sampling);
+        let (shared, processors) = Shared::new(config, pool, sampling);
         let runtime = Runtime::from_handle(Handle { shared });
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.

@@ -30,7 +30,10 @@
 //! A task is timed when its id (a global sequence number) is a multiple of
 //! `sample_every` ([`Builder::probe_sampling`](super::Builder::probe_sampling)); the
 //! sample is independent of what the task does, so its mean and quantiles estimate the
-//! population's. `0` turns timing (not counting) off.
+//! population's. `0` turns timing (not counting) off;
+//! [`Builder::enable_probes(false)`](super::Builder::enable_probes) turns counting off too
+//! (queue depths, thread counts and stop-the-world keep working: they cost nothing until
+//! read). The `probes` bench measures what they cost.
 
 use super::worker::{Proc, Shared};
 use crate::task::core::Header;
@@ -57,6 +60,7 @@ const KNEE_POINTS: usize = 32;
 
 /// The runtime's probe state.
 pub(crate) struct ProbeState {
+    enabled: bool,
     epoch: Instant,
     sample_every: u64,
     counters: Counters,
@@ -98,10 +102,12 @@ impl QueueSnapshot {
 }
 
 impl ProbeState {
-    pub(crate) fn new(processors: usize, sample_every: u32) -> ProbeState {
+    /// Probe state for `processors` Ps; `sample_every == None` turns counting off too.
+    pub(crate) fn new(processors: usize, sample_every: Option<u32>) -> ProbeState {
         ProbeState {
+            enabled: sample_every.is_some(),
             epoch: Instant::now(),
-            sample_every: u64::from(sample_every),
+            sample_every: u64::from(sample_every.unwrap_or(0)),
             counters: Counters::new(processors),
             sojourn: LatencyHistograms::new(processors),
             queue_wait: LatencyHistograms::new(processors),
@@ -122,6 +128,9 @@ impl ProbeState {
 
     /// A task was spawned (its first enqueue is counted by [`ProbeState::enqueued`]).
     pub(crate) fn spawned(&self, processor: Option<usize>, header: &Header, id: Id) {
+        if !self.enabled {
+            return;
+        }
         self.counters.count(processor, Event::Spawn);
         if self.sample_every != 0 && id.as_u64() % self.sample_every == 0 {
             let now = self.now_ns();
@@ -132,6 +141,9 @@ impl ProbeState {
 
     /// A task was made runnable again by a wake-up.
     pub(crate) fn woken(&self, processor: Option<usize>, header: &Header) {
+        if !self.enabled {
+            return;
+        }
         self.counters.count(processor, Event::Wake);
         if header.probe.spawned_ns.load(Ordering::Relaxed) != 0 {
             header
@@ -143,6 +155,9 @@ impl ProbeState {
 
     /// A poll of a task is about to start on P `processor`.
     pub(crate) fn polling(&self, processor: usize, header: &Header) {
+        if !self.enabled {
+            return;
+        }
         self.counters.count(Some(processor), Event::Poll);
         if header.probe.spawned_ns.load(Ordering::Relaxed) == 0 {
             return;
@@ -156,6 +171,9 @@ impl ProbeState {
 
     /// A task completed or was cancelled.
     pub(crate) fn completed(&self, processor: Option<usize>, header: &Header) {
+        if !self.enabled {
+            return;
+        }
         self.counters.count(processor, Event::Completion);
         let spawned = header.probe.spawned_ns.load(Ordering::Relaxed);
         if spawned != 0 {
@@ -169,12 +187,14 @@ impl ProbeState {
     #[inline]
     pub(crate) fn safepoint(&self, processor: &mut Proc) {
         let index = processor.index();
-        let gauges = &self.gauges[index];
         let local = processor.local();
-        gauges.runnext.store(local.has_runnext(), Ordering::Relaxed);
-        gauges
-            .deferred
-            .store(local.deferred_len(), Ordering::Relaxed);
+        if self.enabled {
+            let gauges = &self.gauges[index];
+            gauges.runnext.store(local.has_runnext(), Ordering::Relaxed);
+            gauges
+                .deferred
+                .store(local.deferred_len(), Ordering::Relaxed);
+        }
         self.world.safepoint(index, || QueueSnapshot {
             queued: local.queue_len(),
             runnext: local.has_runnext(),
@@ -619,33 +639,36 @@ impl Probes {
             "Enqueue-to-poll time of sampled tasks.",
             &self.queue_wait,
         )?;
-        for (view, law) in [
-            ("tasks", &self.little_tasks),
-            ("queues", &self.little_queues),
-        ] {
-            if let Some(law) = law {
-                let label = format!("view=\"{view}\"");
-                metric(
-                    out,
-                    "gpm_little_lambda",
-                    "Arrival rate over the window, per second.",
-                    "gauge",
-                    &[(&label, law.lambda)],
-                )?;
-                metric(
-                    out,
-                    "gpm_little_l_measured",
-                    "Items in the system, measured.",
-                    "gauge",
-                    &[(&label, law.l_measured)],
-                )?;
-                metric(
-                    out,
-                    "gpm_little_l_predicted",
-                    "lambda * W.",
-                    "gauge",
-                    &[(&label, law.l_predicted)],
-                )?;
+        let views = [
+            ("view=\"tasks\"", self.little_tasks),
+            ("view=\"queues\"", self.little_queues),
+        ];
+        type Field = (&'static str, &'static str, fn(&LittleProbe) -> f64);
+        let fields: [Field; 4] = [
+            (
+                "gpm_little_lambda",
+                "Arrival rate over the window, per second.",
+                |l| l.lambda,
+            ),
+            (
+                "gpm_little_w_seconds",
+                "Mean time in the system over the window.",
+                |l| l.w_s,
+            ),
+            (
+                "gpm_little_l_measured",
+                "Items in the system, measured.",
+                |l| l.l_measured,
+            ),
+            ("gpm_little_l_predicted", "lambda * W.", |l| l.l_predicted),
+        ];
+        for (name, help, field) in fields {
+            let values: Vec<(&str, f64)> = views
+                .iter()
+                .filter_map(|(label, law)| law.as_ref().map(|law| (*label, field(law))))
+                .collect();
+            if !values.is_empty() {
+                metric(out, name, help, "gauge", &values)?;
             }
         }
         Ok(())

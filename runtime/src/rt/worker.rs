@@ -70,7 +70,7 @@ impl Shared {
     pub(crate) fn new(
         config: SchedulerConfig,
         pool: blocking::Pool,
-        probe_sampling: u32,
+        probe_sampling: Option<u32>,
     ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::new(config);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();

@@ -1,0 +1,132 @@
+//! What the probes cost: tokio's runtime workloads on gpm with probes off
+//! (`Builder::enable_probes(false)`), on with the default sampling (1 task in 64 timed), and
+//! on with every task timed, plus tokio, in one criterion group per workload.
+//! Workers: `GPM_BENCH_WORKERS` (default 2).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gpm_bench::workloads::{self, SpawnMany};
+use gpm_bench::{bench_workers, Rt, Tokio};
+use std::future::Future;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// gpm with a probe setting chosen by `MODE`: 0 off, N > 0 on with 1 task in N timed.
+struct GpmProbes<const MODE: u32>(gpm::Runtime);
+
+impl<const MODE: u32> Rt for GpmProbes<MODE> {
+    type Handle<T: Send + 'static> = gpm::JoinHandle<T>;
+
+    fn with_workers(workers: usize) -> Self {
+        let rt = gpm::Runtime::builder()
+            .worker_threads(workers)
+            .enable_probes(MODE != 0)
+            .probe_sampling(MODE)
+            .build()
+            .expect("gpm runtime");
+        GpmProbes(rt)
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+
+    fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.spawn(future)
+    }
+
+    fn spawn<F>(future: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        gpm::spawn(future)
+    }
+
+    async fn join<T: Send + 'static>(handle: Self::Handle<T>) -> T {
+        handle.await.expect("gpm task failed")
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        gpm::task::yield_now()
+    }
+}
+
+type Off = GpmProbes<0>;
+type Sampled = GpmProbes<64>;
+type Every = GpmProbes<1>;
+
+fn group(
+    c: &mut Criterion,
+    name: &str,
+    run: impl Fn(&mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, usize),
+) {
+    let mut group = c.benchmark_group(format!("probes/{name}"));
+    group.sample_size(30);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    run(&mut group, bench_workers());
+    group.finish();
+}
+
+macro_rules! on_each_runtime {
+    ($group:ident, $workers:ident, |$rt:ident : $ty:ident, $state:ident = ($setup:expr)| $body:expr) => {{
+        fn one<$ty: Rt>(
+            group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+            label: &str,
+            workers: usize,
+        ) {
+            let $rt = $ty::with_workers(workers);
+            let $state = $setup;
+            group.bench_function(label, |b| b.iter(|| $body));
+        }
+        one::<Tokio>($group, "tokio", $workers);
+        one::<Off>($group, "gpm_probes_off", $workers);
+        one::<Sampled>($group, "gpm_probes_on_1_in_64", $workers);
+        one::<Every>($group, "gpm_probes_on_every_task", $workers);
+    }};
+}
+
+fn spawn_many_local(c: &mut Criterion) {
+    group(c, "spawn_many_local", |group, workers| {
+        on_each_runtime!(group, workers, |rt: R, state = (SpawnMany::default())| {
+            workloads::spawn_many_local(&rt, &state)
+        })
+    });
+}
+
+fn ping_pong(c: &mut Criterion) {
+    group(c, "ping_pong", |group, workers| {
+        on_each_runtime!(group, workers, |rt: R, state = (SpawnMany::default())| {
+            workloads::ping_pong(&rt, &state)
+        })
+    });
+}
+
+fn yield_many(c: &mut Criterion) {
+    group(c, "yield_many", |group, workers| {
+        on_each_runtime!(group, workers, |rt: R, channel = (mpsc::sync_channel(workloads::YIELD_TASKS))| {
+            workloads::yield_many(&rt, &channel.0, &channel.1)
+        })
+    });
+}
+
+fn chained_spawn(c: &mut Criterion) {
+    group(c, "chained_spawn", |group, workers| {
+        on_each_runtime!(group, workers, |rt: R, state = (SpawnMany::default())| {
+            workloads::chained_spawn(&rt, &state)
+        })
+    });
+}
+
+criterion_group!(
+    probes,
+    spawn_many_local,
+    ping_pong,
+    yield_many,
+    chained_spawn
+);
+criterion_main!(probes);
