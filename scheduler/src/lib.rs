@@ -9,6 +9,7 @@
 //! | [`idle`] | `sched.npidle`, `sched.nmspinning` | who sleeps, who searches; the no-lost-wake-up protocol |
 //! | [`park`] | `note` | a P's sleep/wake token |
 //! | [`processor`] | `findRunnable` | a P's private part and the order in which it looks for work |
+//! | [`steal`] | `stealWork` | stealing policies (victim order), latency history, steal counters |
 #![warn(missing_docs)]
 
 pub mod idle;
@@ -16,9 +17,11 @@ pub mod inject;
 pub mod park;
 pub mod processor;
 pub mod queue;
+pub mod steal;
 
 pub use inject::Injector;
 pub use processor::{
-    Config, FastRand, LocalSlot, Processor, Scheduler, DEFAULT_GLOBAL_QUEUE_INTERVAL,
+    Config, FastRand, LocalSlot, Processor, Scheduler, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL,
 };
 pub use queue::{Local, Source, Stealer, LOCAL_QUEUE_CAPACITY, RUNNEXT_STREAK_MAX};
+pub use steal::{AffinityWeights, StealPolicy, StealStats, StealTopology};

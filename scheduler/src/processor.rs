@@ -19,13 +19,18 @@
 //! 4. The tasks that yielded since the FIFO last ran dry (see [`crate::queue`]: yielders
 //!    wait behind the global queue, as in Go's `Gosched`).
 //! 5. Steal: become a searcher (at most half of the Ps may), then take half of a victim's
-//!    FIFO, visiting victims from a random start in round-robin order.
+//!    FIFO, visiting victims in the order this P's [`VictimPlanner`] writes for the
+//!    runtime's [`StealPolicy`] (see [`crate::steal`]); every visit is counted by its
+//!    relation to the thief. Every victim empty: a share of the injector.
 //! 6. Park, following the protocol in [`crate::idle`].
 
 use crate::idle::Idle;
 use crate::inject::Injector;
 use crate::park::Parker;
 use crate::queue::{Local, Stealer, LOCAL_QUEUE_CAPACITY};
+use crate::steal::{
+    LatencyHistory, StealCounters, StealPolicy, StealStats, StealTopology, VictimPlanner,
+};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::atomic::{fence, Ordering};
@@ -43,10 +48,33 @@ pub struct Config {
     pub global_queue_interval: u32,
 }
 
+/// How the Ps steal: the policy and where the Ps sit.
+#[derive(Debug, Clone)]
+pub struct StealConfig {
+    /// The victim order policy.
+    pub policy: StealPolicy,
+    /// Per P: PU, L3 domain, node; one entry per P.
+    pub topology: StealTopology,
+}
+
+impl StealConfig {
+    /// The compiled-in default policy on a flat one-node model of `processors` Ps.
+    pub fn flat(processors: usize) -> StealConfig {
+        StealConfig {
+            policy: StealPolicy::compiled_default(),
+            topology: StealTopology::flat(processors),
+        }
+    }
+}
+
 /// The part of each P that other Ps and other threads may touch.
 struct Remote<T> {
     stealer: Stealer<T>,
     parker: Parker,
+    /// Written by the holder of the P, read by thieves.
+    latency: LatencyHistory,
+    /// Written by the holder of the P, read by probes.
+    counters: StealCounters,
 }
 
 /// State shared by all Ps of one runtime.
@@ -55,6 +83,7 @@ pub struct Scheduler<T> {
     injector: Injector<T>,
     idle: Idle,
     global_queue_interval: u32,
+    steal: StealConfig,
 }
 
 /// Where a locally scheduled task goes.
@@ -76,6 +105,7 @@ pub struct Processor<T> {
     tick: u32,
     rng: FastRand,
     searching: bool,
+    planner: VictimPlanner,
 }
 
 impl<T> Scheduler<T> {
@@ -85,16 +115,34 @@ impl<T> Scheduler<T> {
     /// If `config.processors` is zero or above [`crate::idle::MAX_PROCESSORS`], or
     /// `global_queue_interval` is zero. The runtime's builder reports those as errors first.
     pub fn new(config: Config) -> (Scheduler<T>, Vec<Processor<T>>) {
+        Scheduler::with_stealing(config, StealConfig::flat(config.processors))
+    }
+
+    /// Like [`Scheduler::new`], stealing as `steal` says.
+    ///
+    /// # Panics
+    /// As [`Scheduler::new`], and if `steal.topology` does not have `config.processors` Ps.
+    pub fn with_stealing(config: Config, steal: StealConfig) -> (Scheduler<T>, Vec<Processor<T>>) {
         assert!(
             config.global_queue_interval > 0,
             "global_queue_interval is 0"
+        );
+        assert_eq!(
+            steal.topology.num_processors(),
+            config.processors,
+            "the steal topology places a different number of Ps"
         );
         let idle = Idle::new(config.processors);
         let (locals, remotes): (Vec<_>, Vec<_>) = (0..config.processors)
             .map(|_| {
                 let (local, stealer) = Local::new();
-                let parker = Parker::new();
-                (local, CachePadded::new(Remote { stealer, parker }))
+                let remote = Remote {
+                    stealer,
+                    parker: Parker::new(),
+                    latency: LatencyHistory::new(),
+                    counters: StealCounters::default(),
+                };
+                (local, CachePadded::new(remote))
             })
             .unzip();
         let processors = locals
@@ -106,6 +154,7 @@ impl<T> Scheduler<T> {
                 tick: 0,
                 rng: FastRand::new(index as u64 + 1),
                 searching: false,
+                planner: VictimPlanner::new(&steal.policy, &steal.topology, index),
             })
             .collect();
         let scheduler = Scheduler {
@@ -113,6 +162,7 @@ impl<T> Scheduler<T> {
             injector: Injector::new(),
             idle,
             global_queue_interval: config.global_queue_interval,
+            steal,
         };
         (scheduler, processors)
     }
@@ -162,6 +212,39 @@ impl<T> Scheduler<T> {
     /// Local queue length of P `index` (racy snapshot).
     pub fn queue_len(&self, index: usize) -> usize {
         self.remotes[index].stealer.len()
+    }
+
+    /// The stealing policy in use.
+    pub fn steal_policy(&self) -> StealPolicy {
+        self.steal.policy
+    }
+
+    /// Where the Ps sit, as the stealing policies see it.
+    pub fn steal_topology(&self) -> &StealTopology {
+        &self.steal.topology
+    }
+
+    /// P `index`'s latency history. Only the holder of that P records into it.
+    pub fn latency(&self, index: usize) -> &LatencyHistory {
+        &self.remotes[index].latency
+    }
+
+    /// A snapshot of every P's steal counters and latency averages.
+    pub fn steal_stats(&self) -> StealStats {
+        let processors = self
+            .remotes
+            .iter()
+            .map(|remote| {
+                let mut stats = remote.counters.snapshot();
+                stats.queue_wait_ewma_ns = remote.latency.queue_wait_ns();
+                stats.poll_ewma_ns = remote.latency.poll_ns();
+                stats
+            })
+            .collect();
+        StealStats {
+            policy: self.steal.policy.name(),
+            processors,
+        }
     }
 
     fn has_stealable_work(&self) -> bool {
@@ -256,21 +339,41 @@ impl<T> Processor<T> {
             }
             self.searching = true;
         }
-        let count = scheduler.num_processors();
-        let start = self.rng.below(count as u32) as usize;
-        for offset in 0..count {
-            let victim = (start + offset) % count;
-            if victim == self.index {
-                continue;
-            }
-            if let Some(task) = scheduler.remotes[victim]
-                .stealer
-                .steal_half_into(&mut self.local)
-            {
-                return Some(task);
+        if let Some(task) = self.steal_from_victims(scheduler) {
+            return Some(task);
+        }
+        let task = self.take_from_injector(scheduler)?;
+        scheduler.remotes[self.index]
+            .counters
+            .record_injector_take();
+        Some(task)
+    }
+
+    /// Visits the victims in the planner's order and counts each visit by relation.
+    fn steal_from_victims(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
+        let Processor {
+            index,
+            local,
+            rng,
+            planner,
+            ..
+        } = self;
+        let remotes = &scheduler.remotes;
+        let counters = &remotes[*index].counters;
+        let order = planner.plan(|p| remotes[p].latency.queue_wait_ns(), rng);
+        for &victim in order {
+            let before = local.queue_len();
+            let stolen = remotes[victim].stealer.steal_half_into(local);
+            let relation = scheduler.steal.topology.relation(*index, victim);
+            let taken = stolen
+                .as_ref()
+                .map_or(0, |_| local.queue_len() - before + 1);
+            counters.record_attempt(relation, taken as u64);
+            if stolen.is_some() {
+                return stolen;
             }
         }
-        self.take_from_injector(scheduler)
+        None
     }
 
     /// Step 3 of the idle protocol: call before running a task found while searching.
@@ -469,6 +572,33 @@ mod tests {
         assert_eq!(p0[0].local().queue_len(), 4);
         p1[0].transition_from_searching(&sched);
         assert_eq!(sched.idle().num_searching(), 0);
+    }
+
+    #[test]
+    fn steals_are_counted_by_relation_in_plan_order() {
+        // 4 Ps, one per core of "pack:2 l3:1 core:2 pu:1": P0/P1 share an L3, P2/P3 the
+        // other (one node: relation same-L3 or same-node). Hierarchical: P0 tries P1 first.
+        let machine = gpm_numa::Topology::from_synthetic("pack:2 l3:1 core:2 pu:1").unwrap();
+        let steal = StealConfig {
+            policy: StealPolicy::Hierarchical,
+            topology: StealTopology::from_topology(&machine, &[0, 1, 2, 3]).unwrap(),
+        };
+        let (sched, mut ps) = Scheduler::with_stealing(config(4), steal);
+        for i in 0..8 {
+            ps[2].push_local(&sched, i, LocalSlot::Back);
+        }
+        // P1 is empty, so P0 visits it (same L3, failure), then P2 or P3 (same node).
+        assert!(ps[0].steal_work(&sched).is_some());
+        let stats = sched.steal_stats();
+        assert_eq!(stats.policy, "hierarchical");
+        let p0 = stats.processors[0];
+        assert_eq!(p0.attempts.same_l3, 1);
+        assert_eq!(p0.successes.same_l3, 0);
+        assert_eq!(p0.successes.same_node, 1);
+        assert!(p0.attempts.same_node >= 1);
+        assert_eq!(p0.tasks_stolen.same_node, 4);
+        assert_eq!(ps[0].local().queue_len(), 3);
+        assert_eq!(stats.total().tasks_stolen.total(), 4);
     }
 
     #[test]
