@@ -35,6 +35,21 @@ pub mod task;
 pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};
 pub use task::{JoinError, JoinHandle};
 
+/// Machine topology, placement and pinning (the `gpm-numa` crate), re-exported so that
+/// [`Builder::topology`] and [`Builder::placement`] need no extra dependency.
+#[cfg(not(gpm_loom))]
+pub use gpm_numa as numa;
+
+/// Stealing policies and their statistics (from `gpm-scheduler`); see [`Builder`] for how
+/// a runtime picks its policy.
+#[cfg(not(gpm_loom))]
+pub mod steal {
+    pub use gpm_scheduler::steal::{
+        AffinityWeights, ByRelation, ParsePolicyError, ProcessorStealStats, Relation, StealPolicy,
+        StealStats, StealTopology, WeightError, STEAL_ENV,
+    };
+}
+
 /// Runtime settings and limits (`gpm::runtime::Builder` is the same type as
 /// `gpm::Builder`, for code written against tokio's paths).
 #[cfg(not(gpm_loom))]

@@ -34,11 +34,13 @@
 //! exactly once) and then waits for the threads.
 
 use super::blocking::{self, BlockingSchedule};
+use super::clock;
 use super::context;
 use super::handle::Handle;
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
-use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler};
+use gpm_scheduler::steal::LatencyHistory;
+use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler, StealConfig};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -55,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) blocking: blocking::Pool,
     handoff: Box<[Mutex<Option<Box<Proc>>>]>,
     shutdown: AtomicBool,
+    /// `pins[p]`: the PU an M pins itself to while it holds P `p` (`None`: no pinning).
+    pins: Option<Box<[usize]>>,
 }
 
 /// What an M keeps while it runs its loop; reachable from the thread's context.
@@ -65,8 +69,13 @@ pub(crate) struct WorkerContext {
 
 impl Shared {
     /// Creates the shared state and the Ps (handed out once, to the first Ms).
-    pub(crate) fn new(config: SchedulerConfig, pool: blocking::Pool) -> (Arc<Shared>, Vec<Proc>) {
-        let (scheduler, processors) = Scheduler::new(config);
+    pub(crate) fn new(
+        config: SchedulerConfig,
+        steal: StealConfig,
+        pins: Option<Box<[usize]>>,
+        pool: blocking::Pool,
+    ) -> (Arc<Shared>, Vec<Proc>) {
+        let (scheduler, processors) = Scheduler::with_stealing(config, steal);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
             scheduler,
@@ -74,6 +83,7 @@ impl Shared {
             blocking: pool,
             handoff,
             shutdown: AtomicBool::new(false),
+            pins,
         });
         (shared, processors)
     }
@@ -89,8 +99,9 @@ impl Shared {
         F::Output: Send + 'static,
     {
         let (task, notified, join) = new_task(future, Arc::clone(self), Id::next());
+        notified.header().times.set_spawned(clock::sample_ns());
         match self.owned.bind(task) {
-            Ok(()) => self.schedule(notified),
+            Ok(()) => self.push(notified, LocalSlot::RunNext),
             Err(task) => {
                 // Shutting down: the task never runs.
                 drop(notified);
@@ -128,7 +139,13 @@ impl Shared {
         })
     }
 
+    /// Stamps a sample of the schedules, then queues the task.
     fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot) {
+        task.header().times.set_enqueued(clock::sample_ns());
+        self.push(task, slot);
+    }
+
+    fn push(self: &Arc<Self>, task: TaskRef, slot: LocalSlot) {
         let task = context::with_worker(|worker| match worker {
             Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.push_local(task, slot),
             _ => Some(task),
@@ -189,12 +206,44 @@ fn run(shared: Arc<Shared>, processor: Box<Proc>) {
         shared: Arc::clone(&shared),
     };
     let _handle = context::set_handle(handle);
+    let _pin = PinGuard::pin(&shared, processor.index());
     let worker = WorkerContext {
         shared,
         processor: RefCell::new(Some(processor)),
     };
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
+}
+
+/// Pins the M to its P's PU (when the runtime pins) and releases it to the process's
+/// allowed CPUs when the M leaves its loop, so the thread goes back to the pool unpinned.
+struct PinGuard(bool);
+
+impl PinGuard {
+    fn pin(shared: &Shared, index: usize) -> PinGuard {
+        let Some(pins) = &shared.pins else {
+            return PinGuard(false);
+        };
+        // The builder checked the PU against this machine; a failure now (the allowed set
+        // changed under us) only costs locality, so report it and run unpinned.
+        match gpm_numa::pin_current_thread(pins[index]) {
+            Ok(()) => PinGuard(true),
+            Err(error) => {
+                eprintln!("gpm: could not pin the M of P {index}: {error}");
+                PinGuard(false)
+            }
+        }
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            if let Err(error) = gpm_numa::unpin_current_thread() {
+                eprintln!("gpm: could not unpin a thread leaving its P: {error}");
+            }
+        }
+    }
 }
 
 impl WorkerContext {
@@ -213,7 +262,9 @@ impl WorkerContext {
                 self.find_task(processor)
             };
             match next {
-                Some((task, index)) => run_task(task, index),
+                Some((task, index)) => {
+                    run_task(task, index, self.shared.scheduler.latency(index));
+                }
                 None => self.park(),
             }
         }
@@ -271,9 +322,20 @@ impl WorkerContext {
     }
 }
 
-fn run_task(task: TaskRef, processor_index: usize) {
-    task.header().set_last_processor(processor_index);
+/// Polls `task` on P `processor_index`. A sampled task (stamped at enqueue) also feeds the
+/// P's latency history: its wait in the queues and the length of this poll.
+fn run_task(task: TaskRef, processor_index: usize, latency: &LatencyHistory) {
+    let header = task.header();
+    header.set_last_processor(processor_index);
+    let enqueued = header.times.take_enqueued();
+    if enqueued == 0 {
+        coop::with_budget(|| task.run());
+        return;
+    }
+    let start = clock::now_ns();
+    latency.record_queue_wait(start.saturating_sub(enqueued));
     coop::with_budget(|| task.run());
+    latency.record_poll(clock::now_ns().saturating_sub(start));
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
