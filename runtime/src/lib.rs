@@ -26,6 +26,8 @@
 // Under the loom model only the task core is compiled; the runtime around it is not.
 #![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
+#[cfg(all(test, gpm_loom))]
+mod inbox_loom_tests;
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 mod rt;

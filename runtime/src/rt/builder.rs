@@ -3,7 +3,7 @@
 use super::blocking::{Pool, PoolConfig};
 use super::handle::Handle;
 use super::runtime::Runtime;
-use super::worker::Shared;
+use super::worker::{Shared, SharedOptions};
 use gpm_numa::{Placement, Topology};
 use gpm_scheduler::steal::{AffinityWeights, StealPolicy, StealTopology};
 use gpm_scheduler::{Config as SchedulerConfig, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL};
@@ -75,6 +75,7 @@ pub struct Builder {
     pin_workers: bool,
     steal_policy: Option<StealPolicy>,
     steal_weights: Option<(f64, f64, f64)>,
+    last_p_wakeups: bool,
 }
 
 /// Why a runtime could not be built.
@@ -158,6 +159,7 @@ impl Builder {
             pin_workers: false,
             steal_policy: None,
             steal_weights: None,
+            last_p_wakeups: true,
         }
     }
 
@@ -235,6 +237,14 @@ impl Builder {
         self
     }
 
+    /// Whether a task woken off the runtime's Ps (from another thread, `block_on`, the
+    /// blocking pool) goes back to the P that last polled it while that P is awake
+    /// (default on), instead of the global injector.
+    pub fn last_p_wakeups(&mut self, enabled: bool) -> &mut Self {
+        self.last_p_wakeups = enabled;
+        self
+    }
+
     /// Checks the settings and starts the runtime's Ms.
     pub fn build(&mut self) -> Result<Runtime, BuildError> {
         let workers = self.checked_worker_threads()?;
@@ -252,7 +262,11 @@ impl Builder {
             global_queue_interval: self.global_queue_interval,
         };
         let steal = StealConfig { policy, topology };
-        let (shared, processors) = Shared::new(config, steal, pins, pool);
+        let options = SharedOptions {
+            pins,
+            last_p_wakeups: self.last_p_wakeups,
+        };
+        let (shared, processors) = Shared::new(config, steal, options, pool);
         let runtime = Runtime::from_handle(Handle { shared });
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.
@@ -287,10 +301,7 @@ impl Builder {
     }
 
     /// Places the Ps on the topology; returns the PUs to pin to when pinning applies.
-    fn placed_topology(
-        &self,
-        workers: usize,
-    ) -> Result<(StealTopology, Option<Pins>), BuildError> {
+    fn placed_topology(&self, workers: usize) -> Result<(StealTopology, Option<Pins>), BuildError> {
         let Some(machine) = self.topology.as_ref().or_else(|| detected_topology()) else {
             return Ok((StealTopology::flat(workers), None));
         };

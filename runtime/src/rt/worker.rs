@@ -59,6 +59,14 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// `pins[p]`: the PU an M pins itself to while it holds P `p` (`None`: no pinning).
     pins: Option<Box<[usize]>>,
+    /// Whether tasks woken off the Ps go back to their last P (else to the injector).
+    last_p_wakeups: bool,
+}
+
+/// Settings of [`Shared`] beyond the scheduler's.
+pub(crate) struct SharedOptions {
+    pub(crate) pins: Option<Box<[usize]>>,
+    pub(crate) last_p_wakeups: bool,
 }
 
 /// What an M keeps while it runs its loop; reachable from the thread's context.
@@ -72,7 +80,7 @@ impl Shared {
     pub(crate) fn new(
         config: SchedulerConfig,
         steal: StealConfig,
-        pins: Option<Box<[usize]>>,
+        options: SharedOptions,
         pool: blocking::Pool,
     ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::with_stealing(config, steal);
@@ -83,7 +91,8 @@ impl Shared {
             blocking: pool,
             handoff,
             shutdown: AtomicBool::new(false),
-            pins,
+            pins: options.pins,
+            last_p_wakeups: options.last_p_wakeups,
         });
         (shared, processors)
     }
@@ -151,14 +160,30 @@ impl Shared {
             _ => Some(task),
         });
         if let Some(task) = task {
-            self.scheduler.push_remote(task);
+            self.push_off_processor(task);
         }
+    }
+
+    /// A task scheduled off this runtime's Ps: to its last P's inbox while that P is awake,
+    /// else (or when never polled, or when disabled) to the injector.
+    fn push_off_processor(&self, task: TaskRef) {
+        let last = task.header().last_processor();
+        let task = match last {
+            Some(index) if self.last_p_wakeups => {
+                match self.scheduler.push_to_processor(index, task) {
+                    Ok(()) => return,
+                    Err(task) => task,
+                }
+            }
+            _ => task,
+        };
+        self.scheduler.push_remote(task);
     }
 
     /// Step 1 of shutdown: stop scheduling and wake every P.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
-        self.scheduler.injector().close();
+        self.scheduler.close_queues();
         self.scheduler.unpark_all();
     }
 
@@ -182,7 +207,7 @@ impl Shared {
                 processor.local_mut().drain().for_each(drop);
             }
         }
-        self.scheduler.injector().close();
+        self.scheduler.close_queues();
     }
 }
 

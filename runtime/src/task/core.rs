@@ -162,6 +162,15 @@ impl Header {
     pub(crate) fn set_last_processor(&self, index: usize) {
         self.last_processor.store(index as u32, Ordering::Relaxed);
     }
+
+    /// The P that last polled the task, if any.
+    #[allow(dead_code)] // not used under the loom model
+    pub(crate) fn last_processor(&self) -> Option<usize> {
+        match self.last_processor.load(Ordering::Relaxed) {
+            NO_PROCESSOR => None,
+            index => Some(index as usize),
+        }
+    }
 }
 
 impl<F: Future, S> Core<F, S> {
