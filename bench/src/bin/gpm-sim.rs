@@ -4,13 +4,14 @@
 //! ```text
 //! cargo run -p gpm-bench --release --bin gpm-sim -- \
 //!     --topology numa/topologies/epyc-1s-4n-8l3.xml --ps 64 [--seed 1] \
-//!     [--workload all|one-spawns-all|fork-join|skewed] [--placement compact|scatter|...]
+//!     [--workload all|one-spawns-all|fork-join|skewed] [--placement compact|scatter|...] \
+//!     [--weights CACHE,NUMA,LATENCY]   # adds a row: affinity with these weights
 //! cargo run -p gpm-bench --release --bin gpm-sim -- --synthetic "pack:2 numa:2 l3:2 core:4 pu:2" --ps 128
 //! ```
 
 use gpm_bench::sim::{simulate, CostModel, Workload};
 use gpm_numa::{Placement, Topology};
-use gpm_scheduler::steal::{StealPolicy, StealTopology};
+use gpm_scheduler::steal::{AffinityWeights, StealPolicy, StealTopology};
 use std::process::ExitCode;
 
 #[derive(Debug)]
@@ -20,6 +21,7 @@ struct Args {
     seed: u64,
     workloads: Vec<Workload>,
     placement: Placement,
+    extra: Option<AffinityWeights>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -28,6 +30,7 @@ fn parse() -> Result<Args, String> {
     let mut seed = 1;
     let mut workloads = Workload::ALL.to_vec();
     let mut placement = Placement::Compact;
+    let mut extra = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -47,6 +50,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--placement" => placement = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--weights" => extra = Some(weights(&value()?)?),
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -61,7 +65,21 @@ fn parse() -> Result<Args, String> {
         seed,
         workloads,
         placement,
+        extra,
     })
+}
+
+fn weights(text: &str) -> Result<AffinityWeights, String> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|w| number(w.trim(), "--weights"))
+        .collect::<Result<_, _>>()?;
+    match parts[..] {
+        [cache, numa, latency] => {
+            AffinityWeights::new(cache, numa, latency).map_err(|e| format!("--weights: {e}"))
+        }
+        _ => Err(format!("--weights {text:?}: expected CACHE,NUMA,LATENCY")),
+    }
 }
 
 fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
@@ -71,7 +89,8 @@ fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
 
 fn usage() -> String {
     "usage: gpm-sim (--topology FILE.xml | --synthetic DESC) [--ps N] [--seed S] \
-     [--workload all|one-spawns-all|fork-join|skewed] [--placement compact|scatter|node:N|cpus:LIST]"
+     [--workload all|one-spawns-all|fork-join|skewed] [--placement compact|scatter|node:N|cpus:LIST] \
+     [--weights CACHE,NUMA,LATENCY]"
         .to_owned()
 }
 
@@ -102,15 +121,29 @@ fn main() -> ExitCode {
     );
     println!("| workload | policy | makespan (us) | vs random | steal attempts | success rate | remote-steal ratio | tasks run off-node |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut policies: Vec<(String, StealPolicy)> = StealPolicy::ALL
+        .iter()
+        .map(|p| (p.name().to_owned(), *p))
+        .collect();
+    if let Some(w) = args.extra {
+        let label = format!("affinity({},{},{})", w.cache(), w.numa(), w.latency());
+        policies.push((label, StealPolicy::Affinity(w)));
+    }
     for workload in args.workloads {
         let mut random_makespan = None;
-        for policy in StealPolicy::ALL {
-            let report = simulate(&topology, policy, workload, CostModel::default(), args.seed);
+        for (label, policy) in &policies {
+            let report = simulate(
+                &topology,
+                *policy,
+                workload,
+                CostModel::default(),
+                args.seed,
+            );
             let base = *random_makespan.get_or_insert(report.makespan_ns);
             println!(
                 "| {} | {} | {:.1} | {:.3} | {} | {:.3} | {:.3} | {:.1}% |",
                 report.workload,
-                report.policy,
+                label,
                 report.makespan_ns as f64 / 1e3,
                 report.makespan_ns as f64 / base as f64,
                 report.steal_attempts,

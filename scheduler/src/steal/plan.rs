@@ -30,7 +30,8 @@ enum Kind {
 /// victim `victims[i]`.
 struct AffinityRanking {
     weights: AffinityWeights,
-    /// Every other P, starting after the thief and wrapping: the tie-break order.
+    /// Every other P, starting after the thief and wrapping. Ties are broken by position
+    /// in this list, counted from a random start per plan.
     victims: Vec<usize>,
     /// `cache * shares_l3 + numa * (1 - normalised distance)`, fixed at start-up.
     static_scores: Vec<f64>,
@@ -94,7 +95,10 @@ impl VictimPlanner {
                         .extend(tier[start..].iter().chain(&tier[..start]));
                 }
             }
-            Kind::Affinity(ranking) => ranking.plan(queue_wait, &mut self.order),
+            Kind::Affinity(ranking) => {
+                let tie_start = rng.below(ranking.victims.len() as u32) as usize;
+                ranking.plan(queue_wait, tie_start, &mut self.order);
+            }
         }
         &self.order
     }
@@ -156,14 +160,20 @@ impl AffinityRanking {
 
     /// Scores every victim with its live latency term, then writes the top
     /// [`AFFINITY_TOP_K`] by live score followed by the rest in the order of the last full
-    /// ranking (re-ranked now if [`AFFINITY_REFRESH_INTERVAL`] plans have passed).
-    fn plan(&mut self, queue_wait: impl Fn(usize) -> u64, order: &mut Vec<usize>) {
+    /// ranking (re-ranked now if [`AFFINITY_REFRESH_INTERVAL`] plans have passed). Equal
+    /// scores go in rotation order from position `tie_start` of `victims`.
+    fn plan(
+        &mut self,
+        queue_wait: impl Fn(usize) -> u64,
+        tie_start: usize,
+        order: &mut Vec<usize>,
+    ) {
         self.score(queue_wait);
         if self.plans_since_refresh == 0 {
-            self.refresh();
+            self.refresh(tie_start);
         }
         self.plans_since_refresh = (self.plans_since_refresh + 1) % AFFINITY_REFRESH_INTERVAL;
-        self.select_top();
+        self.select_top(tie_start);
         order.extend(self.top.iter().map(|&i| self.victims[i]));
         let top = &self.top;
         order.extend(
@@ -195,21 +205,25 @@ impl AffinityRanking {
         }
     }
 
-    /// Full re-sort by live score; ties keep the rotation order (stable sort).
-    fn refresh(&mut self) {
+    /// Full re-sort by live score, ties in rotation order from `tie_start`.
+    fn refresh(&mut self, tie_start: usize) {
         let live = &self.live_scores;
+        let n = self.victims.len();
         self.ranked.clear();
-        self.ranked.extend(0..self.victims.len());
+        self.ranked.extend((0..n).map(|i| (tie_start + i) % n));
+        // Stable: equal scores keep the rotation order just written.
         self.ranked.sort_by(|&a, &b| live[b].total_cmp(&live[a]));
     }
 
-    /// The `AFFINITY_TOP_K` best live scores, best first, earlier position on ties.
-    fn select_top(&mut self) {
+    /// The `AFFINITY_TOP_K` best live scores, best first, ties in rotation order from
+    /// `tie_start`.
+    fn select_top(&mut self, tie_start: usize) {
         self.top.clear();
-        let k = AFFINITY_TOP_K.min(self.victims.len());
+        let n = self.victims.len();
+        let k = AFFINITY_TOP_K.min(n);
         for _ in 0..k {
             let mut best: Option<usize> = None;
-            for i in 0..self.victims.len() {
+            for i in (0..n).map(|i| (tie_start + i) % n) {
                 if self.top.contains(&i) {
                     continue;
                 }
