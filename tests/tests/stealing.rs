@@ -259,3 +259,49 @@ fn weights_apply_to_affinity_only() {
     let expected = gpm::steal::AffinityWeights::new(1.0, 0.0, 0.25).unwrap();
     assert_eq!(rt.handle().steal_policy(), StealPolicy::Affinity(expected));
 }
+
+/// Tasks woken from a foreign thread (the last-P inbox path when on, the injector when off)
+/// all complete, many times over, with 1, 2 and 4 Ps.
+#[test]
+fn foreign_wakeups_complete_with_and_without_last_p_routing() {
+    watchdog("foreign-wakeups", || {
+        for last_p in [true, false] {
+            for workers in [1, 2, 4] {
+                let rt = gpm::Runtime::builder()
+                    .worker_threads(workers)
+                    .last_p_wakeups(last_p)
+                    .build()
+                    .unwrap();
+                let (senders, joins): (Vec<_>, Vec<_>) = (0..200)
+                    .map(|i| {
+                        let (tx, rx) = futures::channel::oneshot::channel::<usize>();
+                        let join = rt.spawn(async move {
+                            // Polled once (records its last P), then woken remotely.
+                            gpm::task::yield_now().await;
+                            rx.await.unwrap() + i
+                        });
+                        (tx, join)
+                    })
+                    .unzip();
+                let waker = std::thread::spawn(move || {
+                    for tx in senders {
+                        tx.send(1).unwrap();
+                    }
+                });
+                let total: usize = rt.block_on(async move {
+                    let mut total = 0;
+                    for join in joins {
+                        total += join.await.unwrap();
+                    }
+                    total
+                });
+                waker.join().unwrap();
+                assert_eq!(
+                    total,
+                    200 + (0..200).sum::<usize>(),
+                    "last_p {last_p}, {workers} Ps"
+                );
+            }
+        }
+    });
+}
