@@ -1,5 +1,5 @@
 //! What the probes cost: tokio's runtime workloads on gpm with probes off
-//! (`Builder::enable_probes(false)`), on with the default sampling (1 task in 64 timed), and
+//! (`Builder::enable_probes(false)`), on with the default sampling (1 schedule in 16 timed), and
 //! on with every task timed, plus tokio, in one criterion group per workload.
 //! Workers: `GPM_BENCH_WORKERS` (default 2).
 
@@ -56,7 +56,7 @@ impl<const MODE: u32> Rt for GpmProbes<MODE> {
 }
 
 type Off = GpmProbes<0>;
-type Sampled = GpmProbes<64>;
+type Sampled = GpmProbes<16>;
 type Every = GpmProbes<1>;
 
 fn group(
@@ -85,7 +85,7 @@ macro_rules! on_each_runtime {
         }
         one::<Tokio>($group, "tokio", $workers);
         one::<Off>($group, "gpm_probes_off", $workers);
-        one::<Sampled>($group, "gpm_probes_on_1_in_64", $workers);
+        one::<Sampled>($group, "gpm_probes_on_1_in_16", $workers);
         one::<Every>($group, "gpm_probes_on_every_task", $workers);
     }};
 }

@@ -8,6 +8,8 @@
 
 use std::future::Future;
 
+pub mod sim;
+
 /// Worker count for the comparisons: `GPM_BENCH_WORKERS`, default 2.
 pub fn bench_workers() -> usize {
     std::env::var("GPM_BENCH_WORKERS")
@@ -93,6 +95,18 @@ impl Rt for Tokio {
 
     fn yield_now() -> impl Future<Output = ()> + Send {
         tokio::task::yield_now()
+    }
+}
+
+impl Gpm {
+    /// A gpm runtime with `workers` Ps stealing by `policy`.
+    pub fn with_policy(workers: usize, policy: gpm::steal::StealPolicy) -> Gpm {
+        let rt = gpm::Runtime::builder()
+            .worker_threads(workers)
+            .steal_policy(policy)
+            .build()
+            .expect("gpm runtime");
+        Gpm(rt)
     }
 }
 
@@ -306,5 +320,107 @@ pub mod workloads {
             drop(R::spawn(async move { link::<R>(done, CHAIN) }));
             state.rx.recv().unwrap();
         });
+    }
+}
+
+/// Imbalanced workloads for comparing stealing policies: all the work starts on one P.
+pub mod imbalanced {
+    use super::Rt;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::{mpsc, Arc};
+
+    /// Children of `one_spawns_all` and tasks of `skewed_producer`.
+    pub const TASKS: usize = 10_000;
+    /// Depth of the `fork_join` tree (2^13 - 1 tasks).
+    pub const TREE_DEPTH: u32 = 12;
+
+    /// Spins for `units` units of about 100 loop iterations each.
+    pub fn burn(units: u32) -> u64 {
+        let mut x = 0u64;
+        for i in 0..units * 100 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(u64::from(i)));
+        }
+        x
+    }
+
+    /// Counts completions and signals the waiting bench thread at the last one.
+    struct Countdown {
+        left: AtomicUsize,
+        done: mpsc::SyncSender<()>,
+    }
+
+    impl Countdown {
+        fn new(count: usize) -> (Arc<Countdown>, mpsc::Receiver<()>) {
+            let (done, wait) = mpsc::sync_channel(1);
+            let countdown = Countdown {
+                left: AtomicUsize::new(count),
+                done,
+            };
+            (Arc::new(countdown), wait)
+        }
+
+        fn tick(&self) {
+            if self.left.fetch_sub(1, Relaxed) == 1 {
+                self.done.send(()).unwrap();
+            }
+        }
+    }
+
+    /// One task spawns `TASKS` small tasks (1 unit of work each): the other Ps only get
+    /// work by stealing it (or from the spawner's overflow into the injector).
+    pub fn one_spawns_all<R: Rt>(rt: &R) {
+        let (countdown, wait) = Countdown::new(TASKS);
+        drop(rt.spawn_remote(async move {
+            for _ in 0..TASKS {
+                let countdown = Arc::clone(&countdown);
+                drop(R::spawn(async move {
+                    std::hint::black_box(burn(1));
+                    countdown.tick();
+                }));
+            }
+        }));
+        wait.recv().unwrap();
+    }
+
+    /// A binary fork-join tree of depth `TREE_DEPTH`: each node spawns two children and
+    /// awaits them; leaves burn 1 unit.
+    pub fn fork_join<R: Rt>(rt: &R) {
+        fn node<R: Rt>(depth: u32) -> R::Handle<u64> {
+            R::spawn(async move {
+                if depth == 0 {
+                    return burn(1) & 1;
+                }
+                let left = node::<R>(depth - 1);
+                let right = node::<R>(depth - 1);
+                R::join(left).await + R::join(right).await
+            })
+        }
+        let (done, wait) = mpsc::sync_channel(1);
+        drop(rt.spawn_remote(async move {
+            let total = R::join(node::<R>(TREE_DEPTH)).await;
+            done.send(std::hint::black_box(total)).unwrap();
+        }));
+        wait.recv().unwrap();
+    }
+
+    /// One producer spawns `TASKS` tasks of skewed cost: every 32nd burns 32 units, the
+    /// rest 1, so a few victims hold most of the work.
+    pub fn skewed_producer<R: Rt>(rt: &R) {
+        let (countdown, wait) = Countdown::new(TASKS);
+        drop(rt.spawn_remote(async move {
+            for i in 0..TASKS {
+                let countdown = Arc::clone(&countdown);
+                let units = if i % 32 == 0 { 32 } else { 1 };
+                drop(R::spawn(async move {
+                    std::hint::black_box(burn(units));
+                    countdown.tick();
+                }));
+                if i % 64 == 0 {
+                    R::yield_now().await;
+                }
+            }
+        }));
+        wait.recv().unwrap();
     }
 }

@@ -122,6 +122,47 @@ pub fn pin_current_thread(pu: usize) -> Result<(), Error> {
     }
 }
 
+/// Lets the calling thread run on every CPU of the process's
+/// [allowed set](allowed_cpus) again (undoes [`pin_current_thread`]).
+///
+/// # Errors
+///
+/// [`Error::Pin`] (with `pu` 0) if the allowed set is unknown or the kernel
+/// refuses.
+pub fn unpin_current_thread() -> Result<(), Error> {
+    let allowed = allowed();
+    let Some(&last) = allowed.last() else {
+        return Err(Error::Pin {
+            pu: 0,
+            detail: "the process's allowed CPUs are unknown".to_string(),
+        });
+    };
+    let mut mask = vec![0u64; last / WORD_BITS + 1];
+    for &cpu in allowed {
+        mask[cpu / WORD_BITS] |= 1 << (cpu % WORD_BITS);
+    }
+    // SAFETY: `mask` is a readable buffer of exactly the size passed; the
+    // kernel only reads it. pid 0 is the calling thread.
+    let rc = unsafe {
+        libc::sched_setaffinity(
+            0,
+            mask.len() * WORD_BITS / 8,
+            mask.as_ptr().cast::<libc::cpu_set_t>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::Pin {
+            pu: 0,
+            detail: format!(
+                "sched_setaffinity failed: {}",
+                std::io::Error::last_os_error()
+            ),
+        })
+    }
+}
+
 /// Checks that `pu` exists (`< configured`) and is in `allowed`.
 fn check_pin_target(pu: usize, allowed: &[usize], configured: usize) -> Result<(), Error> {
     let allowed_text = format_list(allowed);
@@ -160,6 +201,19 @@ mod tests {
         assert!(err.to_string().contains("allowed CPUs (0)"), "{err}");
         let err = check_pin_target(4096, &[0, 1], 2).unwrap_err();
         assert!(err.to_string().contains("4096") && err.to_string().contains("no such CPU"));
+    }
+
+    #[test]
+    fn unpin_restores_the_allowed_set() {
+        let allowed = allowed_cpus();
+        std::thread::spawn(move || {
+            pin_current_thread(allowed[0]).unwrap();
+            assert_eq!(current_thread_affinity().unwrap(), [allowed[0]]);
+            unpin_current_thread().unwrap();
+            assert_eq!(current_thread_affinity().unwrap(), allowed);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -69,7 +69,9 @@ pub mod memory;
 pub mod placement;
 pub mod topology;
 
-pub use affinity::{allowed_cpus, current_thread_affinity, pin_current_thread};
+pub use affinity::{
+    allowed_cpus, current_thread_affinity, pin_current_thread, unpin_current_thread,
+};
 pub use cpulist::{format_list, parse_list};
 pub use error::Error;
 pub use memory::{

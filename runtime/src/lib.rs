@@ -26,6 +26,8 @@
 // Under the loom model only the task core is compiled; the runtime around it is not.
 #![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
+#[cfg(all(test, gpm_loom))]
+mod inbox_loom_tests;
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 mod rt;
@@ -34,6 +36,21 @@ pub mod task;
 #[cfg(not(gpm_loom))]
 pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};
 pub use task::{JoinError, JoinHandle};
+
+/// Machine topology, placement and pinning (the `gpm-numa` crate), re-exported so that
+/// [`Builder::topology`] and [`Builder::placement`] need no extra dependency.
+#[cfg(not(gpm_loom))]
+pub use gpm_numa as numa;
+
+/// Stealing policies and their statistics (from `gpm-scheduler`); see [`Builder`] for how
+/// a runtime picks its policy.
+#[cfg(not(gpm_loom))]
+pub mod steal {
+    pub use gpm_scheduler::steal::{
+        AffinityWeights, ByRelation, ParsePolicyError, ProcessorStealStats, Relation, StealPolicy,
+        StealStats, StealTopology, WeightError, STEAL_ENV,
+    };
+}
 
 /// Runtime settings and limits (`gpm::runtime::Builder` is the same type as
 /// `gpm::Builder`, for code written against tokio's paths).

@@ -11,6 +11,7 @@
 //! | [`processor`] | `findRunnable` | a P's private part and the order in which it looks for work |
 //! | [`probe`] | `/sched/` metrics | counters, latency histograms, Little's law, the knee detector |
 //! | [`stw`] | `stopTheWorldWithSema` | stopping every P at a safepoint, with a report |
+//! | [`steal`] | `stealWork` | stealing policies (victim order), latency history, steal counters |
 #![warn(missing_docs)]
 
 pub mod idle;
@@ -19,11 +20,13 @@ pub mod park;
 pub mod probe;
 pub mod processor;
 pub mod queue;
+pub mod steal;
 pub mod stw;
 mod sync;
 
 pub use inject::Injector;
 pub use processor::{
-    Config, FastRand, LocalSlot, Processor, Scheduler, DEFAULT_GLOBAL_QUEUE_INTERVAL,
+    Config, FastRand, LocalSlot, Processor, Scheduler, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL,
 };
 pub use queue::{Local, Source, Stealer, LOCAL_QUEUE_CAPACITY, RUNNEXT_STREAK_MAX};
+pub use steal::{AffinityWeights, StealPolicy, StealStats, StealTopology};

@@ -14,20 +14,47 @@
 //!    `RUNNEXT_STREAK_MAX + 1` polls, while the injector waits another 61 (this took
 //!    `spawn_many_remote_busy2` from 4x slower than tokio to faster). The same tick returns
 //!    yielded (deferred) tasks to the FIFO.
-//! 2. `runnext`, then the local FIFO.
+//! 2. `runnext`, then the local FIFO, then the P's inbox (tasks woken off the runtime's
+//!    threads that last ran on this P; see "Last P" below).
 //! 3. A batch from the injector (its fair share, at most half a local queue).
 //! 4. The tasks that yielded since the FIFO last ran dry (see [`crate::queue`]: yielders
 //!    wait behind the global queue, as in Go's `Gosched`).
 //! 5. Steal: become a searcher (at most half of the Ps may), then take half of a victim's
-//!    FIFO, visiting victims from a random start in round-robin order.
+//!    FIFO, visiting victims in the order this P's [`VictimPlanner`] writes for the
+//!    runtime's [`StealPolicy`] (see [`crate::steal`]); every visit is counted by its
+//!    relation to the thief. Every victim empty: a share of the injector.
 //! 6. Park, following the protocol in [`crate::idle`].
+//!
+//! # Last P: the inbox
+//!
+//! A task woken from outside the Ps (a foreign thread, `block_on`, the blocking pool) goes
+//! back to the P that last polled it while that P is awake (its cache still holds the
+//! task's data), through the P's inbox: a multi-producer queue (our [`Injector`], i.e.
+//! crossbeam's) that any thread may push to and that the owner drains right after its
+//! local FIFO. A P that sleeps gets no inbox pushes: the task goes to the global injector
+//! instead and the usual wake-up protocol runs. Inboxes are also stealable (a thief takes
+//! one task from a victim's inbox when its FIFO is empty), so a P stuck in a long poll
+//! strands nothing, and the last searcher's re-check before sleeping covers them.
+//!
+//! No lost wake-up (a push to the inbox of a P that is about to sleep): the P stores
+//! `asleep = true`, executes a `SeqCst` fence, then re-checks its inbox before sleeping,
+//! and again after every wake-up; the pusher pushes, executes a `SeqCst` fence, then reads
+//! `asleep` and, if set, unparks that P (its parker keeps the token). This is the
+//! store-buffer pattern: with a fence between each side's write and read, at least one
+//! side sees the other's write, so either the P sees the task or the pusher wakes the P.
+//! (A pusher that saw `asleep` before pushing used the injector instead.) The loom model
+//! `inbox_push_races_park` in `runtime/src/inbox_loom_tests.rs` checks this handshake.
 
 use crate::idle::Idle;
 use crate::inject::Injector;
 use crate::park::Parker;
 use crate::queue::{Local, Stealer, LOCAL_QUEUE_CAPACITY};
+use crate::steal::{
+    LatencyHistory, StealCounters, StealPolicy, StealStats, StealTopology, VictimPlanner,
+};
 use crossbeam_utils::CachePadded;
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
@@ -43,10 +70,37 @@ pub struct Config {
     pub global_queue_interval: u32,
 }
 
+/// How the Ps steal: the policy and where the Ps sit.
+#[derive(Debug, Clone)]
+pub struct StealConfig {
+    /// The victim order policy.
+    pub policy: StealPolicy,
+    /// Per P: PU, L3 domain, node; one entry per P.
+    pub topology: StealTopology,
+}
+
+impl StealConfig {
+    /// The compiled-in default policy on a flat one-node model of `processors` Ps.
+    pub fn flat(processors: usize) -> StealConfig {
+        StealConfig {
+            policy: StealPolicy::compiled_default(),
+            topology: StealTopology::flat(processors),
+        }
+    }
+}
+
 /// The part of each P that other Ps and other threads may touch.
 struct Remote<T> {
     stealer: Stealer<T>,
     parker: Parker,
+    /// Written by the holder of the P, read by thieves.
+    latency: LatencyHistory,
+    /// Written by the holder of the P, read by probes.
+    counters: StealCounters,
+    /// Tasks woken off the Ps whose last P this is; drained by the owner, stealable.
+    inbox: Injector<T>,
+    /// Set by the holder while the P sleeps or is about to; read by inbox pushers.
+    asleep: AtomicBool,
 }
 
 /// State shared by all Ps of one runtime.
@@ -55,6 +109,7 @@ pub struct Scheduler<T> {
     injector: Injector<T>,
     idle: Idle,
     global_queue_interval: u32,
+    steal: StealConfig,
 }
 
 /// Where a locally scheduled task goes.
@@ -76,6 +131,7 @@ pub struct Processor<T> {
     tick: u32,
     rng: FastRand,
     searching: bool,
+    planner: VictimPlanner,
 }
 
 impl<T> Scheduler<T> {
@@ -85,16 +141,36 @@ impl<T> Scheduler<T> {
     /// If `config.processors` is zero or above [`crate::idle::MAX_PROCESSORS`], or
     /// `global_queue_interval` is zero. The runtime's builder reports those as errors first.
     pub fn new(config: Config) -> (Scheduler<T>, Vec<Processor<T>>) {
+        Scheduler::with_stealing(config, StealConfig::flat(config.processors))
+    }
+
+    /// Like [`Scheduler::new`], stealing as `steal` says.
+    ///
+    /// # Panics
+    /// As [`Scheduler::new`], and if `steal.topology` does not have `config.processors` Ps.
+    pub fn with_stealing(config: Config, steal: StealConfig) -> (Scheduler<T>, Vec<Processor<T>>) {
         assert!(
             config.global_queue_interval > 0,
             "global_queue_interval is 0"
+        );
+        assert_eq!(
+            steal.topology.num_processors(),
+            config.processors,
+            "the steal topology places a different number of Ps"
         );
         let idle = Idle::new(config.processors);
         let (locals, remotes): (Vec<_>, Vec<_>) = (0..config.processors)
             .map(|_| {
                 let (local, stealer) = Local::new();
-                let parker = Parker::new();
-                (local, CachePadded::new(Remote { stealer, parker }))
+                let remote = Remote {
+                    stealer,
+                    parker: Parker::new(),
+                    latency: LatencyHistory::new(),
+                    counters: StealCounters::default(),
+                    inbox: Injector::new(),
+                    asleep: AtomicBool::new(false),
+                };
+                (local, CachePadded::new(remote))
             })
             .unzip();
         let processors = locals
@@ -106,6 +182,7 @@ impl<T> Scheduler<T> {
                 tick: 0,
                 rng: FastRand::new(index as u64 + 1),
                 searching: false,
+                planner: VictimPlanner::new(&steal.policy, &steal.topology, index),
             })
             .collect();
         let scheduler = Scheduler {
@@ -113,6 +190,7 @@ impl<T> Scheduler<T> {
             injector: Injector::new(),
             idle,
             global_queue_interval: config.global_queue_interval,
+            steal,
         };
         (scheduler, processors)
     }
@@ -136,6 +214,34 @@ impl<T> Scheduler<T> {
     pub fn push_remote(&self, task: T) {
         self.injector.push(task);
         self.notify_parked();
+    }
+
+    /// Queues `task` in P `index`'s inbox if that P is awake (see "Last P" in the module
+    /// documentation); gives the task back when the P sleeps, for the injector.
+    pub fn push_to_processor(&self, index: usize, task: T) -> Result<(), T> {
+        let remote = &self.remotes[index];
+        if remote.asleep.load(Ordering::Relaxed) {
+            return Err(task);
+        }
+        remote.inbox.push(task);
+        fence(Ordering::SeqCst);
+        if remote.asleep.load(Ordering::Relaxed) {
+            // It went to sleep meanwhile and may have missed the task: wake it.
+            remote.parker.unpark();
+        } else if remote.inbox.len() > 1 {
+            // The P is behind (maybe in a long poll): let an idle P come and steal.
+            self.notify_parked();
+        }
+        Ok(())
+    }
+
+    /// Closes the injector and every inbox, dropping what they hold; later pushes drop
+    /// their task (shutdown).
+    pub fn close_queues(&self) {
+        self.injector.close();
+        for remote in self.remotes.iter() {
+            remote.inbox.close();
+        }
     }
 
     /// Wakes one sleeping P if no P is searching (protocol step 1). The caller has made its
@@ -164,8 +270,45 @@ impl<T> Scheduler<T> {
         self.remotes[index].stealer.len()
     }
 
+    /// The stealing policy in use.
+    pub fn steal_policy(&self) -> StealPolicy {
+        self.steal.policy
+    }
+
+    /// Where the Ps sit, as the stealing policies see it.
+    pub fn steal_topology(&self) -> &StealTopology {
+        &self.steal.topology
+    }
+
+    /// P `index`'s latency history. Only the holder of that P records into it.
+    pub fn latency(&self, index: usize) -> &LatencyHistory {
+        &self.remotes[index].latency
+    }
+
+    /// A snapshot of every P's steal counters and latency averages.
+    pub fn steal_stats(&self) -> StealStats {
+        let processors = self
+            .remotes
+            .iter()
+            .map(|remote| {
+                let mut stats = remote.counters.snapshot();
+                stats.queue_wait_ewma_ns = remote.latency.queue_wait_ns();
+                stats.poll_ewma_ns = remote.latency.poll_ns();
+                stats
+            })
+            .collect();
+        StealStats {
+            policy: self.steal.policy.name(),
+            processors,
+        }
+    }
+
     fn has_stealable_work(&self) -> bool {
-        !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
+        !self.injector.is_empty()
+            || self
+                .remotes
+                .iter()
+                .any(|r| !r.stealer.is_empty() || !r.inbox.is_empty())
     }
 }
 
@@ -219,6 +362,9 @@ impl<T> Processor<T> {
         if let Some((task, _)) = self.local.pop() {
             return Some(task);
         }
+        if let Some(task) = scheduler.remotes[self.index].inbox.pop() {
+            return Some(task);
+        }
         if let Some(task) = self.take_from_injector(scheduler) {
             return Some(task);
         }
@@ -256,21 +402,44 @@ impl<T> Processor<T> {
             }
             self.searching = true;
         }
-        let count = scheduler.num_processors();
-        let start = self.rng.below(count as u32) as usize;
-        for offset in 0..count {
-            let victim = (start + offset) % count;
-            if victim == self.index {
-                continue;
-            }
-            if let Some(task) = scheduler.remotes[victim]
+        if let Some(task) = self.steal_from_victims(scheduler) {
+            return Some(task);
+        }
+        let task = self.take_from_injector(scheduler)?;
+        scheduler.remotes[self.index]
+            .counters
+            .record_injector_take();
+        Some(task)
+    }
+
+    /// Visits the victims in the planner's order and counts each visit by relation.
+    fn steal_from_victims(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
+        let Processor {
+            index,
+            local,
+            rng,
+            planner,
+            ..
+        } = self;
+        let remotes = &scheduler.remotes;
+        let counters = &remotes[*index].counters;
+        let order = planner.plan(|p| remotes[p].latency.queue_wait_ns(), rng);
+        for &victim in order {
+            let before = local.queue_len();
+            let stolen = remotes[victim]
                 .stealer
-                .steal_half_into(&mut self.local)
-            {
-                return Some(task);
+                .steal_half_into(local)
+                .or_else(|| remotes[victim].inbox.pop());
+            let relation = scheduler.steal.topology.relation(*index, victim);
+            let taken = stolen
+                .as_ref()
+                .map_or(0, |_| local.queue_len() - before + 1);
+            counters.record_attempt(relation, taken as u64);
+            if stolen.is_some() {
+                return stolen;
             }
         }
-        self.take_from_injector(scheduler)
+        None
     }
 
     /// Step 3 of the idle protocol: call before running a task found while searching.
@@ -296,6 +465,25 @@ impl<T> Processor<T> {
         timeout: Option<Duration>,
         should_wake: impl Fn() -> bool,
     ) {
+        let remote = &scheduler.remotes[self.index];
+        remote.asleep.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !remote.inbox.is_empty() {
+            // A task came back to this P before it slept (see "Last P").
+            remote.asleep.store(false, Ordering::Relaxed);
+            return;
+        }
+        self.park_announced(scheduler, timeout, should_wake);
+        remote.asleep.store(false, Ordering::Relaxed);
+    }
+
+    fn park_announced(
+        &mut self,
+        scheduler: &Scheduler<T>,
+        timeout: Option<Duration>,
+        should_wake: impl Fn() -> bool,
+    ) {
+        let inbox = &scheduler.remotes[self.index].inbox;
         let was_last_searcher = scheduler
             .idle
             .transition_worker_to_parked(self.index, self.searching);
@@ -305,7 +493,7 @@ impl<T> Processor<T> {
         }
         let parker = &scheduler.remotes[self.index].parker;
         loop {
-            if should_wake() {
+            if should_wake() || !inbox.is_empty() {
                 break;
             }
             match timeout {
@@ -469,6 +657,86 @@ mod tests {
         assert_eq!(p0[0].local().queue_len(), 4);
         p1[0].transition_from_searching(&sched);
         assert_eq!(sched.idle().num_searching(), 0);
+    }
+
+    #[test]
+    fn steals_are_counted_by_relation_in_plan_order() {
+        // 4 Ps, one per core of "pack:2 l3:1 core:2 pu:1": P0/P1 share an L3, P2/P3 the
+        // other (one node: relation same-L3 or same-node). Hierarchical: P0 tries P1 first.
+        let machine = gpm_numa::Topology::from_synthetic("pack:2 l3:1 core:2 pu:1").unwrap();
+        let steal = StealConfig {
+            policy: StealPolicy::Hierarchical,
+            topology: StealTopology::from_topology(&machine, &[0, 1, 2, 3]).unwrap(),
+        };
+        let (sched, mut ps) = Scheduler::with_stealing(config(4), steal);
+        for i in 0..8 {
+            ps[2].push_local(&sched, i, LocalSlot::Back);
+        }
+        // P1 is empty, so P0 visits it (same L3, failure), then P2 or P3 (same node).
+        assert!(ps[0].steal_work(&sched).is_some());
+        let stats = sched.steal_stats();
+        assert_eq!(stats.policy, "hierarchical");
+        let p0 = stats.processors[0];
+        assert_eq!(p0.attempts.same_l3, 1);
+        assert_eq!(p0.successes.same_l3, 0);
+        assert_eq!(p0.successes.same_node, 1);
+        assert!(p0.attempts.same_node >= 1);
+        assert_eq!(p0.tasks_stolen.same_node, 4);
+        assert_eq!(ps[0].local().queue_len(), 3);
+        assert_eq!(stats.total().tasks_stolen.total(), 4);
+    }
+
+    #[test]
+    fn inbox_tasks_run_after_the_fifo_and_before_the_injector() {
+        let (sched, mut ps) = Scheduler::new(config(2));
+        sched.push_remote(100);
+        assert_eq!(sched.push_to_processor(0, 7), Ok(()));
+        ps[0].push_local(&sched, 1, LocalSlot::Back);
+        let polled: Vec<_> = std::iter::from_fn(|| ps[0].next_task(&sched)).collect();
+        assert_eq!(polled, vec![1, 7, 100]);
+    }
+
+    #[test]
+    fn inbox_is_stealable_and_counted() {
+        let (sched, mut ps) = Scheduler::new(config(2));
+        assert_eq!(sched.push_to_processor(0, 7), Ok(()));
+        assert_eq!(ps[1].steal_work(&sched), Some(7));
+        assert_eq!(sched.steal_stats().processors[1].tasks_stolen.total(), 1);
+    }
+
+    #[test]
+    fn park_with_a_task_in_the_inbox_returns_at_once() {
+        let (sched, mut ps) = Scheduler::new(config(2));
+        assert_eq!(sched.push_to_processor(1, 9), Ok(()));
+        // Without the inbox re-check this would sleep forever (no timeout, no token).
+        ps[1].park(&sched, None, || false);
+        assert_eq!(ps[1].next_task(&sched), Some(9));
+        assert_eq!(sched.idle().num_parked(), 0);
+    }
+
+    #[test]
+    fn a_sleeping_processor_gets_no_inbox_push_and_a_push_racing_its_sleep_wakes_it() {
+        let (sched, mut ps) = Scheduler::new(config(2));
+        let sched = std::sync::Arc::new(sched);
+        let mut p1 = ps.pop().unwrap();
+        let remote = std::sync::Arc::clone(&sched);
+        let sleeper = std::thread::spawn(move || {
+            p1.park(&remote, None, || false);
+            p1.next_task(&remote)
+        });
+        // Push until one lands in the inbox or the injector while P1 sleeps or is about
+        // to: either way P1 must wake and find work.
+        let mut sent = 0;
+        while !sleeper.is_finished() {
+            match sched.push_to_processor(1, sent) {
+                Ok(()) => {}
+                Err(task) => sched.push_remote(task),
+            }
+            sent += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(sleeper.join().unwrap().is_some());
+        assert!(sent >= 1);
     }
 
     #[test]

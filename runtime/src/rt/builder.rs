@@ -3,9 +3,12 @@
 use super::blocking::{Pool, PoolConfig};
 use super::handle::Handle;
 use super::runtime::Runtime;
-use super::worker::Shared;
-use gpm_scheduler::{Config as SchedulerConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL};
+use super::worker::{Shared, SharedOptions};
+use gpm_numa::{Placement, Topology};
+use gpm_scheduler::steal::{AffinityWeights, StealPolicy, StealTopology};
+use gpm_scheduler::{Config as SchedulerConfig, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL};
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Most Ps a runtime may have. Far above any machine gpm targets; a larger number is a typo.
@@ -19,6 +22,35 @@ pub const MIN_STACK_SIZE: usize = 64 * 1024;
 ///
 /// Settings are checked by [`Builder::build`], which returns a [`BuildError`] naming the bad
 /// value instead of panicking.
+///
+/// # Stealing and placement
+///
+/// Which P an idle P steals from is decided by a [`StealPolicy`] (see
+/// `gpm_scheduler::steal`). The policy in force is, first that applies: the one given to
+/// [`Builder::steal_policy`]; the environment variable `GPM_STEAL`
+/// (`random|affinity|hierarchical`, read by `build`); the cargo feature (`steal-affinity`
+/// by default; hierarchical > random > affinity when several are on).
+/// [`Builder::steal_weights`] sets the affinity weights whichever way affinity was chosen.
+///
+/// The policies read the machine from [`Builder::topology`] (default: this machine as
+/// detected once per process, or a flat one-node model if detection fails) and the P -> PU
+/// map from [`Builder::placement`] (default compact). A synthetic or XML topology lets a
+/// small machine run "a 4-node machine" for tests and experiments; nothing is pinned then.
+///
+/// ```
+/// use gpm::numa::{Placement, Topology};
+/// use gpm::steal::StealPolicy;
+///
+/// let machine = Topology::from_synthetic("pack:2 numa:2 l3:2 core:4 pu:2").unwrap();
+/// let rt = gpm::Runtime::builder()
+///     .worker_threads(4)
+///     .topology(machine)
+///     .placement(Placement::ScatterNodes)
+///     .steal_policy(StealPolicy::Hierarchical)
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.handle().steal_stats().policy, "hierarchical");
+/// ```
 ///
 /// ```
 /// let rt = gpm::Runtime::builder()
@@ -40,6 +72,12 @@ pub struct Builder {
     global_queue_interval: u32,
     probe_sampling: u32,
     probes_enabled: bool,
+    topology: Option<Topology>,
+    placement: Placement,
+    pin_workers: bool,
+    steal_policy: Option<StealPolicy>,
+    steal_weights: Option<(f64, f64, f64)>,
+    last_p_wakeups: bool,
 }
 
 /// Why a runtime could not be built.
@@ -120,6 +158,12 @@ impl Builder {
             global_queue_interval: DEFAULT_GLOBAL_QUEUE_INTERVAL,
             probe_sampling: super::probes::DEFAULT_SAMPLE_EVERY,
             probes_enabled: true,
+            topology: None,
+            placement: Placement::Compact,
+            pin_workers: false,
+            steal_policy: None,
+            steal_weights: None,
+            last_p_wakeups: true,
         }
     }
 
@@ -160,9 +204,10 @@ impl Builder {
         self
     }
 
-    /// Times one task in `every` for the probes' latency histograms and Little's law
-    /// (default 64); `0` turns timing off (the event counters stay on). See
-    /// [`Handle::probes`].
+    /// Timestamps one task schedule in `every` (per thread; default 16) for the probes'
+    /// latency histograms and Little's law, and for the affinity policy's latency history;
+    /// `0` turns timing off (the event counters stay on, the affinity policy loses its
+    /// latency term). See [`Handle::probes`].
     pub fn probe_sampling(&mut self, every: u32) -> &mut Self {
         self.probe_sampling = every;
         self
@@ -176,10 +221,57 @@ impl Builder {
         self
     }
 
+    /// The machine the stealing policies and the placement work on. Default: this machine,
+    /// detected once per process (a flat one-node model if detection fails).
+    pub fn topology(&mut self, topology: Topology) -> &mut Self {
+        self.topology = Some(topology);
+        self
+    }
+
+    /// Which PU each P sits on (default [`Placement::Compact`]); with more Ps than PUs the
+    /// list wraps around. A PU the topology lacks is a [`BuildError`] naming `placement`.
+    pub fn placement(&mut self, placement: Placement) -> &mut Self {
+        self.placement = placement;
+        self
+    }
+
+    /// Pin each M to its P's PU whenever it holds the P (default off). Only done when the
+    /// topology is this machine ([`Topology::is_this_system`]); with a synthetic or XML
+    /// topology the setting is ignored. A PU outside the process's allowed CPUs is a
+    /// [`BuildError`] naming `pin_workers`.
+    pub fn pin_workers(&mut self, pin: bool) -> &mut Self {
+        self.pin_workers = pin;
+        self
+    }
+
+    /// The stealing policy, overriding `GPM_STEAL` and the cargo feature.
+    pub fn steal_policy(&mut self, policy: StealPolicy) -> &mut Self {
+        self.steal_policy = Some(policy);
+        self
+    }
+
+    /// The affinity policy's weights (default 0.5, 0.3, 0.2): shared L3, NUMA proximity,
+    /// victim's queue wait. They apply whenever the policy in force is affinity. A
+    /// negative, infinite or NaN weight is a [`BuildError`] naming `steal_weights`.
+    pub fn steal_weights(&mut self, cache: f64, numa: f64, latency: f64) -> &mut Self {
+        self.steal_weights = Some((cache, numa, latency));
+        self
+    }
+
+    /// Whether a task woken off the runtime's Ps (from another thread, `block_on`, the
+    /// blocking pool) goes back to the P that last polled it while that P is awake
+    /// (default on), instead of the global injector.
+    pub fn last_p_wakeups(&mut self, enabled: bool) -> &mut Self {
+        self.last_p_wakeups = enabled;
+        self
+    }
+
     /// Checks the settings and starts the runtime's Ms.
     pub fn build(&mut self) -> Result<Runtime, BuildError> {
         let workers = self.checked_worker_threads()?;
         self.check_settings()?;
+        let policy = self.resolved_steal_policy()?;
+        let (topology, pins) = self.placed_topology(workers)?;
         let pool = Pool::new(PoolConfig {
             thread_name: self.thread_name.clone(),
             stack_size: self.thread_stack_size,
@@ -190,8 +282,14 @@ impl Builder {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
         };
-        let sampling = self.probes_enabled.then_some(self.probe_sampling);
-        let (shared, processors) = Shared::new(config, pool, sampling);
+        let steal = StealConfig { policy, topology };
+        let options = SharedOptions {
+            pins,
+            last_p_wakeups: self.last_p_wakeups,
+            probes_enabled: self.probes_enabled,
+            sample_every: self.probe_sampling,
+        };
+        let (shared, processors) = Shared::new(config, steal, options, pool);
         let runtime = Runtime::from_handle(Handle { shared });
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.
@@ -204,6 +302,57 @@ impl Builder {
                 })?;
         }
         Ok(runtime)
+    }
+
+    /// Builder, else `GPM_STEAL`, else the cargo feature; then the weights.
+    fn resolved_steal_policy(&self) -> Result<StealPolicy, BuildError> {
+        let policy = match self.steal_policy {
+            Some(policy) => policy,
+            None => StealPolicy::from_env()
+                .map_err(|e| BuildError::invalid("GPM_STEAL", e.to_string()))?
+                .unwrap_or_else(StealPolicy::compiled_default),
+        };
+        let Some((cache, numa, latency)) = self.steal_weights else {
+            return Ok(policy);
+        };
+        let weights = AffinityWeights::new(cache, numa, latency)
+            .map_err(|e| BuildError::invalid("steal_weights", e.to_string()))?;
+        Ok(match policy {
+            StealPolicy::Affinity(_) => StealPolicy::Affinity(weights),
+            other => other,
+        })
+    }
+
+    /// Places the Ps on the topology; returns the PUs to pin to when pinning applies.
+    fn placed_topology(&self, workers: usize) -> Result<(StealTopology, Option<Pins>), BuildError> {
+        let Some(machine) = self.topology.as_ref().or_else(|| detected_topology()) else {
+            return Ok((StealTopology::flat(workers), None));
+        };
+        let placement_error = |e: gpm_numa::Error| {
+            BuildError::invalid(
+                "placement",
+                format!("{} on {}: {e}", self.placement, machine.source()),
+            )
+        };
+        let pus = self
+            .placement
+            .assign(machine, workers)
+            .map_err(placement_error)?;
+        let topology = StealTopology::from_topology(machine, &pus).map_err(placement_error)?;
+        if !(self.pin_workers && machine.is_this_system()) {
+            return Ok((topology, None));
+        }
+        let allowed = gpm_numa::allowed_cpus();
+        if let Some(pu) = pus.iter().find(|pu| !allowed.contains(pu)) {
+            return Err(BuildError::invalid(
+                "pin_workers",
+                format!(
+                    "PU {pu} is not among this process's allowed CPUs ({})",
+                    gpm_numa::format_list(&allowed)
+                ),
+            ));
+        }
+        Ok((topology, Some(pus.into_boxed_slice())))
     }
 
     fn checked_worker_threads(&self) -> Result<usize, BuildError> {
@@ -252,4 +401,21 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// The PU of each P, for pinning.
+type Pins = Box<[usize]>;
+
+/// This machine's topology, detected once per process; `None` if hwloc fails.
+fn detected_topology() -> Option<&'static Topology> {
+    static DETECTED: OnceLock<Option<Topology>> = OnceLock::new();
+    DETECTED
+        .get_or_init(|| match Topology::detect() {
+            Ok(topology) => Some(topology),
+            Err(error) => {
+                eprintln!("gpm: topology detection failed, stealing as on one node: {error}");
+                None
+            }
+        })
+        .as_ref()
 }

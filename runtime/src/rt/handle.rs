@@ -152,6 +152,29 @@ impl Handle {
         self.shared.stop_the_world(requester, inspect)
     }
 
+    /// Every P's steal counters (attempts, successes and tasks stolen, by relation to the
+    /// victim: same L3, same node, other node) and latency averages, plus the policy's
+    /// name. Relaxed reads of per-P counters: cheap, and each counter only grows.
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
+    /// let stats = rt.handle().steal_stats();
+    /// assert_eq!(stats.processors.len(), 2);
+    /// ```
+    pub fn steal_stats(&self) -> gpm_scheduler::StealStats {
+        self.shared.scheduler.steal_stats()
+    }
+
+    /// The stealing policy this runtime uses.
+    pub fn steal_policy(&self) -> gpm_scheduler::StealPolicy {
+        self.shared.scheduler.steal_policy()
+    }
+
+    /// Where the Ps sit (PU, L3 domain, node), as the stealing policies see it.
+    pub fn steal_topology(&self) -> &gpm_scheduler::StealTopology {
+        self.shared.scheduler.steal_topology()
+    }
+
     /// Number of OS threads the runtime has right now (Ms and blocking threads).
     pub fn num_threads(&self) -> usize {
         self.shared.blocking.live_threads()

@@ -3,6 +3,7 @@
 mod block_on;
 pub(crate) mod blocking;
 mod builder;
+pub(crate) mod clock;
 pub(crate) mod context;
 mod handle;
 pub(crate) mod probes;

@@ -6,8 +6,8 @@
 //! |---|---|---|
 //! | polls, spawns, wakes, completions per P | every event | one relaxed load + store to a P-owned cache line |
 //! | `runnext` / deferred gauges per P | once per scheduling round | two relaxed stores to a P-owned line |
-//! | spawn and enqueue timestamps | 1 task in `sample_every` (its id decides) | one relaxed load per enqueue for the others |
-//! | sojourn, queue-wait HDR histograms | at completion / first poll of a sampled task | `try_lock` of a P-owned histogram |
+//! | spawn and enqueue timestamps | 1 schedule in `sample_every` per thread | a thread-local tick for the others |
+//! | sojourn, queue-wait HDR histograms | at completion / poll of a sampled task | `try_lock` of a P-owned histogram |
 //! | stop-the-world check | once per scheduling round | one relaxed load |
 //!
 //! Everything else (sums over Ps, quantiles, Little's law, the knee) is computed by the
@@ -27,18 +27,20 @@
 //!
 //! # Sampling
 //!
-//! A task is timed when its id (a global sequence number) is a multiple of
-//! `sample_every` ([`Builder::probe_sampling`](super::Builder::probe_sampling)); the
-//! sample is independent of what the task does, so its mean and quantiles estimate the
-//! population's. `0` turns timing (not counting) off;
+//! One schedule in `sample_every` per thread ([`Builder::probe_sampling`](super::Builder::probe_sampling),
+//! default 16) stamps the task header (`rt::clock`): a stamped spawn gives a sojourn sample
+//! at completion, a stamped enqueue a queue-wait sample at the next poll. The same samples
+//! feed the affinity policy's latency history. Which schedule is sampled does not depend on
+//! what the task does, so sample means and quantiles estimate the population's. `0` turns
+//! timing (not counting) off;
 //! [`Builder::enable_probes(false)`](super::Builder::enable_probes) turns counting off too
 //! (queue depths, thread counts and stop-the-world keep working: they cost nothing until
 //! read). The `probes` bench measures what they cost.
 
+use super::clock;
 use super::worker::{Proc, Shared};
 use crate::task::core::Header;
 
-use crate::task::Id;
 use crossbeam_utils::CachePadded;
 use gpm_scheduler::probe::knee::{Knee, KneeDetector, LoadPoint};
 use gpm_scheduler::probe::latency::{LatencyHistograms, Quantiles};
@@ -53,16 +55,17 @@ use std::time::{Duration, Instant};
 
 /// The span over which `lambda` and `W` are computed.
 pub(crate) const LITTLE_WINDOW: Duration = Duration::from_secs(1);
-/// Default: time one task in 64.
-pub(crate) const DEFAULT_SAMPLE_EVERY: u32 = 64;
+/// Default: timestamp one schedule in 16 per thread (the affinity policy's latency history
+/// and the probes share the samples; see `rt::clock`).
+pub(crate) const DEFAULT_SAMPLE_EVERY: u32 = clock::SAMPLE_INTERVAL;
 /// `(lambda, L)` points the knee detector keeps.
 const KNEE_POINTS: usize = 32;
 
 /// The runtime's probe state.
 pub(crate) struct ProbeState {
     enabled: bool,
-    epoch: Instant,
-    sample_every: u64,
+    started: Instant,
+    sample_every: u32,
     counters: Counters,
     sojourn: LatencyHistograms,
     queue_wait: LatencyHistograms,
@@ -101,13 +104,21 @@ impl QueueSnapshot {
     }
 }
 
+/// Why a task enters a run queue (the probes count the two apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    Spawn,
+    Wake,
+}
+
 impl ProbeState {
-    /// Probe state for `processors` Ps; `sample_every == None` turns counting off too.
-    pub(crate) fn new(processors: usize, sample_every: Option<u32>) -> ProbeState {
+    /// Probe state for `processors` Ps; timestamps on one schedule in `sample_every`
+    /// (0: none); counters, gauges and histograms only when `enabled`.
+    pub(crate) fn new(processors: usize, enabled: bool, sample_every: u32) -> ProbeState {
         ProbeState {
-            enabled: sample_every.is_some(),
-            epoch: Instant::now(),
-            sample_every: u64::from(sample_every.unwrap_or(0)),
+            enabled,
+            started: Instant::now(),
+            sample_every,
             counters: Counters::new(processors),
             sojourn: LatencyHistograms::new(processors),
             queue_wait: LatencyHistograms::new(processors),
@@ -121,51 +132,36 @@ impl ProbeState {
         }
     }
 
-    /// Nanoseconds since the runtime started, never 0 (0 means "not sampled").
-    fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64 | 1
+    /// A timestamp for one schedule in `sample_every` on this thread, else 0.
+    #[inline]
+    pub(crate) fn sample_ns(&self) -> u64 {
+        clock::sample_ns(self.sample_every)
     }
 
-    /// A task was spawned (its first enqueue is counted by [`ProbeState::enqueued`]).
-    pub(crate) fn spawned(&self, processor: Option<usize>, header: &Header, id: Id) {
-        if !self.enabled {
-            return;
-        }
-        self.counters.count(processor, Event::Spawn);
-        if self.sample_every != 0 && id.as_u64() % self.sample_every == 0 {
-            let now = self.now_ns();
-            header.probe.spawned_ns.store(now, Ordering::Relaxed);
-            header.probe.enqueued_ns.store(now, Ordering::Relaxed);
-        }
-    }
-
-    /// A task was made runnable again by a wake-up.
-    pub(crate) fn woken(&self, processor: Option<usize>, header: &Header) {
-        if !self.enabled {
-            return;
-        }
-        self.counters.count(processor, Event::Wake);
-        if header.probe.spawned_ns.load(Ordering::Relaxed) != 0 {
-            header
-                .probe
-                .enqueued_ns
-                .store(self.now_ns(), Ordering::Relaxed);
+    /// A task entered a run queue (spawn or wake-up) on P `processor` (`None`: off the Ps).
+    #[inline]
+    pub(crate) fn arrived(&self, processor: Option<usize>, arrival: Arrival) {
+        if self.enabled {
+            let event = match arrival {
+                Arrival::Spawn => Event::Spawn,
+                Arrival::Wake => Event::Wake,
+            };
+            self.counters.count(processor, event);
         }
     }
 
-    /// A poll of a task is about to start on P `processor`.
-    pub(crate) fn polling(&self, processor: usize, header: &Header) {
-        if !self.enabled {
-            return;
+    /// A poll is about to start on P `processor`.
+    #[inline]
+    pub(crate) fn polling(&self, processor: usize) {
+        if self.enabled {
+            self.counters.count(Some(processor), Event::Poll);
         }
-        self.counters.count(Some(processor), Event::Poll);
-        if header.probe.spawned_ns.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let enqueued = header.probe.enqueued_ns.swap(0, Ordering::Relaxed);
-        if enqueued != 0 {
-            let wait = self.now_ns().saturating_sub(enqueued);
-            self.queue_wait.record(Some(processor), wait);
+    }
+
+    /// A sampled task waited `ns` between its enqueue and this poll on P `processor`.
+    pub(crate) fn queue_wait(&self, processor: usize, ns: u64) {
+        if self.enabled {
+            self.queue_wait.record(Some(processor), ns);
         }
     }
 
@@ -175,9 +171,8 @@ impl ProbeState {
             return;
         }
         self.counters.count(processor, Event::Completion);
-        let spawned = header.probe.spawned_ns.load(Ordering::Relaxed);
-        if spawned != 0 {
-            let sojourn = self.now_ns().saturating_sub(spawned);
+        if let Some(spawned) = header.times.spawned() {
+            let sojourn = clock::now_ns().saturating_sub(spawned);
             self.sojourn.record(processor, sojourn);
             self.counters.sojourn(processor, sojourn);
         }
@@ -381,7 +376,7 @@ impl Shared {
         let (little_tasks, little_queues, knee) =
             self.little(totals, wait, tasks_alive as f64, queued as f64);
         Probes {
-            uptime_s: probes.epoch.elapsed().as_secs_f64(),
+            uptime_s: probes.started.elapsed().as_secs_f64(),
             parked: processors.iter().filter(|p| p.parked).count(),
             processors,
             injector_depth,

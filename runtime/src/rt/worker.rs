@@ -34,12 +34,13 @@
 //! exactly once) and then waits for the threads.
 
 use super::blocking::{self, BlockingSchedule};
+use super::clock;
 use super::context;
 use super::handle::Handle;
-use super::probes::ProbeState;
+use super::probes::{Arrival, ProbeState};
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
-use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler};
+use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler, StealConfig};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -56,7 +57,21 @@ pub(crate) struct Shared {
     pub(crate) blocking: blocking::Pool,
     handoff: Box<[Mutex<Option<Box<Proc>>>]>,
     shutdown: AtomicBool,
+    /// `pins[p]`: the PU an M pins itself to while it holds P `p` (`None`: no pinning).
+    pins: Option<Box<[usize]>>,
+    /// Whether tasks woken off the Ps go back to their last P (else to the injector).
+    last_p_wakeups: bool,
     pub(crate) probes: ProbeState,
+}
+
+/// Settings of [`Shared`] beyond the scheduler's.
+pub(crate) struct SharedOptions {
+    pub(crate) pins: Option<Box<[usize]>>,
+    pub(crate) last_p_wakeups: bool,
+    /// Whether the probes count events (`Builder::enable_probes`).
+    pub(crate) probes_enabled: bool,
+    /// One schedule in this many is timestamped (`Builder::probe_sampling`; 0: none).
+    pub(crate) sample_every: u32,
 }
 
 /// What an M keeps while it runs its loop; reachable from the thread's context.
@@ -69,10 +84,11 @@ impl Shared {
     /// Creates the shared state and the Ps (handed out once, to the first Ms).
     pub(crate) fn new(
         config: SchedulerConfig,
+        steal: StealConfig,
+        options: SharedOptions,
         pool: blocking::Pool,
-        probe_sampling: Option<u32>,
     ) -> (Arc<Shared>, Vec<Proc>) {
-        let (scheduler, processors) = Scheduler::new(config);
+        let (scheduler, processors) = Scheduler::with_stealing(config, steal);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
             scheduler,
@@ -80,7 +96,13 @@ impl Shared {
             blocking: pool,
             handoff,
             shutdown: AtomicBool::new(false),
-            probes: ProbeState::new(config.processors, probe_sampling),
+            pins: options.pins,
+            last_p_wakeups: options.last_p_wakeups,
+            probes: ProbeState::new(
+                config.processors,
+                options.probes_enabled,
+                options.sample_every,
+            ),
         });
         (shared, processors)
     }
@@ -95,10 +117,10 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let id = Id::next();
-        let (task, notified, join) = new_task(future, Arc::clone(self), id);
+        let (task, notified, join) = new_task(future, Arc::clone(self), Id::next());
+        notified.header().times.set_spawned(self.probes.sample_ns());
         match self.owned.bind(task) {
-            Ok(()) => self.schedule_to(notified, LocalSlot::RunNext, Arrival::Spawn(id)),
+            Ok(()) => self.push(notified, LocalSlot::RunNext, Arrival::Spawn),
             Err(task) => {
                 // Shutting down: the task never runs.
                 drop(notified);
@@ -136,7 +158,13 @@ impl Shared {
         })
     }
 
-    fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot, arrival: Arrival) {
+    /// Stamps a sample of the schedules, then queues the task.
+    fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot) {
+        task.header().times.set_enqueued(self.probes.sample_ns());
+        self.push(task, slot, Arrival::Wake);
+    }
+
+    fn push(self: &Arc<Self>, task: TaskRef, slot: LocalSlot, arrival: Arrival) {
         let task = context::with_worker(|worker| match worker {
             Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
                 worker.push_local(task, slot, arrival)
@@ -144,22 +172,31 @@ impl Shared {
             _ => Some(task),
         });
         if let Some(task) = task {
-            self.count_arrival(None, &task, arrival);
-            self.scheduler.push_remote(task);
+            self.probes.arrived(None, arrival);
+            self.push_off_processor(task);
         }
     }
 
-    fn count_arrival(&self, processor: Option<usize>, task: &TaskRef, arrival: Arrival) {
-        match arrival {
-            Arrival::Spawn(id) => self.probes.spawned(processor, task.header(), id),
-            Arrival::Wake => self.probes.woken(processor, task.header()),
-        }
+    /// A task scheduled off this runtime's Ps: to its last P's inbox while that P is awake,
+    /// else (or when never polled, or when disabled) to the injector.
+    fn push_off_processor(&self, task: TaskRef) {
+        let last = task.header().last_processor();
+        let task = match last {
+            Some(index) if self.last_p_wakeups => {
+                match self.scheduler.push_to_processor(index, task) {
+                    Ok(()) => return,
+                    Err(task) => task,
+                }
+            }
+            _ => task,
+        };
+        self.scheduler.push_remote(task);
     }
 
     /// Step 1 of shutdown: stop scheduling and wake every P.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
-        self.scheduler.injector().close();
+        self.scheduler.close_queues();
         self.scheduler.unpark_all();
     }
 
@@ -184,24 +221,17 @@ impl Shared {
                 self.probes.world.exit(processor.index());
             }
         }
-        self.scheduler.injector().close();
+        self.scheduler.close_queues();
     }
-}
-
-/// Why a task enters a run queue (the probes count the two apart).
-#[derive(Clone, Copy)]
-enum Arrival {
-    Spawn(Id),
-    Wake,
 }
 
 impl Schedule for Arc<Shared> {
     fn schedule(&self, task: TaskRef) {
-        self.schedule_to(task, LocalSlot::RunNext, Arrival::Wake);
+        self.schedule_to(task, LocalSlot::RunNext);
     }
 
     fn yield_now(&self, task: TaskRef) {
-        self.schedule_to(task, LocalSlot::Deferred, Arrival::Wake);
+        self.schedule_to(task, LocalSlot::Deferred);
     }
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
@@ -220,12 +250,44 @@ fn run(shared: Arc<Shared>, processor: Box<Proc>) {
         shared: Arc::clone(&shared),
     };
     let _handle = context::set_handle(handle);
+    let _pin = PinGuard::pin(&shared, processor.index());
     let worker = WorkerContext {
         shared,
         processor: RefCell::new(Some(processor)),
     };
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
+}
+
+/// Pins the M to its P's PU (when the runtime pins) and releases it to the process's
+/// allowed CPUs when the M leaves its loop, so the thread goes back to the pool unpinned.
+struct PinGuard(bool);
+
+impl PinGuard {
+    fn pin(shared: &Shared, index: usize) -> PinGuard {
+        let Some(pins) = &shared.pins else {
+            return PinGuard(false);
+        };
+        // The builder checked the PU against this machine; a failure now (the allowed set
+        // changed under us) only costs locality, so report it and run unpinned.
+        match gpm_numa::pin_current_thread(pins[index]) {
+            Ok(()) => PinGuard(true),
+            Err(error) => {
+                eprintln!("gpm: could not pin the M of P {index}: {error}");
+                PinGuard(false)
+            }
+        }
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            if let Err(error) = gpm_numa::unpin_current_thread() {
+                eprintln!("gpm: could not unpin a thread leaving its P: {error}");
+            }
+        }
+    }
 }
 
 impl WorkerContext {
@@ -247,8 +309,7 @@ impl WorkerContext {
             };
             match next {
                 Some((task, index)) => {
-                    self.shared.probes.polling(index, task.header());
-                    run_task(task, index);
+                    run_task(&self.shared, task, index);
                 }
                 None => self.park(),
             }
@@ -282,8 +343,7 @@ impl WorkerContext {
         };
         match processor.as_mut() {
             Some(processor) => {
-                let index = Some(processor.index());
-                self.shared.count_arrival(index, &task, arrival);
+                self.shared.probes.arrived(Some(processor.index()), arrival);
                 processor.push_local(&self.shared.scheduler, task, slot);
                 None
             }
@@ -318,9 +378,25 @@ impl WorkerContext {
     }
 }
 
-fn run_task(task: TaskRef, processor_index: usize) {
-    task.header().set_last_processor(processor_index);
+/// Polls `task` on P `processor_index`. A sampled task (stamped at enqueue) also feeds the
+/// P's latency history (its wait in the queues and the length of this poll) and the probes'
+/// queue-wait histogram.
+fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) {
+    let header = task.header();
+    header.set_last_processor(processor_index);
+    let enqueued = header.times.take_enqueued();
+    shared.probes.polling(processor_index);
+    if enqueued == 0 {
+        coop::with_budget(|| task.run());
+        return;
+    }
+    let start = clock::now_ns();
+    let wait = start.saturating_sub(enqueued);
+    let latency = shared.scheduler.latency(processor_index);
+    latency.record_queue_wait(wait);
+    shared.probes.queue_wait(processor_index, wait);
     coop::with_budget(|| task.run());
+    latency.record_poll(clock::now_ns().saturating_sub(start));
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

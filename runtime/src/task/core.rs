@@ -19,7 +19,7 @@ use super::join::JoinError;
 use super::state::State;
 use super::Id;
 use crate::loom::cell::UnsafeCell;
-use crate::loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::future::Future;
 use std::ptr::NonNull;
 use std::task::{Poll, Waker};
@@ -54,18 +54,59 @@ pub(crate) struct Header {
     pub(crate) last_processor: AtomicU32,
     /// Index in the owned-task list shard; written and read under that shard's lock.
     pub(crate) owned_slot: AtomicUsize,
-    /// Timestamps of a task the probes sample (see `rt::probes`).
-    pub(crate) probe: TaskProbe,
+    /// Timestamps of sampled tasks, for the latency history and the probes.
+    pub(crate) times: TaskTimes,
 }
 
-/// Per-task probe fields: zero unless the task is sampled. Plain std atomics (relaxed, not
-/// part of any synchronisation protocol, so not modelled under loom).
-#[derive(Debug, Default)]
-pub(crate) struct TaskProbe {
-    /// Spawn time (ns since the runtime's epoch, never 0) of a sampled task, else 0.
-    pub(crate) spawned_ns: std::sync::atomic::AtomicU64,
-    /// Last enqueue time of a sampled task not polled since, else 0.
-    pub(crate) enqueued_ns: std::sync::atomic::AtomicU64,
+/// When a sampled task was spawned and last enqueued, in nanoseconds of the runtime clock
+/// (`rt::clock`, never 0); 0 means "not sampled". The runtime samples one task schedule in
+/// `rt::clock::SAMPLE_INTERVAL` (reading the clock costs about as much as a short poll).
+///
+/// `spawned_ns` is written once, before the task is first scheduled, and never cleared: a
+/// probe reads it at completion for the spawn-to-completion sojourn. `enqueued_ns` is
+/// written by whoever schedules the task (before the push that publishes it) and taken
+/// (read and cleared) by the poller when the poll starts, which gives the enqueue-to-poll
+/// wait. Relaxed ordering suffices: the queue push/pop orders the write before the read.
+pub(crate) struct TaskTimes {
+    pub(crate) spawned_ns: AtomicU64,
+    pub(crate) enqueued_ns: AtomicU64,
+}
+
+impl TaskTimes {
+    fn new() -> TaskTimes {
+        TaskTimes {
+            spawned_ns: AtomicU64::new(0),
+            enqueued_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Records a spawn (and its first enqueue) at `now_ns` (0: not sampled).
+    pub(crate) fn set_spawned(&self, now_ns: u64) {
+        self.spawned_ns.store(now_ns, Ordering::Relaxed);
+        self.enqueued_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// Records an enqueue at `now_ns`; a no-op for 0, so an unsampled wake-up costs one
+    /// branch.
+    pub(crate) fn set_enqueued(&self, now_ns: u64) {
+        if now_ns != 0 {
+            self.enqueued_ns.store(now_ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the enqueue stamp (0 if the enqueue was not sampled) and clears it.
+    pub(crate) fn take_enqueued(&self) -> u64 {
+        let stamp = self.enqueued_ns.load(Ordering::Relaxed);
+        if stamp != 0 {
+            self.enqueued_ns.store(0, Ordering::Relaxed);
+        }
+        stamp
+    }
+
+    /// When the task was spawned, if sampled.
+    pub(crate) fn spawned(&self) -> Option<u64> {
+        Some(self.spawned_ns.load(Ordering::Relaxed)).filter(|&t| t != 0)
+    }
 }
 
 /// What the core holds over the task's life.
@@ -103,7 +144,7 @@ impl<F: Future, S> Cell<F, S> {
                 id,
                 last_processor: AtomicU32::new(NO_PROCESSOR),
                 owned_slot: AtomicUsize::new(usize::MAX),
-                probe: TaskProbe::default(),
+                times: TaskTimes::new(),
             },
             core: Core {
                 scheduler,
@@ -119,6 +160,15 @@ impl<F: Future, S> Cell<F, S> {
 impl Header {
     pub(crate) fn set_last_processor(&self, index: usize) {
         self.last_processor.store(index as u32, Ordering::Relaxed);
+    }
+
+    /// The P that last polled the task, if any.
+    #[allow(dead_code)] // not used under the loom model
+    pub(crate) fn last_processor(&self) -> Option<usize> {
+        match self.last_processor.load(Ordering::Relaxed) {
+            NO_PROCESSOR => None,
+            index => Some(index as usize),
+        }
     }
 }
 

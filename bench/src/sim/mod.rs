@@ -1,0 +1,352 @@
+//! A deterministic discrete-event simulator of work stealing on a large machine, driving the
+//! real victim-ordering code of `gpm-scheduler` ([`VictimPlanner`], [`LatencyHistory`],
+//! [`StealTopology`]) with a cost model taken from the topology.
+//!
+//! # Model
+//!
+//! * Each P has an unbounded FIFO of tasks (the real bound and overflow are left out). A
+//!   free P runs the oldest task of its FIFO; a task's children join the FIFO of the P that
+//!   ran it when it completes (spawn-only DAGs: the join of a fork-join tree costs nothing).
+//! * A P with an empty FIFO asks its planner for the victim order and visits victims in
+//!   that order; each visit costs time ([`CostModel`]), and the first non-empty victim gives
+//!   half its FIFO (rounded up), oldest first. A P that finds nothing retries after an
+//!   exponential back-off (1 us doubling to 64 us), standing in for parking and waking.
+//! * A task runs slower away from the P that spawned it (its data's home): factors by
+//!   relation in [`CostModel`]. Queue waits (enqueue to start) and run times feed each P's
+//!   real `LatencyHistory`, which the affinity policy reads.
+//! * Events are ordered by (time, sequence number); the only randomness is the planners'
+//!   `FastRand`, seeded from the run's seed and the P's index. Same inputs, same output.
+//!
+//! # Limits
+//!
+//! A steal inspects the victim's FIFO at the moment it starts (the cost is paid after);
+//! there is no injector, no `runnext`, no searcher cap and no OS noise. The numbers compare
+//! policies with each other under this model; they are not predictions of wall time.
+
+mod workload;
+
+pub use workload::Workload;
+
+use gpm_scheduler::steal::{LatencyHistory, Relation, StealPolicy, StealTopology, VictimPlanner};
+use gpm_scheduler::FastRand;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use workload::TaskSpec;
+
+/// Costs in nanoseconds, and slow-down factors of running a task away from its home P.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostModel {
+    /// Visiting a victim in the same L3 (successful steal; an empty victim costs half).
+    pub steal_same_l3_ns: f64,
+    /// Visiting a victim on the same node, other L3.
+    pub steal_same_node_ns: f64,
+    /// Visiting a victim on another node at the smallest remote distance; scaled up with
+    /// the normalised distance to twice this at the largest.
+    pub steal_other_node_ns: f64,
+    /// Run-time factor of a task run in its home P's L3 (but not on its home P).
+    pub run_same_l3: f64,
+    /// Run-time factor on the home node, other L3.
+    pub run_same_node: f64,
+    /// Run-time factor on another node, scaled like the steal cost (up to `1 + 2 (f - 1)`).
+    pub run_other_node: f64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel {
+            steal_same_l3_ns: 150.0,
+            steal_same_node_ns: 300.0,
+            steal_other_node_ns: 700.0,
+            run_same_l3: 1.05,
+            run_same_node: 1.15,
+            run_other_node: 1.35,
+        }
+    }
+}
+
+impl CostModel {
+    fn steal_ns(&self, topology: &StealTopology, thief: usize, victim: usize) -> f64 {
+        match topology.relation(thief, victim) {
+            Relation::SameL3 => self.steal_same_l3_ns,
+            Relation::SameNode => self.steal_same_node_ns,
+            Relation::OtherNode => {
+                self.steal_other_node_ns * (1.0 + topology.normalised_distance(thief, victim))
+            }
+        }
+    }
+
+    fn run_factor(&self, topology: &StealTopology, runner: usize, home: usize) -> f64 {
+        if runner == home {
+            return 1.0;
+        }
+        match topology.relation(runner, home) {
+            Relation::SameL3 => self.run_same_l3,
+            Relation::SameNode => self.run_same_node,
+            Relation::OtherNode => {
+                1.0 + (self.run_other_node - 1.0)
+                    * (1.0 + topology.normalised_distance(runner, home))
+            }
+        }
+    }
+}
+
+/// What one simulated run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The policy's name.
+    pub policy: &'static str,
+    /// The workload's name.
+    pub workload: &'static str,
+    /// Time from the start until the last task completed, nanoseconds.
+    pub makespan_ns: u64,
+    /// Tasks executed (each exactly once; the simulator checks).
+    pub executed: usize,
+    /// Victims visited.
+    pub steal_attempts: u64,
+    /// Visits that took work.
+    pub steal_successes: u64,
+    /// Successful steals by relation: same L3, same node, other node.
+    pub successes_by_relation: [u64; 3],
+    /// Tasks run by relation of the runner to the task's home: own P, same L3, same node,
+    /// other node.
+    pub runs_by_locality: [u64; 4],
+}
+
+impl Report {
+    /// Successful visits over all visits.
+    pub fn success_rate(&self) -> f64 {
+        ratio(self.steal_successes, self.steal_attempts)
+    }
+
+    /// Successful steals from another node over all successful steals.
+    pub fn remote_steal_ratio(&self) -> f64 {
+        ratio(self.successes_by_relation[2], self.steal_successes)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+struct Task {
+    spec: TaskSpec,
+    home: usize,
+    enqueued_ns: u64,
+}
+
+struct Sim<'a> {
+    topology: &'a StealTopology,
+    costs: CostModel,
+    queues: Vec<VecDeque<Task>>,
+    planners: Vec<VictimPlanner>,
+    rngs: Vec<FastRand>,
+    histories: Vec<LatencyHistory>,
+    backoff_ns: Vec<u64>,
+    events: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    sequence: u64,
+    ran: Vec<u8>,
+    report: Report,
+}
+
+const BACKOFF_MIN_NS: u64 = 1_000;
+const BACKOFF_MAX_NS: u64 = 64_000;
+
+/// Simulates `workload` under `policy` on `topology` with `seed`.
+///
+/// # Panics
+/// If a task would run twice or not at all (a bug of the simulator).
+pub fn simulate(
+    topology: &StealTopology,
+    policy: StealPolicy,
+    workload: Workload,
+    costs: CostModel,
+    seed: u64,
+) -> Report {
+    let n = topology.num_processors();
+    let mut sim = Sim {
+        topology,
+        costs,
+        queues: (0..n).map(|_| VecDeque::new()).collect(),
+        planners: (0..n)
+            .map(|p| VictimPlanner::new(&policy, topology, p))
+            .collect(),
+        rngs: (0..n)
+            .map(|p| FastRand::new(seed.wrapping_mul(1_000_003).wrapping_add(p as u64)))
+            .collect(),
+        histories: (0..n).map(|_| LatencyHistory::new()).collect(),
+        backoff_ns: vec![BACKOFF_MIN_NS; n],
+        events: BinaryHeap::new(),
+        sequence: 0,
+        ran: vec![0; workload.total_tasks()],
+        report: Report {
+            policy: policy.name(),
+            workload: workload.name(),
+            makespan_ns: 0,
+            executed: 0,
+            steal_attempts: 0,
+            steal_successes: 0,
+            successes_by_relation: [0; 3],
+            runs_by_locality: [0; 4],
+        },
+    };
+    sim.queues[0].push_back(Task {
+        spec: workload.root(),
+        home: 0,
+        enqueued_ns: 0,
+    });
+    for p in 0..n {
+        sim.schedule(0, p);
+    }
+    sim.run(workload);
+    let missing = sim.ran.iter().filter(|&&r| r != 1).count();
+    assert_eq!(missing, 0, "{missing} tasks not run exactly once");
+    sim.report
+}
+
+impl Sim<'_> {
+    fn schedule(&mut self, time: u64, p: usize) {
+        self.sequence += 1;
+        self.events.push(Reverse((time, self.sequence, p)));
+    }
+
+    fn run(&mut self, workload: Workload) {
+        let total = workload.total_tasks();
+        while let Some(Reverse((now, _, p))) = self.events.pop() {
+            if self.report.executed == total {
+                break;
+            }
+            let next = match self.queues[p].pop_front() {
+                Some(task) => self.execute(now, p, task, workload),
+                None => self.steal(now, p),
+            };
+            self.schedule(next, p);
+        }
+    }
+
+    /// Runs `task` on `p` from `now`; returns when `p` is free again.
+    fn execute(&mut self, now: u64, p: usize, task: Task, workload: Workload) -> u64 {
+        self.backoff_ns[p] = BACKOFF_MIN_NS;
+        let id = task.spec.id;
+        assert_eq!(self.ran[id], 0, "task {id} ran twice");
+        self.ran[id] = 1;
+        self.report.executed += 1;
+        let factor = self.costs.run_factor(self.topology, p, task.home);
+        let locality = if p == task.home {
+            0
+        } else {
+            1 + self.topology.relation(p, task.home).index()
+        };
+        self.report.runs_by_locality[locality] += 1;
+        let duration = (task.spec.work_ns as f64 * factor).round() as u64;
+        self.histories[p].record_queue_wait(now.saturating_sub(task.enqueued_ns));
+        self.histories[p].record_poll(duration);
+        let end = now + duration;
+        for spec in workload.children(&task.spec) {
+            self.queues[p].push_back(Task {
+                spec,
+                home: p,
+                enqueued_ns: end,
+            });
+        }
+        self.report.makespan_ns = self.report.makespan_ns.max(end);
+        end
+    }
+
+    /// `p` looks for work in its planner's order; returns when it is free again.
+    fn steal(&mut self, now: u64, p: usize) -> u64 {
+        let histories = &self.histories;
+        let order = self.planners[p].plan(|v| histories[v].queue_wait_ns(), &mut self.rngs[p]);
+        let mut spent = 0.0;
+        for &victim in order {
+            self.report.steal_attempts += 1;
+            let cost = self.costs.steal_ns(self.topology, p, victim);
+            let available = self.queues[victim].len();
+            if available == 0 {
+                spent += cost / 2.0;
+                continue;
+            }
+            spent += cost;
+            self.report.steal_successes += 1;
+            self.report.successes_by_relation[self.topology.relation(p, victim).index()] += 1;
+            let batch: Vec<Task> = self.queues[victim].drain(..available.div_ceil(2)).collect();
+            self.queues[p].extend(batch);
+            return now + spent.round() as u64;
+        }
+        let backoff = self.backoff_ns[p];
+        self.backoff_ns[p] = (backoff * 2).min(BACKOFF_MAX_NS);
+        now + spent.round() as u64 + backoff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpm_numa::{Placement, Topology};
+
+    fn epyc(ps: usize) -> StealTopology {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../numa/topologies/epyc-1s-4n-8l3.xml"
+        );
+        let machine = Topology::from_xml_file(path).unwrap();
+        let pus = Placement::Compact.assign(&machine, ps).unwrap();
+        StealTopology::from_topology(&machine, &pus).unwrap()
+    }
+
+    #[test]
+    fn same_seed_same_report_and_every_task_once() {
+        let topology = epyc(64);
+        for workload in Workload::ALL {
+            for policy in StealPolicy::ALL {
+                let a = simulate(&topology, policy, workload, CostModel::default(), 7);
+                let b = simulate(&topology, policy, workload, CostModel::default(), 7);
+                assert_eq!(a, b, "{policy} on {}", workload.name());
+                assert_eq!(a.executed, workload.total_tasks());
+                assert_eq!(a.runs_by_locality.iter().sum::<u64>() as usize, a.executed);
+                assert!(a.steal_successes > 0 && a.makespan_ns > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_different_seed_changes_the_random_policy_run() {
+        let topology = epyc(64);
+        let workload = Workload::ForkJoin;
+        let a = simulate(
+            &topology,
+            StealPolicy::Random,
+            workload,
+            CostModel::default(),
+            1,
+        );
+        let b = simulate(
+            &topology,
+            StealPolicy::Random,
+            workload,
+            CostModel::default(),
+            2,
+        );
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn costs_grow_with_distance() {
+        let topology = epyc(32);
+        let costs = CostModel::default();
+        // P0: P1 same L3, P4 same node, P8 node 1 (distance 11), P16 node 2 (distance 12).
+        let steal: Vec<f64> = [1, 4, 8, 16]
+            .iter()
+            .map(|&v| costs.steal_ns(&topology, 0, v))
+            .collect();
+        assert!(steal.windows(2).all(|w| w[0] < w[1]), "{steal:?}");
+        let run: Vec<f64> = [0, 1, 4, 8, 16]
+            .iter()
+            .map(|&h| costs.run_factor(&topology, 0, h))
+            .collect();
+        assert!(run.windows(2).all(|w| w[0] < w[1]), "{run:?}");
+    }
+}

@@ -1,0 +1,104 @@
+//! Stealing: which P an idle P takes work from, and what it learns doing so.
+//!
+//! # Split
+//!
+//! The steal *loop* is shared and lives in [`crate::processor`] (`Processor::steal_work`):
+//! visit victims in some order, take half of the first non-empty FIFO, else fall back to
+//! the injector. A [`StealPolicy`] only decides the *order*. Each P owns a
+//! [`VictimPlanner`], built once at start-up from the policy and a [`StealTopology`] (per P:
+//! its PU, L3 domain and NUMA node, and the node distance matrix), which writes that order
+//! into a buffer it owns: no allocation, no lock, no shared write on the steal path.
+//!
+//! # Policies
+//!
+//! * **random**: a uniformly random start, then round robin over every other P. tokio's and
+//!   Go's choice; the control of every comparison.
+//! * **affinity**: `score(thief, victim) = w_cache * shares_L3 + w_numa * (1 - d) + w_lat *
+//!   lat`, where `d` is the NUMA distance between the two Ps' nodes scaled to `0..=1` over
+//!   the distances that occur between the Ps' nodes (so a placement that uses two nodes of
+//!   a four-node machine spreads its own two distances over the whole range), and `lat` is
+//!   the victim's average queue wait divided by the largest among the thief's victims (0
+//!   when none has a sample): a victim whose tasks wait longer is the better one to help.
+//!   The thief visits the top [`AFFINITY_TOP_K`] (3) first, then the rest by score, then
+//!   the injector. Default weights 0.5 / 0.3 / 0.2 ([`AffinityWeights::DEFAULT`]).
+//! * **hierarchical**: the Ps of the thief's L3 domain, then the rest of its node, then the
+//!   other nodes by increasing distance (nodes at the same distance form one tier); a
+//!   random start within each tier, so thieves of one tier do not all hit the same victim.
+//!
+//! Ties (equal affinity scores) are visited in rotation order (P `t + 1, t + 2, ...` for
+//! thief `t`, wrapping) from a random start drawn per plan, like hierarchical's random start
+//! within a tier. A first version kept the rotation from the thief itself (deterministic);
+//! the simulator showed thieves herding onto the same victims: fork-join on 64 simulated
+//! EPYC Ps took 1.32x random's makespan with that order and 0.88x with random ties (Xeon:
+//! 1.89x and 0.97x). The tests check each tier as "some rotation of this list".
+//!
+//! # What is precomputed, what is live
+//!
+//! The static part of each affinity score (cache and NUMA terms) is computed once per
+//! thief. The latency term is read at steal time from every victim's [`LatencyHistory`]
+//! (one relaxed load each, no lock). Then: the top [`AFFINITY_TOP_K`] victims are picked by
+//! live score on every plan (O(n k)), and the rest follow in the order of the last full
+//! sort, which is redone only every [`AFFINITY_REFRESH_INTERVAL`] (32) plans (O(n log n)).
+//! So a victim whose queue wait jumps is helped at the next steal, while the full re-sort
+//! is amortised. The benchmark group `victim_order_64ps` in `bench/benches/policies.rs`
+//! measures one plan for a thief among 64 Ps: about 0.55 us for affinity (64 relaxed loads,
+//! the top-3 selection, the amortised sort) against 0.12 us for random and 0.06 us for
+//! hierarchical; a search that visits 63 empty victims costs far more than either.
+//!
+//! # Latency history
+//!
+//! Per P, EWMAs of queue wait (enqueue to first poll) and poll duration, written only by the
+//! M holding the P, with relaxed stores; see [`latency`]. The runtime stamps a sample of
+//! the tasks (one in `gpm`'s sampling interval) at enqueue and times their first poll.
+//!
+//! # Counters
+//!
+//! Each visit of a victim is classified by its [`Relation`] to the thief (same L3, same
+//! node, other node) and counted per P: attempts, successes and tasks stolen; see
+//! [`stats`]. [`StealStats`] is the plain snapshot the runtime's `Handle` hands out.
+//!
+//! # Selecting a policy
+//!
+//! Cargo features `steal-random`, `steal-affinity` (default) and `steal-hierarchical` set
+//! [`StealPolicy::compiled_default`]; when several are on, hierarchical wins over random,
+//! random over affinity, so `--features steal-X` picks X even with the default features
+//! on. At run time the runtime's builder setting wins over the [`STEAL_ENV`] variable
+//! (`GPM_STEAL=random|affinity|hierarchical`), which wins over the feature.
+//!
+//! # Invariants
+//!
+//! * A plan lists every P except the thief exactly once (tested for every policy).
+//! * Planners and counters are touched only by the holder of their P; latency histories
+//!   are read by anyone, written by the holder.
+//! * The policy changes the order only: every policy ends with the injector, so which work
+//!   exists never depends on it, only who finds it first.
+//!
+//! # Rejected options
+//!
+//! * **A trait object per policy.** An enum keeps the planners in one allocation per P, lets
+//!   `StealPolicy` be `Copy` and parsed from a string, and costs one match per steal.
+//! * **A fixed tie order** (see above): cheap and reproducible, but it makes thieves herd.
+//! * **Re-sorting every victim on every steal.** Exact, but O(n log n) on every miss of a
+//!   spinning searcher; the top-k selection gives the same first three victims, which is
+//!   where almost every successful steal happens.
+//! * **Normalising distances over the whole machine.** A runtime placed on two close nodes
+//!   of a big machine would then see all its victims as "near" and the NUMA term would not
+//!   separate them; the placement is what the thief can choose among.
+//! * **Letting the latency term rank victims with empty queues first.** A victim's wait is
+//!   an average of the past; the steal loop still moves on at once from an empty FIFO, so a
+//!   stale high average costs one failed attempt, not a wrong decision.
+
+pub mod latency;
+mod plan;
+mod policy;
+pub mod stats;
+mod topology;
+
+pub use latency::LatencyHistory;
+pub use plan::{VictimPlanner, AFFINITY_REFRESH_INTERVAL, AFFINITY_TOP_K};
+pub use policy::{AffinityWeights, ParsePolicyError, StealPolicy, WeightError, STEAL_ENV};
+pub use stats::{ByRelation, ProcessorStealStats, StealCounters, StealStats};
+pub use topology::{Relation, StealTopology};
+
+#[cfg(test)]
+mod tests;

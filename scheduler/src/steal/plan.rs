@@ -1,0 +1,251 @@
+//! Per-thief victim orders: the precomputed part of each policy and the cheap per-steal part.
+
+use super::policy::{AffinityWeights, StealPolicy};
+use super::topology::StealTopology;
+use crate::processor::FastRand;
+use std::fmt;
+
+/// The affinity policy re-ranks this many victims on every plan with live latency data.
+pub const AFFINITY_TOP_K: usize = 3;
+
+/// The affinity policy re-sorts every victim by its full score once per this many plans;
+/// in between only the top [`AFFINITY_TOP_K`] are chosen afresh.
+pub const AFFINITY_REFRESH_INTERVAL: u32 = 32;
+
+/// One thief's view of the victims under one policy; owned by the thief's P (no sharing,
+/// no locks). [`VictimPlanner::plan`] writes the order in which to visit the victims.
+pub struct VictimPlanner {
+    thief: usize,
+    kind: Kind,
+    order: Vec<usize>,
+}
+
+enum Kind {
+    Random { processors: usize },
+    Hierarchical { tiers: Vec<Vec<usize>> },
+    Affinity(AffinityRanking),
+}
+
+/// The affinity policy's state for one thief. Slices are parallel: entry `i` describes
+/// victim `victims[i]`.
+struct AffinityRanking {
+    weights: AffinityWeights,
+    /// Every other P, starting after the thief and wrapping. Ties are broken by position
+    /// in this list, counted from a random start per plan.
+    victims: Vec<usize>,
+    /// `cache * shares_l3 + numa * (1 - normalised distance)`, fixed at start-up.
+    static_scores: Vec<f64>,
+    /// Static score plus the latency term, as of the current plan.
+    live_scores: Vec<f64>,
+    waits: Vec<u64>,
+    /// Positions into `victims`, by decreasing live score as of the last refresh.
+    ranked: Vec<usize>,
+    top: Vec<usize>,
+    plans_since_refresh: u32,
+}
+
+impl VictimPlanner {
+    /// Precomputes `thief`'s view under `policy` on `topology`.
+    ///
+    /// # Panics
+    /// If `thief` is not a P of `topology`.
+    pub fn new(policy: &StealPolicy, topology: &StealTopology, thief: usize) -> VictimPlanner {
+        let processors = topology.num_processors();
+        assert!(thief < processors, "thief {thief} of {processors} Ps");
+        let kind = match policy {
+            StealPolicy::Random => Kind::Random { processors },
+            StealPolicy::Hierarchical => Kind::Hierarchical {
+                tiers: hierarchical_tiers(topology, thief),
+            },
+            StealPolicy::Affinity(weights) => {
+                Kind::Affinity(AffinityRanking::new(*weights, topology, thief))
+            }
+        };
+        VictimPlanner {
+            thief,
+            kind,
+            order: Vec::with_capacity(processors.saturating_sub(1)),
+        }
+    }
+
+    /// The P this planner plans for.
+    pub fn thief(&self) -> usize {
+        self.thief
+    }
+
+    /// The victims to visit, in order (every P but the thief, each once).
+    /// `queue_wait(p)` is P `p`'s average queue wait (its [`LatencyHistory`]); only the
+    /// affinity policy reads it. `rng` picks the random starts.
+    ///
+    /// [`LatencyHistory`]: super::LatencyHistory
+    pub fn plan(&mut self, queue_wait: impl Fn(usize) -> u64, rng: &mut FastRand) -> &[usize] {
+        self.order.clear();
+        match &mut self.kind {
+            Kind::Random { processors } => {
+                let n = *processors;
+                let start = rng.below(n as u32) as usize;
+                let thief = self.thief;
+                self.order
+                    .extend((0..n).map(|i| (start + i) % n).filter(|&v| v != thief));
+            }
+            Kind::Hierarchical { tiers } => {
+                for tier in tiers.iter().filter(|t| !t.is_empty()) {
+                    let start = rng.below(tier.len() as u32) as usize;
+                    self.order
+                        .extend(tier[start..].iter().chain(&tier[..start]));
+                }
+            }
+            Kind::Affinity(ranking) => {
+                let tie_start = rng.below(ranking.victims.len() as u32) as usize;
+                ranking.plan(queue_wait, tie_start, &mut self.order);
+            }
+        }
+        &self.order
+    }
+}
+
+/// L3 peers, node peers, then one tier per distinct distance to the other nodes, nearest
+/// first; ascending P index within a tier.
+fn hierarchical_tiers(topology: &StealTopology, thief: usize) -> Vec<Vec<usize>> {
+    use super::topology::Relation;
+    let others = || (0..topology.num_processors()).filter(move |&v| v != thief);
+    let of = |relation| -> Vec<usize> {
+        others()
+            .filter(|&v| topology.relation(thief, v) == relation)
+            .collect()
+    };
+    let mut tiers = vec![of(Relation::SameL3), of(Relation::SameNode)];
+    let remote = of(Relation::OtherNode);
+    let mut distances: Vec<u32> = remote
+        .iter()
+        .map(|&v| topology.distance(thief, v))
+        .collect();
+    distances.sort_unstable();
+    distances.dedup();
+    for d in distances {
+        tiers.push(
+            remote
+                .iter()
+                .copied()
+                .filter(|&v| topology.distance(thief, v) == d)
+                .collect(),
+        );
+    }
+    tiers
+}
+
+impl AffinityRanking {
+    fn new(weights: AffinityWeights, topology: &StealTopology, thief: usize) -> AffinityRanking {
+        let n = topology.num_processors();
+        let victims: Vec<usize> = (1..n).map(|i| (thief + i) % n).collect();
+        let static_scores: Vec<f64> = victims
+            .iter()
+            .map(|&v| {
+                let shares_l3 = topology.relation(thief, v) == super::Relation::SameL3;
+                weights.cache() * f64::from(u8::from(shares_l3))
+                    + weights.numa() * (1.0 - topology.normalised_distance(thief, v))
+            })
+            .collect();
+        AffinityRanking {
+            weights,
+            live_scores: static_scores.clone(),
+            waits: vec![0; victims.len()],
+            ranked: (0..victims.len()).collect(),
+            top: Vec::with_capacity(AFFINITY_TOP_K),
+            victims,
+            static_scores,
+            plans_since_refresh: 0,
+        }
+    }
+
+    /// Scores every victim with its live latency term, then writes the top
+    /// [`AFFINITY_TOP_K`] by live score followed by the rest in the order of the last full
+    /// ranking (re-ranked now if [`AFFINITY_REFRESH_INTERVAL`] plans have passed). Equal
+    /// scores go in rotation order from position `tie_start` of `victims`.
+    fn plan(
+        &mut self,
+        queue_wait: impl Fn(usize) -> u64,
+        tie_start: usize,
+        order: &mut Vec<usize>,
+    ) {
+        self.score(queue_wait);
+        if self.plans_since_refresh == 0 {
+            self.refresh(tie_start);
+        }
+        self.plans_since_refresh = (self.plans_since_refresh + 1) % AFFINITY_REFRESH_INTERVAL;
+        self.select_top(tie_start);
+        order.extend(self.top.iter().map(|&i| self.victims[i]));
+        let top = &self.top;
+        order.extend(
+            self.ranked
+                .iter()
+                .filter(|i| !top.contains(i))
+                .map(|&i| self.victims[i]),
+        );
+    }
+
+    /// Live score = static score + `latency * wait / max wait` over this thief's victims.
+    fn score(&mut self, queue_wait: impl Fn(usize) -> u64) {
+        for (wait, &v) in self.waits.iter_mut().zip(&self.victims) {
+            *wait = queue_wait(v);
+        }
+        let max_wait = self.waits.iter().copied().max().unwrap_or(0);
+        let scale = if max_wait == 0 {
+            0.0
+        } else {
+            self.weights.latency() / max_wait as f64
+        };
+        for ((live, &base), &wait) in self
+            .live_scores
+            .iter_mut()
+            .zip(&self.static_scores)
+            .zip(&self.waits)
+        {
+            *live = base + scale * wait as f64;
+        }
+    }
+
+    /// Full re-sort by live score, ties in rotation order from `tie_start`.
+    fn refresh(&mut self, tie_start: usize) {
+        let live = &self.live_scores;
+        let n = self.victims.len();
+        self.ranked.clear();
+        self.ranked.extend((0..n).map(|i| (tie_start + i) % n));
+        // Stable: equal scores keep the rotation order just written.
+        self.ranked.sort_by(|&a, &b| live[b].total_cmp(&live[a]));
+    }
+
+    /// The `AFFINITY_TOP_K` best live scores, best first, ties in rotation order from
+    /// `tie_start`.
+    fn select_top(&mut self, tie_start: usize) {
+        self.top.clear();
+        let n = self.victims.len();
+        let k = AFFINITY_TOP_K.min(n);
+        for _ in 0..k {
+            let mut best: Option<usize> = None;
+            for i in (0..n).map(|i| (tie_start + i) % n) {
+                if self.top.contains(&i) {
+                    continue;
+                }
+                if best.is_none_or(|b| self.live_scores[i] > self.live_scores[b]) {
+                    best = Some(i);
+                }
+            }
+            self.top.extend(best);
+        }
+    }
+}
+
+impl fmt::Debug for VictimPlanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Random { .. } => "random",
+            Kind::Hierarchical { .. } => "hierarchical",
+            Kind::Affinity(_) => "affinity",
+        };
+        f.debug_struct("VictimPlanner")
+            .field("thief", &self.thief)
+            .field("policy", &kind)
+            .finish_non_exhaustive()
+    }
+}
