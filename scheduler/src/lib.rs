@@ -18,6 +18,7 @@ pub mod processor;
 pub mod queue;
 
 pub use inject::Injector;
+pub use park::ParkDriver;
 pub use processor::{
     Config, FastRand, LocalSlot, Processor, Scheduler, DEFAULT_GLOBAL_QUEUE_INTERVAL,
 };
