@@ -26,10 +26,18 @@
 // Under the loom model only the task core is compiled; the runtime around it is not.
 #![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
+#[cfg(not(gpm_loom))]
+pub mod compat;
+#[cfg(not(gpm_loom))]
+mod driver;
 pub(crate) mod loom;
+#[cfg(not(gpm_loom))]
+pub mod net;
 #[cfg(not(gpm_loom))]
 mod rt;
 pub mod task;
+#[cfg(not(gpm_loom))]
+pub mod time;
 
 #[cfg(not(gpm_loom))]
 pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};

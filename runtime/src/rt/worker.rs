@@ -36,10 +36,11 @@
 use super::blocking::{self, BlockingSchedule};
 use super::context;
 use super::handle::Handle;
+use crate::driver::{Driver, MAINTENANCE_INTERVAL};
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) scheduler: Scheduler<TaskRef>,
     pub(crate) owned: OwnedTasks<Arc<Shared>>,
     pub(crate) blocking: blocking::Pool,
+    /// Timers and I/O; the parking M drives it (see `crate::driver`).
+    pub(crate) driver: Arc<Driver>,
     handoff: Box<[Mutex<Option<Box<Proc>>>]>,
     shutdown: AtomicBool,
 }
@@ -61,17 +64,26 @@ pub(crate) struct Shared {
 pub(crate) struct WorkerContext {
     pub(crate) shared: Arc<Shared>,
     processor: RefCell<Option<Box<Proc>>>,
+    /// Polls since the last non-blocking turn of the driver.
+    polls_since_maintenance: Cell<u32>,
 }
 
 impl Shared {
     /// Creates the shared state and the Ps (handed out once, to the first Ms).
-    pub(crate) fn new(config: SchedulerConfig, pool: blocking::Pool) -> (Arc<Shared>, Vec<Proc>) {
+    pub(crate) fn new(
+        config: SchedulerConfig,
+        pool: blocking::Pool,
+        driver: Driver,
+    ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::new(config);
+        let driver = Arc::new(driver);
+        scheduler.install_park_driver(Arc::clone(&driver) as Arc<dyn gpm_scheduler::ParkDriver>);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
             scheduler,
             owned: OwnedTasks::new(4 * config.processors),
             blocking: pool,
+            driver,
             handoff,
             shutdown: AtomicBool::new(false),
         });
@@ -141,6 +153,7 @@ impl Shared {
     /// Step 1 of shutdown: stop scheduling and wake every P.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
+        self.driver.shutdown();
         self.scheduler.injector().close();
         self.scheduler.unpark_all();
     }
@@ -192,6 +205,7 @@ fn run(shared: Arc<Shared>, processor: Box<Proc>) {
     let worker = WorkerContext {
         shared,
         processor: RefCell::new(Some(processor)),
+        polls_since_maintenance: Cell::new(0),
     };
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
@@ -213,10 +227,25 @@ impl WorkerContext {
                 self.find_task(processor)
             };
             match next {
-                Some((task, index)) => run_task(task, index),
+                Some((task, index)) => {
+                    run_task(task, index);
+                    self.maintain_driver();
+                }
                 None => self.park(),
             }
         }
+    }
+
+    /// Every `MAINTENANCE_INTERVAL` polls, a non-blocking turn of the driver, so a runtime
+    /// too busy to park still serves I/O and timers.
+    fn maintain_driver(&self) {
+        let polls = self.polls_since_maintenance.get() + 1;
+        if polls < MAINTENANCE_INTERVAL {
+            self.polls_since_maintenance.set(polls);
+            return;
+        }
+        self.polls_since_maintenance.set(0);
+        self.shared.driver.maintain();
     }
 
     fn find_task(&self, processor: &mut Proc) -> Option<(TaskRef, usize)> {
