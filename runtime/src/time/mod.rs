@@ -36,9 +36,8 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
-pub use std::time::Instant;
+pub use std::time::{Duration, Instant};
 
 /// About 30 years: what "far in the future" means when a deadline would overflow.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
