@@ -88,8 +88,8 @@ impl ScheduledIo {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reactor side: adds `bits`, bumps the tick, wakes the waiters they concern.
-    fn set_readiness(&self, bits: usize) {
+    /// Reactor side: adds `bits`, bumps the tick, hands the waiters they concern to `wake`.
+    fn set_readiness(&self, bits: usize, wake: &mut Vec<Waker>) {
         let _ = self
             .readiness
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |current| {
@@ -110,7 +110,7 @@ impl ScheduledIo {
             };
             (reader, writer)
         };
-        reader.into_iter().chain(writer).for_each(Waker::wake);
+        wake.extend(reader.into_iter().chain(writer));
     }
 
     fn ready_event(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
@@ -223,18 +223,24 @@ impl Reactor {
         }
     }
 
-    /// Waits up to `timeout` for events and delivers them.
-    pub(crate) fn poll(&self, poller: &mut PollerGuard<'_>, timeout: Option<Duration>) {
+    /// Waits up to `timeout` for events and records them; the wakers of the tasks they
+    /// concern go to `wake`.
+    pub(crate) fn poll(
+        &self,
+        poller: &mut PollerGuard<'_>,
+        timeout: Option<Duration>,
+        wake: &mut Vec<Waker>,
+    ) {
         let Poller { poll, events } = &mut *poller.0;
         match poll.poll(events, timeout) {
-            Ok(()) => self.dispatch(events),
+            Ok(()) => self.dispatch(events, wake),
             // A signal: the caller's loop polls again.
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => panic!("gpm: the I/O driver's epoll_wait failed: {error}"),
         }
     }
 
-    fn dispatch(&self, events: &Events) {
+    fn dispatch(&self, events: &Events, wake: &mut Vec<Waker>) {
         let ready: Vec<(Arc<ScheduledIo>, usize)> = {
             let ios = self.ios();
             events
@@ -247,7 +253,7 @@ impl Reactor {
                 .collect()
         };
         for (io, bits) in ready {
-            io.set_readiness(bits);
+            io.set_readiness(bits, wake);
         }
     }
 
@@ -295,9 +301,11 @@ impl Reactor {
             self.shutdown.store(true, Ordering::SeqCst);
             ios.iter().map(|(_, io)| Arc::clone(io)).collect()
         };
+        let mut wake = Vec::new();
         for io in ios {
-            io.set_readiness(SHUTDOWN);
+            io.set_readiness(SHUTDOWN, &mut wake);
         }
+        wake.into_iter().for_each(Waker::wake);
         self.wake();
     }
 }

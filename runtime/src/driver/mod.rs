@@ -9,6 +9,15 @@
 //! (new work) reaches it through the `mio::Waker` (an eventfd) instead of a condition
 //! variable. Ms that find the driver taken sleep on their condition variable as before.
 //!
+//! The wakers of the tasks made ready during a parked turn are not woken inside the driver:
+//! the P is still borrowed by the park and listed as asleep, so a wake would go to the global
+//! queue and wake *another* M, and each event would cross threads. They are kept in a
+//! thread-local list instead; the worker's park condition sees the list non-empty, the P
+//! leaves its park (as a searcher), and the M wakes them with its P in hand, so they go to
+//! its own local queue (`runnext` first) and run on this M; surplus work is stolen by the
+//! others as usual. This is what tokio's workers do by keeping their core in the context
+//! while parked.
+//!
 //! A busy runtime may have no parked M for a long time, so every M also does a
 //! non-blocking turn of the driver (`maintain`) every [`MAINTENANCE_INTERVAL`] polls, as
 //! tokio's workers do every `event_interval` ticks: readiness and timers are then served at
@@ -39,7 +48,26 @@ pub(crate) mod io;
 pub(crate) mod time;
 
 use gpm_scheduler::ParkDriver;
+use std::cell::RefCell;
+use std::task::Waker;
 use std::time::Duration;
+
+thread_local! {
+    /// Wakers collected by a parked turn of the driver on this thread, woken by the worker
+    /// once its P has left the park ([`wake_deferred`]).
+    static DEFERRED: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether a parked turn of the driver on this thread made tasks ready.
+pub(crate) fn has_deferred_wakes() -> bool {
+    DEFERRED.with(|deferred| !deferred.borrow().is_empty())
+}
+
+/// Wakes the tasks made ready by parked turns of the driver on this thread.
+pub(crate) fn wake_deferred() {
+    let wakers = DEFERRED.with(|deferred| std::mem::take(&mut *deferred.borrow_mut()));
+    wakers.into_iter().for_each(Waker::wake);
+}
 
 /// Polls between two non-blocking turns of the driver by a busy M.
 pub(crate) const MAINTENANCE_INTERVAL: u32 = 61;
@@ -60,10 +88,12 @@ impl Driver {
 
     /// A non-blocking turn: delivers ready I/O (if no M is in the driver) and fires due timers.
     pub(crate) fn maintain(&self) {
+        let mut wake = Vec::new();
         if let Some(mut poller) = self.io.try_lock_poller() {
-            self.io.poll(&mut poller, Some(Duration::ZERO));
+            self.io.poll(&mut poller, Some(Duration::ZERO), &mut wake);
         }
-        self.time.end_park_and_fire(false);
+        self.time.end_park_and_fire(false, &mut wake);
+        wake.into_iter().for_each(Waker::wake);
     }
 
     /// Fails pending I/O, fires every timer.
@@ -89,8 +119,13 @@ impl ParkDriver for Driver {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.io.poll(&mut poller, timeout);
-        self.time.end_park_and_fire(true);
+        let mut wake = Vec::new();
+        self.io.poll(&mut poller, timeout, &mut wake);
+        self.time.end_park_and_fire(true, &mut wake);
+        drop(poller);
+        if !wake.is_empty() {
+            DEFERRED.with(|deferred| deferred.borrow_mut().extend(wake));
+        }
         true
     }
 

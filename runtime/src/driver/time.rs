@@ -129,21 +129,18 @@ impl TimeDriver {
         Some(Duration::from_millis(wait_ms))
     }
 
-    /// Called by the driving M after its sleep, and by any M between polls: fires what is due.
-    pub(crate) fn end_park_and_fire(&self, ended_park: bool) {
-        let mut fired = Vec::new();
-        {
-            let mut inner = self.lock();
-            if ended_park {
-                inner.parked_until = None;
-            }
-            if inner.wheel.next_deadline().is_none() {
-                return;
-            }
-            let now = self.now_tick();
-            inner.wheel.advance(now, &mut fired);
+    /// Called by the driving M after its sleep, and by any M between polls: fires what is
+    /// due, handing the wakers to `wake`.
+    pub(crate) fn end_park_and_fire(&self, ended_park: bool, wake: &mut Vec<Waker>) {
+        let mut inner = self.lock();
+        if ended_park {
+            inner.parked_until = None;
         }
-        fired.into_iter().for_each(Waker::wake);
+        if inner.wheel.next_deadline().is_none() {
+            return;
+        }
+        let now = self.now_tick();
+        inner.wheel.advance(now, wake);
     }
 
     /// Fires every timer and makes later ones fire at once: nothing waits on a dead runtime.

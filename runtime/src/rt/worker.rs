@@ -36,7 +36,7 @@
 use super::blocking::{self, BlockingSchedule};
 use super::context;
 use super::handle::Handle;
-use crate::driver::{Driver, MAINTENANCE_INTERVAL};
+use crate::driver::{self, Driver, MAINTENANCE_INTERVAL};
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler};
@@ -257,12 +257,19 @@ impl WorkerContext {
         Some((task, processor.index()))
     }
 
+    /// Parks the P (the M may sleep in the driver), then wakes the tasks the driver made
+    /// ready while the P was borrowed, so they land in this P's local queue.
     fn park(&self) {
-        let mut slot = self.processor.borrow_mut();
-        if let Some(processor) = slot.as_mut() {
-            let shared = &self.shared;
-            processor.park(&shared.scheduler, None, || shared.is_shutdown());
+        {
+            let mut slot = self.processor.borrow_mut();
+            if let Some(processor) = slot.as_mut() {
+                let shared = &self.shared;
+                processor.park(&shared.scheduler, None, || {
+                    shared.is_shutdown() || driver::has_deferred_wakes()
+                });
+            }
         }
+        driver::wake_deferred();
     }
 
     /// Pushes to this M's P; gives the task back if the P was handed off.
