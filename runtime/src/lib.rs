@@ -28,7 +28,6 @@
 
 #[cfg(not(gpm_loom))]
 pub mod compat;
-#[cfg(not(gpm_loom))]
 mod driver;
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]

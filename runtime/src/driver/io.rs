@@ -26,142 +26,21 @@
 //! old socket then marks the new one ready once, which costs one `WouldBlock` and is
 //! harmless (step 3).
 
+pub(crate) use super::scheduled_io::{Direction, ScheduledIo};
+use super::scheduled_io::{ERROR, READABLE, READ_CLOSED, SHUTDOWN, WRITABLE, WRITE_CLOSED};
 use mio::event::Source;
 use mio::{Events, Interest, Poll as MioPoll, Registry, Token, Waker as MioWaker};
 use slab::Slab;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::Duration;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const EVENTS_CAPACITY: usize = 1024;
 
-const READABLE: usize = 1;
-const WRITABLE: usize = 1 << 1;
-const READ_CLOSED: usize = 1 << 2;
-const WRITE_CLOSED: usize = 1 << 3;
-const ERROR: usize = 1 << 4;
-const SHUTDOWN: usize = 1 << 5;
-const READINESS_MASK: usize = (1 << 16) - 1;
-const TICK_ONE: usize = 1 << 16;
-
-/// Which way an operation goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
-    Read,
-    Write,
-}
-
-impl Direction {
-    fn mask(self) -> usize {
-        match self {
-            Direction::Read => READABLE | READ_CLOSED | ERROR,
-            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
-        }
-    }
-}
-
-/// A readiness observed by step 1, to clear in step 3.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadyEvent {
-    tick: usize,
-    ready: usize,
-}
-
-/// Per-socket readiness and waiting tasks.
-#[derive(Debug, Default)]
-pub(crate) struct ScheduledIo {
-    readiness: AtomicUsize,
-    waiters: Mutex<Waiters>,
-}
-
-#[derive(Debug, Default)]
-struct Waiters {
-    reader: Option<Waker>,
-    writer: Option<Waker>,
-}
-
-impl ScheduledIo {
-    fn lock(&self) -> MutexGuard<'_, Waiters> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reactor side: adds `bits`, bumps the tick, hands the waiters they concern to `wake`.
-    fn set_readiness(&self, bits: usize, wake: &mut Vec<Waker>) {
-        let _ = self
-            .readiness
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |current| {
-                let tick = (current & !READINESS_MASK).wrapping_add(TICK_ONE);
-                Some(tick | (current & READINESS_MASK) | bits)
-            });
-        let (reader, writer) = {
-            let mut waiters = self.lock();
-            let reader = if bits & Direction::Read.mask() != 0 || bits & SHUTDOWN != 0 {
-                waiters.reader.take()
-            } else {
-                None
-            };
-            let writer = if bits & Direction::Write.mask() != 0 || bits & SHUTDOWN != 0 {
-                waiters.writer.take()
-            } else {
-                None
-            };
-            (reader, writer)
-        };
-        wake.extend(reader.into_iter().chain(writer));
-    }
-
-    fn ready_event(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
-        let current = self.readiness.load(Ordering::SeqCst);
-        if current & SHUTDOWN != 0 {
-            return Some(Err(shutdown_error()));
-        }
-        let ready = current & direction.mask();
-        (ready != 0).then_some(Ok(ReadyEvent {
-            tick: current & !READINESS_MASK,
-            ready,
-        }))
-    }
-
-    /// Step 1: ready in `direction`, or the waker is stored and `Pending` returned.
-    pub(crate) fn poll_ready(
-        &self,
-        cx: &mut Context<'_>,
-        direction: Direction,
-    ) -> Poll<io::Result<ReadyEvent>> {
-        if let Some(result) = self.ready_event(direction) {
-            return Poll::Ready(result);
-        }
-        let mut waiters = self.lock();
-        let slot = match direction {
-            Direction::Read => &mut waiters.reader,
-            Direction::Write => &mut waiters.writer,
-        };
-        match slot {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
-        match self.ready_event(direction) {
-            Some(result) => Poll::Ready(result),
-            None => Poll::Pending,
-        }
-    }
-
-    /// Step 3: the syscall said `WouldBlock`; forget the readiness unless an event came since.
-    pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
-        // Closed and error states are final: only the plain readable/writable bits clear.
-        let clear = event.ready & (READABLE | WRITABLE);
-        let _ = self
-            .readiness
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |current| {
-                (current & !READINESS_MASK == event.tick).then_some(current & !clear)
-            });
-    }
-}
-
-fn shutdown_error() -> io::Error {
+pub(crate) fn shutdown_error() -> io::Error {
     io::Error::other("the gpm runtime owning this socket has shut down")
 }
 
