@@ -16,7 +16,12 @@
 //! leaves its park (as a searcher), and the M wakes them with its P in hand, so they go to
 //! its own local queue (`runnext` first) and run on this M; surplus work is stolen by the
 //! others as usual. This is what tokio's workers do by keeping their core in the context
-//! while parked.
+//! while parked, and what Go's `findRunnable` does with the goroutines `netpoll` returns.
+//!
+//! So a task made ready by the parked driver runs on the *driving* P, not necessarily on its
+//! last P: the driving P is idle by construction, while the last P may be busy, and sending
+//! the task there would cost a cross-thread hand-off (and a wake-up of that P's M if it
+//! sleeps). Wakes by busy Ms' maintenance turns go through the ordinary wake path.
 //!
 //! A busy runtime may have no parked M for a long time, so every M also does a
 //! non-blocking turn of the driver (`maintain`) every [`MAINTENANCE_INTERVAL`] polls, as
