@@ -219,3 +219,16 @@ fn sockets_outside_a_runtime_panic_with_a_clear_message() {
     });
     assert!(message.contains("context of a gpm runtime"), "{message}");
 }
+
+rt_test! {
+    /// Malformed addresses are errors, not panics.
+    fn bad_addresses_are_errors(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            assert!(TcpListener::bind("not an address").await.is_err());
+            assert!(TcpStream::connect("256.1.2.3:80").await.is_err());
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            assert!(socket.send_to(b"x", "nope:99999").await.is_err());
+            assert!(UdpSocket::bind("127.0.0.1:99999").await.is_err());
+        });
+    }
+}
