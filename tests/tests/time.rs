@@ -233,3 +233,20 @@ fn timers_on_a_shut_down_runtime_complete_instead_of_hanging() {
         assert_eq!(handle.num_active_timers(), 0);
     });
 }
+
+rt_test! {
+    /// Every worker sleeps in the driver until an hour-long deadline; a new 10 ms timer from
+    /// another thread must wake the driving M (else this hangs and the watchdog fails it).
+    fn earlier_deadline_wakes_the_sleeping_driver(rt: &gpm::Runtime) {
+        let long = rt.spawn(async { time::sleep(Duration::from_secs(3600)).await });
+        while rt.handle().num_active_timers() != 1 {
+            std::thread::yield_now();
+        }
+        for _ in 0..20 {
+            let start = Instant::now();
+            rt.block_on(async { time::sleep(Duration::from_millis(10)).await });
+            assert!(start.elapsed() >= Duration::from_millis(10));
+        }
+        long.abort();
+    }
+}
