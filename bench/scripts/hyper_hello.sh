@@ -41,11 +41,21 @@ for round in $(seq "$ROUNDS"); do
         done
     done
 done
+# Server CPU time (user + system, all rounds and rates), from /proc.
+for i in 0 1; do
+    name=$([ "$i" = 0 ] && echo gpm || echo tokio)
+    ticks=$(awk '{print $14 + $15}' "/proc/${pids[$i]}/stat")
+    echo "cpu runtime=$name seconds=$((ticks / $(getconf CLK_TCK)))" | tee -a "$raw" >&2
+done
 python3 - "$raw" <<'PY'
 import re, statistics, sys
 rows = {}
+cpu = {}
 for line in open(sys.argv[1]):
     kv = dict(re.findall(r"(\w+)=(\S+)", line))
+    if line.startswith("cpu "):
+        cpu[kv["runtime"]] = kv["seconds"]
+        continue
     rows.setdefault((float(kv["rate"]), kv["runtime"]), []).append(kv)
 med = lambda rs, k: statistics.median(float(r[k]) for r in rs)
 print("| offered req/s | gpm req/s | tokio req/s | gpm P50 us | tokio P50 us | gpm P99 us | tokio P99 us | P99 gpm/tokio | errors gpm/tokio |")
@@ -55,4 +65,5 @@ for rate in sorted({r for r, _ in rows}):
     print(f"| {rate:.0f} | {med(g,'achieved'):.0f} | {med(t,'achieved'):.0f} | {med(g,'p50_us'):.0f} | {med(t,'p50_us'):.0f} "
           f"| {med(g,'p99_us'):.0f} | {med(t,'p99_us'):.0f} | {med(g,'p99_us')/med(t,'p99_us'):.2f} "
           f"| {sum(int(r['errors']) for r in g)}/{sum(int(r['errors']) for r in t)} |")
+print(f"\nServer CPU time over the whole run (user+system): gpm {cpu.get('gpm')} s, tokio {cpu.get('tokio')} s.")
 PY
