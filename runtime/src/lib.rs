@@ -26,12 +26,19 @@
 // Under the loom model only the task core is compiled; the runtime around it is not.
 #![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
+#[cfg(not(gpm_loom))]
+pub mod compat;
+mod driver;
 #[cfg(all(test, gpm_loom))]
 mod inbox_loom_tests;
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
+pub mod net;
+#[cfg(not(gpm_loom))]
 mod rt;
 pub mod task;
+#[cfg(not(gpm_loom))]
+pub mod time;
 
 #[cfg(not(gpm_loom))]
 pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};

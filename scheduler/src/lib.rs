@@ -25,6 +25,7 @@ pub mod stw;
 mod sync;
 
 pub use inject::Injector;
+pub use park::ParkDriver;
 pub use processor::{
     Config, FastRand, LocalSlot, Processor, Scheduler, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL,
 };

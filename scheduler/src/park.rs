@@ -11,21 +11,59 @@
 //! lost between deciding to sleep and sleeping. The mutex is taken by `unpark` only when the
 //! sleeper may be inside the condition-variable wait, so that the notification cannot fall
 //! between its check of the state and its wait.
+//!
+//! # Sleeping in a driver
+//!
+//! The runtime may install a [`ParkDriver`] (its timer wheel and I/O reactor): then a parking
+//! M first tries to sleep *in the driver* (epoll with a timeout of the next timer deadline)
+//! instead of on the condition variable, so the thread that has nothing to run is the one
+//! that waits for I/O and timers. Only one M can drive at a time; the others fall back to the
+//! condition variable. The extra state `DRIVING` tells `unpark` that the sleeper must be woken
+//! through [`ParkDriver::wake`] rather than the condition variable:
+//!
+//! 1. The sleeper moves `EMPTY -> DRIVING` (a token already there ends the park instead), then
+//!    calls [`ParkDriver::try_drive`], then swaps the state back to `EMPTY`, consuming a token
+//!    that arrived meanwhile.
+//! 2. `unpark` swaps in `NOTIFIED`; if it replaced `DRIVING` it calls `wake`.
+//!
+//! `wake` must be sticky (a `mio::Waker` is an eventfd: a write before the epoll wait makes
+//! the wait return at once), so a token left between step 1's transition and the driver's
+//! sleep is never lost. A `wake` that reaches a thread that already left the driver only
+//! costs that driver one spurious return.
+//!
+//! The scheduler knows nothing of I/O or time: the trait is all it sees. Rejected: putting
+//! mio in this crate (it would tie the queueing code to one reactor and make it untestable
+//! without sockets), and a dedicated driver thread (every readiness event would cross
+//! threads twice: driver to injector, injector to a woken M; see the runtime's `driver`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 const EMPTY: usize = 0;
 const PARKED: usize = 1;
 const NOTIFIED: usize = 2;
+const DRIVING: usize = 3;
+
+/// Something a parked M can sleep in instead of a condition variable, doing useful work
+/// while it waits: the runtime's timer wheel and I/O reactor.
+pub trait ParkDriver: Send + Sync {
+    /// If no other thread drives, sleeps in the driver until [`ParkDriver::wake`] is called,
+    /// `timeout` passes, or the driver has events to deliver, and returns true. Returns false
+    /// at once, without sleeping, when another thread is driving. May return early.
+    fn try_drive(&self, timeout: Option<Duration>) -> bool;
+
+    /// Ends the current `try_drive` sleep, or the next one if none is in progress (sticky).
+    fn wake(&self);
+}
 
 /// Sleep/wake for one P. Shared (`Sync`): any thread may unpark, the holder of the P parks.
 pub struct Parker {
     state: AtomicUsize,
     lock: Mutex<()>,
     condvar: Condvar,
+    driver: OnceLock<Arc<dyn ParkDriver>>,
 }
 
 impl Parker {
@@ -35,10 +73,19 @@ impl Parker {
             state: AtomicUsize::new(EMPTY),
             lock: Mutex::new(()),
             condvar: Condvar::new(),
+            driver: OnceLock::new(),
         }
     }
 
+    /// Makes parking try `driver` before the condition variable. Set once; later calls are
+    /// ignored and return false.
+    pub fn install_driver(&self, driver: Arc<dyn ParkDriver>) -> bool {
+        self.driver.set(driver).is_ok()
+    }
+
     /// Sleeps until a token is available, then consumes it. Only the M holding the P calls it.
+    /// With a driver installed it may also return without a token (the driver delivered
+    /// events or reached a timer deadline): callers re-check their condition.
     pub fn park(&self) {
         self.park_inner(None);
     }
@@ -51,6 +98,12 @@ impl Parker {
     fn park_inner(&self, timeout: Option<Duration>) {
         if self.try_consume_token() {
             return;
+        }
+        if let Some(driver) = self.driver.get() {
+            match self.park_in_driver(driver.as_ref(), timeout) {
+                Driven::Returned => return,
+                Driven::Busy => {}
+            }
         }
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         match self
@@ -88,6 +141,28 @@ impl Parker {
         drop(guard);
     }
 
+    /// Step 1 of the driver protocol (module docs).
+    fn park_in_driver(&self, driver: &dyn ParkDriver, timeout: Option<Duration>) -> Driven {
+        match self
+            .state
+            .compare_exchange(EMPTY, DRIVING, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                self.state.store(EMPTY, Ordering::SeqCst);
+                return Driven::Returned;
+            }
+            Err(actual) => unreachable!("parker state {actual} while driving"),
+        }
+        let drove = driver.try_drive(timeout);
+        match self.state.swap(EMPTY, Ordering::SeqCst) {
+            NOTIFIED => Driven::Returned,
+            DRIVING if drove => Driven::Returned,
+            DRIVING => Driven::Busy,
+            actual => unreachable!("parker state {actual} after driving"),
+        }
+    }
+
     fn try_consume_token(&self) -> bool {
         self.state
             .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
@@ -98,6 +173,11 @@ impl Parker {
     pub fn unpark(&self) {
         match self.state.swap(NOTIFIED, Ordering::SeqCst) {
             EMPTY | NOTIFIED => {}
+            DRIVING => {
+                if let Some(driver) = self.driver.get() {
+                    driver.wake();
+                }
+            }
             PARKED => {
                 // The sleeper checked the state under the lock before waiting; taking the
                 // lock here orders this notification after its wait began.
@@ -107,6 +187,14 @@ impl Parker {
             actual => unreachable!("parker state {actual} while unparking"),
         }
     }
+}
+
+/// How a sleep in the driver ended.
+enum Driven {
+    /// Woken, timed out or events delivered: the park is over.
+    Returned,
+    /// Another thread drives: sleep on the condition variable instead.
+    Busy,
 }
 
 impl Default for Parker {
@@ -120,6 +208,7 @@ impl fmt::Debug for Parker {
         let state = match self.state.load(Ordering::Relaxed) {
             EMPTY => "empty",
             PARKED => "parked",
+            DRIVING => "driving",
             _ => "notified",
         };
         f.debug_struct("Parker").field("state", &state).finish()
@@ -145,6 +234,67 @@ mod tests {
         let waker = std::thread::spawn(move || other.unpark());
         parker.park();
         waker.join().unwrap();
+    }
+
+    /// A driver that sleeps on a condition variable with a sticky flag, like an eventfd.
+    #[derive(Default)]
+    struct FlagDriver {
+        woken: Mutex<bool>,
+        condvar: Condvar,
+        busy: std::sync::atomic::AtomicBool,
+        drives: AtomicUsize,
+    }
+
+    impl ParkDriver for FlagDriver {
+        fn try_drive(&self, _timeout: Option<Duration>) -> bool {
+            if self.busy.load(Ordering::SeqCst) {
+                return false;
+            }
+            self.drives.fetch_add(1, Ordering::SeqCst);
+            let mut woken = self.woken.lock().unwrap();
+            while !*woken {
+                woken = self.condvar.wait(woken).unwrap();
+            }
+            *woken = false;
+            true
+        }
+
+        fn wake(&self) {
+            *self.woken.lock().unwrap() = true;
+            self.condvar.notify_one();
+        }
+    }
+
+    #[test]
+    fn unpark_wakes_a_sleeper_in_the_driver() {
+        let driver = Arc::new(FlagDriver::default());
+        let parker = Arc::new(Parker::new());
+        assert!(parker.install_driver(driver.clone()));
+        let other = Arc::clone(&parker);
+        let sleeper = std::thread::spawn(move || other.park());
+        // Unpark until the sleeper returns: some unpark lands while it is in the driver, or
+        // before, and both must end the park.
+        while !sleeper.is_finished() {
+            parker.unpark();
+            std::thread::yield_now();
+        }
+        sleeper.join().unwrap();
+    }
+
+    #[test]
+    fn busy_driver_falls_back_to_the_condvar() {
+        let driver = Arc::new(FlagDriver::default());
+        driver.busy.store(true, Ordering::SeqCst);
+        let parker = Arc::new(Parker::new());
+        assert!(parker.install_driver(driver.clone()));
+        let other = Arc::clone(&parker);
+        let sleeper = std::thread::spawn(move || other.park());
+        while !sleeper.is_finished() {
+            parker.unpark();
+            std::thread::yield_now();
+        }
+        sleeper.join().unwrap();
+        assert_eq!(driver.drives.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -47,7 +47,7 @@
 
 use crate::idle::Idle;
 use crate::inject::Injector;
-use crate::park::Parker;
+use crate::park::{ParkDriver, Parker};
 use crate::queue::{Local, Stealer, LOCAL_QUEUE_CAPACITY};
 use crate::steal::{
     LatencyHistory, StealCounters, StealPolicy, StealStats, StealTopology, VictimPlanner,
@@ -56,6 +56,7 @@ use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Go's `schedtick % 61`: how often a P looks at the injector before its local queue.
@@ -250,6 +251,14 @@ impl<T> Scheduler<T> {
         fence(Ordering::SeqCst);
         if let Some(index) = self.idle.worker_to_notify() {
             self.remotes[index].parker.unpark();
+        }
+    }
+
+    /// Makes every P's M sleep in `driver` (one at a time) when it parks; see
+    /// [`crate::park`]. Call once, before the Ms start; later calls are ignored.
+    pub fn install_park_driver(&self, driver: Arc<dyn ParkDriver>) {
+        for remote in self.remotes.iter() {
+            remote.parker.install_driver(Arc::clone(&driver));
         }
     }
 

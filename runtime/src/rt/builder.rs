@@ -93,6 +93,7 @@ enum BuildErrorKind {
         reason: String,
     },
     Spawn(std::io::Error),
+    Driver(std::io::Error),
 }
 
 impl BuildError {
@@ -115,6 +116,9 @@ impl fmt::Display for BuildError {
                 write!(f, "invalid runtime setting `{setting}`: {reason}")
             }
             BuildErrorKind::Spawn(error) => write!(f, "could not start a runtime thread: {error}"),
+            BuildErrorKind::Driver(error) => {
+                write!(f, "could not create the I/O driver (epoll): {error}")
+            }
         }
     }
 }
@@ -122,7 +126,7 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            BuildErrorKind::Spawn(error) => Some(error),
+            BuildErrorKind::Spawn(error) | BuildErrorKind::Driver(error) => Some(error),
             BuildErrorKind::Invalid { .. } => None,
         }
     }
@@ -131,7 +135,7 @@ impl std::error::Error for BuildError {
 impl From<BuildError> for std::io::Error {
     fn from(error: BuildError) -> std::io::Error {
         match error.kind {
-            BuildErrorKind::Spawn(error) => error,
+            BuildErrorKind::Spawn(error) | BuildErrorKind::Driver(error) => error,
             kind @ BuildErrorKind::Invalid { .. } => std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 BuildError { kind }.to_string(),
@@ -282,6 +286,9 @@ impl Builder {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
         };
+        let driver = crate::driver::Driver::new().map_err(|e| BuildError {
+            kind: BuildErrorKind::Driver(e),
+        })?;
         let steal = StealConfig { policy, topology };
         let options = SharedOptions {
             pins,
@@ -289,7 +296,7 @@ impl Builder {
             probes_enabled: self.probes_enabled,
             sample_every: self.probe_sampling,
         };
-        let (shared, processors) = Shared::new(config, steal, options, pool);
+        let (shared, processors) = Shared::new(config, steal, options, pool, driver);
         let runtime = Runtime::from_handle(Handle { shared });
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.

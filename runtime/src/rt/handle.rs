@@ -175,6 +175,17 @@ impl Handle {
         self.shared.scheduler.steal_topology()
     }
 
+    /// Number of timers alive in the runtime's wheel: registered [`crate::time::Sleep`]s that
+    /// have neither completed nor been dropped. Drops back to 0 when they are all gone.
+    pub fn num_active_timers(&self) -> usize {
+        self.shared.driver.time.live_timers()
+    }
+
+    /// Number of sockets registered with the runtime's reactor.
+    pub fn num_registered_sockets(&self) -> usize {
+        self.shared.driver.io.registered()
+    }
+
     /// Number of OS threads the runtime has right now (Ms and blocking threads).
     pub fn num_threads(&self) -> usize {
         self.shared.blocking.live_threads()

@@ -38,10 +38,11 @@ use super::clock;
 use super::context;
 use super::handle::Handle;
 use super::probes::{Arrival, ProbeState};
+use crate::driver::{self, Driver, MAINTENANCE_INTERVAL};
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler, StealConfig};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) scheduler: Scheduler<TaskRef>,
     pub(crate) owned: OwnedTasks<Arc<Shared>>,
     pub(crate) blocking: blocking::Pool,
+    /// Timers and I/O; the parking M drives it (see `crate::driver`).
+    pub(crate) driver: Arc<Driver>,
     handoff: Box<[Mutex<Option<Box<Proc>>>]>,
     shutdown: AtomicBool,
     /// `pins[p]`: the PU an M pins itself to while it holds P `p` (`None`: no pinning).
@@ -78,6 +81,8 @@ pub(crate) struct SharedOptions {
 pub(crate) struct WorkerContext {
     pub(crate) shared: Arc<Shared>,
     processor: RefCell<Option<Box<Proc>>>,
+    /// Polls since the last non-blocking turn of the driver.
+    polls_since_maintenance: Cell<u32>,
 }
 
 impl Shared {
@@ -87,13 +92,17 @@ impl Shared {
         steal: StealConfig,
         options: SharedOptions,
         pool: blocking::Pool,
+        driver: Driver,
     ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::with_stealing(config, steal);
+        let driver = Arc::new(driver);
+        scheduler.install_park_driver(Arc::clone(&driver) as Arc<dyn gpm_scheduler::ParkDriver>);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
             scheduler,
             owned: OwnedTasks::new(4 * config.processors),
             blocking: pool,
+            driver,
             handoff,
             shutdown: AtomicBool::new(false),
             pins: options.pins,
@@ -196,6 +205,7 @@ impl Shared {
     /// Step 1 of shutdown: stop scheduling and wake every P.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
+        self.driver.shutdown();
         self.scheduler.close_queues();
         self.scheduler.unpark_all();
     }
@@ -254,6 +264,7 @@ fn run(shared: Arc<Shared>, processor: Box<Proc>) {
     let worker = WorkerContext {
         shared,
         processor: RefCell::new(Some(processor)),
+        polls_since_maintenance: Cell::new(0),
     };
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
@@ -310,10 +321,23 @@ impl WorkerContext {
             match next {
                 Some((task, index)) => {
                     run_task(&self.shared, task, index);
+                    self.maintain_driver();
                 }
                 None => self.park(),
             }
         }
+    }
+
+    /// Every `MAINTENANCE_INTERVAL` polls, a non-blocking turn of the driver, so a runtime
+    /// too busy to park still serves I/O and timers.
+    fn maintain_driver(&self) {
+        let polls = self.polls_since_maintenance.get() + 1;
+        if polls < MAINTENANCE_INTERVAL {
+            self.polls_since_maintenance.set(polls);
+            return;
+        }
+        self.polls_since_maintenance.set(0);
+        self.shared.driver.maintain();
     }
 
     fn find_task(&self, processor: &mut Proc) -> Option<(TaskRef, usize)> {
@@ -325,15 +349,22 @@ impl WorkerContext {
         Some((task, processor.index()))
     }
 
+    /// Parks the P (the M may sleep in the driver), then wakes the tasks the driver made
+    /// ready while the P was borrowed, so they land in this P's local queue.
     fn park(&self) {
-        let mut slot = self.processor.borrow_mut();
-        if let Some(processor) = slot.as_mut() {
-            let shared = &self.shared;
-            let world = &shared.probes.world;
-            world.enter_idle(processor.index());
-            processor.park(&shared.scheduler, None, || shared.is_shutdown());
-            world.leave_idle(processor.index());
+        {
+            let mut slot = self.processor.borrow_mut();
+            if let Some(processor) = slot.as_mut() {
+                let shared = &self.shared;
+                let world = &shared.probes.world;
+                world.enter_idle(processor.index());
+                processor.park(&shared.scheduler, None, || {
+                    shared.is_shutdown() || driver::has_deferred_wakes()
+                });
+                world.leave_idle(processor.index());
+            }
         }
+        driver::wake_deferred();
     }
 
     /// Pushes to this M's P; gives the task back if the P was handed off.

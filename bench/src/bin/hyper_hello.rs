@@ -1,0 +1,87 @@
+//! The hyper "Hello, world!" HTTP/1.1 server on gpm or on tokio, for `loadgen`.
+//!
+//! ```text
+//! hyper_hello gpm|tokio ADDR WORKERS
+//! ```
+//!
+//! Both sides run the same hyper code; only the runtime, its TCP stream and its timer differ
+//! (gpm: `gpm::net` + `gpm::compat::hyper::GpmTimer`; tokio: `tokio::net` + hyper-util's
+//! `TokioIo`/`TokioTimer`). Prints `listening on ADDR` once bound; runs until killed.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use std::convert::Infallible;
+
+async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"Hello, world!",
+    ))))
+}
+
+fn serve_gpm(addr: &str, workers: usize) -> std::io::Result<()> {
+    let rt = gpm::Runtime::builder().worker_threads(workers).build()?;
+    rt.block_on(async {
+        let listener = gpm::net::TcpListener::bind(addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            gpm::spawn(async move {
+                let _ = http1::Builder::new()
+                    .timer(gpm::compat::hyper::GpmTimer::new())
+                    .serve_connection(stream, service_fn(hello))
+                    .await;
+            });
+        }
+    })
+}
+
+fn serve_tokio(addr: &str, workers: usize) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service_fn(hello))
+                    .await;
+            });
+        }
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: hyper_hello gpm|tokio ADDR WORKERS";
+    let (Some(runtime), Some(addr), Some(workers)) = (args.first(), args.get(1), args.get(2))
+    else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
+    let Ok(workers) = workers.parse::<usize>() else {
+        eprintln!("{usage}: WORKERS must be a number, got {workers:?}");
+        std::process::exit(2);
+    };
+    let result = match runtime.as_str() {
+        "gpm" => serve_gpm(addr, workers),
+        "tokio" => serve_tokio(addr, workers),
+        other => {
+            eprintln!("{usage}: unknown runtime {other:?}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(error) = result {
+        eprintln!("hyper_hello: {error}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,344 @@
+//! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`], with tokio's signatures.
+//!
+//! Timers live in one hierarchical timing wheel per runtime (1 ms ticks, see `wheel.rs`),
+//! fired by the M that parks in the runtime's driver and by busy Ms between polls (see the
+//! runtime's `driver` module for who drives and why the wheel is global rather than per P).
+//!
+//! * A [`Sleep`] registers on its first poll and unregisters when it completes or is dropped
+//!   (cancel on drop: nothing is left in the wheel).
+//! * Deadlines round up to the next millisecond: a sleep never ends early; it ends about a
+//!   millisecond plus scheduling delay after its deadline.
+//! * Creating a timer outside a runtime panics with "must be called from the context of a gpm
+//!   runtime", as tokio does. After the runtime shuts down, every timer completes at once
+//!   instead of hanging.
+//! * [`Instant`] is `std::time::Instant` (gpm has no paused clock to wrap).
+//!
+//! ```
+//! use std::time::Duration;
+//! let rt = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+//! rt.block_on(async {
+//!     let start = gpm::time::Instant::now();
+//!     gpm::time::sleep(Duration::from_millis(5)).await;
+//!     assert!(start.elapsed() >= Duration::from_millis(5));
+//!     let slow = gpm::time::sleep(Duration::from_secs(60));
+//!     let result = gpm::time::timeout(Duration::from_millis(1), slow).await;
+//!     assert!(result.is_err());
+//! });
+//! ```
+
+pub(crate) mod wheel;
+
+use crate::driver::time::TimerPoll;
+use crate::driver::Driver;
+use crate::task::coop;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+pub use std::time::{Duration, Instant};
+
+/// About 30 years: what "far in the future" means when a deadline would overflow.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+#[track_caller]
+fn current_driver() -> Arc<Driver> {
+    crate::rt::context::with_handle(|handle| handle.map(|h| Arc::clone(&h.shared.driver)))
+        .unwrap_or_else(|| {
+            panic!(
+                "there is no timer running: gpm::time must be called from the context of a \
+                 gpm runtime (a task, Runtime::block_on, or after Runtime::enter)"
+            )
+        })
+}
+
+fn deadline_after(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + FAR_FUTURE)
+}
+
+/// Waits until `duration` has elapsed, like `tokio::time::sleep`.
+///
+/// # Panics
+/// Outside a gpm runtime context.
+#[track_caller]
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep::new(current_driver(), deadline_after(duration))
+}
+
+/// Waits until `deadline`, like `tokio::time::sleep_until`.
+///
+/// # Panics
+/// Outside a gpm runtime context.
+#[track_caller]
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(current_driver(), deadline)
+}
+
+/// The future of [`sleep`] and [`sleep_until`]. Cancelled when dropped.
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    driver: Arc<Driver>,
+    deadline: Instant,
+    key: Option<wheel::Key>,
+    elapsed: bool,
+}
+
+impl Sleep {
+    pub(crate) fn new(driver: Arc<Driver>, deadline: Instant) -> Sleep {
+        Sleep {
+            driver,
+            deadline,
+            key: None,
+            elapsed: false,
+        }
+    }
+
+    /// When this sleep ends.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the sleep has completed (it returned `Ready` once).
+    pub fn is_elapsed(&self) -> bool {
+        self.elapsed
+    }
+
+    /// Moves the deadline (the sleep may be pending again afterwards).
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.get_mut().reset_unpinned(deadline);
+    }
+
+    fn reset_unpinned(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.elapsed = false;
+        if let Some(key) = self.key {
+            if self.driver.time.reset(key, deadline) {
+                self.driver.wake();
+            }
+        }
+    }
+
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.elapsed {
+            return Poll::Ready(());
+        }
+        let spent = ready!(coop::poll_proceed(cx));
+        match self
+            .driver
+            .time
+            .poll_timer(&mut self.key, self.deadline, cx.waker())
+        {
+            TimerPoll::Fired => {
+                spent.made_progress();
+                self.elapsed = true;
+                Poll::Ready(())
+            }
+            TimerPoll::Pending { wake_driver } => {
+                if wake_driver {
+                    self.driver.wake();
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_elapsed(cx)
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.driver.time.remove(key);
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.key.is_some())
+            .field("elapsed", &self.elapsed)
+            .finish()
+    }
+}
+
+/// The error of a [`timeout`] whose deadline passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(elapsed: Elapsed) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed)
+    }
+}
+
+/// Runs `future` for at most `duration`, like `tokio::time::timeout`: `Err(Elapsed)` if
+/// the time runs out first (the future is then dropped with the `Timeout`).
+///
+/// # Panics
+/// Outside a gpm runtime context.
+#[track_caller]
+pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
+    Timeout {
+        future: future.into_future(),
+        sleep: sleep(duration),
+    }
+}
+
+/// Like [`timeout`] with an absolute deadline.
+///
+/// # Panics
+/// Outside a gpm runtime context.
+#[track_caller]
+pub fn timeout_at<F: IntoFuture>(deadline: Instant, future: F) -> Timeout<F::IntoFuture> {
+    Timeout {
+        future: future.into_future(),
+        sleep: sleep_until(deadline),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`]: the inner future's output, or [`Elapsed`].
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        sleep: Sleep,
+    }
+}
+
+impl<F> Timeout<F> {
+    /// The wrapped future.
+    pub fn get_ref(&self) -> &F {
+        &self.future
+    }
+
+    /// Unwraps the future (its time limit is dropped).
+    pub fn into_inner(self) -> F {
+        self.future
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        // The inner future may have spent the budget; the deadline must still be seen.
+        coop::unconstrained(|| this.sleep.poll_elapsed(cx)).map(|()| Err(Elapsed(())))
+    }
+}
+
+/// What an [`Interval`] does when ticks were missed (the task ran late).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissedTickBehavior {
+    /// Fire the missed ticks back to back until caught up (tokio's default).
+    #[default]
+    Burst,
+    /// Start the period again from the late tick.
+    Delay,
+    /// Skip the missed ticks; the next tick is the next multiple of the period.
+    Skip,
+}
+
+/// Ticks every `period`; the first tick completes at once. Like `tokio::time::interval`.
+///
+/// # Panics
+/// If `period` is zero, or outside a gpm runtime context.
+#[track_caller]
+pub fn interval(period: Duration) -> Interval {
+    interval_at(Instant::now(), period)
+}
+
+/// Ticks at `start`, then every `period`.
+///
+/// # Panics
+/// If `period` is zero, or outside a gpm runtime context.
+#[track_caller]
+pub fn interval_at(start: Instant, period: Duration) -> Interval {
+    assert!(
+        !period.is_zero(),
+        "gpm::time::interval: `period` must be non-zero"
+    );
+    Interval {
+        sleep: sleep_until(start),
+        period,
+        missed_tick_behavior: MissedTickBehavior::Burst,
+    }
+}
+
+/// A stream of ticks, from [`interval`].
+#[derive(Debug)]
+pub struct Interval {
+    sleep: Sleep,
+    period: Duration,
+    missed_tick_behavior: MissedTickBehavior,
+}
+
+impl Interval {
+    /// Waits for the next tick and returns its scheduled time.
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// Polls for the next tick.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        ready!(self.sleep.poll_elapsed(cx));
+        let scheduled = self.sleep.deadline();
+        let now = Instant::now();
+        let next = match self.missed_tick_behavior {
+            MissedTickBehavior::Burst => scheduled + self.period,
+            MissedTickBehavior::Delay => now + self.period,
+            MissedTickBehavior::Skip => {
+                let behind = now.saturating_duration_since(scheduled).as_nanos();
+                let period = self.period.as_nanos();
+                let periods = behind / period + 1;
+                scheduled + self.period * u32::try_from(periods).unwrap_or(u32::MAX)
+            }
+        };
+        self.sleep.reset_unpinned(next);
+        Poll::Ready(scheduled)
+    }
+
+    /// Restarts the period from now: the next tick is one period away.
+    pub fn reset(&mut self) {
+        self.sleep.reset_unpinned(Instant::now() + self.period);
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// What happens to missed ticks.
+    pub fn missed_tick_behavior(&self) -> MissedTickBehavior {
+        self.missed_tick_behavior
+    }
+
+    /// Chooses what happens to missed ticks.
+    pub fn set_missed_tick_behavior(&mut self, behavior: MissedTickBehavior) {
+        self.missed_tick_behavior = behavior;
+    }
+}

@@ -1,0 +1,234 @@
+//! `gpm::net`: an echo server with 100 concurrent clients, UDP, tokio's io traits, errors
+//! from refused and reset connections, and shutdown failing pending I/O instead of hanging.
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use gpm::net::{TcpListener, TcpStream, UdpSocket};
+use gpm_tests::{catch_panic_message, rt_test, watchdog};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+/// Echoes every connection until the peer closes its write half.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    gpm::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            gpm::spawn(async move {
+                let mut buf = vec![0; 4096];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn pattern(seed: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + seed * 7) as u8).collect()
+}
+
+rt_test! {
+    /// 100 clients at once each send 256 KiB (more than the socket buffers hold, so both
+    /// sides hit `WouldBlock`) and read back exactly what they sent.
+    fn echo_with_100_concurrent_connections(rt: &gpm::Runtime) {
+        const CLIENTS: usize = 100;
+        const BYTES: usize = 256 * 1024;
+        rt.block_on(async {
+            let addr = echo_server().await;
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|seed| {
+                    gpm::spawn(async move {
+                        let stream = TcpStream::connect(addr).await.unwrap();
+                        stream.set_nodelay(true).unwrap();
+                        let sent = pattern(seed, BYTES);
+                        let (mut reader, mut writer) = stream.split();
+                        let writing = gpm::spawn(async move {
+                            writer.write_all(&sent).await.unwrap();
+                            writer.close().await.unwrap();
+                        });
+                        let mut received = Vec::with_capacity(BYTES);
+                        reader.read_to_end(&mut received).await.unwrap();
+                        writing.await.unwrap();
+                        assert_eq!(received, pattern(seed, BYTES), "client {seed}");
+                    })
+                })
+                .collect();
+            for client in clients {
+                client.await.unwrap();
+            }
+        });
+    }
+}
+
+rt_test! {
+    /// Datagrams go both ways between two UDP sockets, with the sender's address.
+    fn udp_ping_pong(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let server_addr = server.local_addr().unwrap();
+            let echo = gpm::spawn(async move {
+                let mut buf = [0; 64];
+                for _ in 0..10 {
+                    let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                    server.send_to(&buf[..n], from).await.unwrap();
+                }
+            });
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            client.connect(server_addr).await.unwrap();
+            for i in 0..10u8 {
+                client.send(&[i; 8]).await.unwrap();
+                let mut buf = [0; 64];
+                let n = client.recv(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], &[i; 8]);
+            }
+            echo.await.unwrap();
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `AsyncReadExt`/`AsyncWriteExt` work on a gpm stream (feature `tokio-io`).
+    fn tokio_io_traits(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let addr = echo_server().await;
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut stream, b"tokio traits").await.unwrap();
+            let mut buf = [0; 12];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut buf).await.unwrap();
+            assert_eq!(&buf, b"tokio traits");
+            tokio::io::AsyncWriteExt::shutdown(&mut stream).await.unwrap();
+            let mut rest = Vec::new();
+            let n = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest).await.unwrap();
+            assert_eq!(n, 0);
+        });
+    }
+}
+
+rt_test! {
+    /// Connecting to a port nobody listens on is `ConnectionRefused`, not a hang or panic.
+    fn connect_refused_is_an_error(rt: &gpm::Runtime) {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let result = rt.block_on(async move { TcpStream::connect(addr).await });
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+    }
+}
+
+/// Closes `stream` with an RST (SO_LINGER with a zero timeout) instead of a FIN.
+fn reset(stream: std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd and a correctly sized, initialised `linger` value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    drop(stream);
+}
+
+rt_test! {
+    /// A peer that resets the connection makes the pending read fail with
+    /// `ConnectionReset`; later writes fail too. No panic.
+    fn reset_by_peer_is_an_error(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let peer = std::thread::spawn(move || {
+                let stream = std::net::TcpStream::connect(addr).unwrap();
+                // Wait for the server's greeting so the read below is already pending.
+                let mut byte = [0; 1];
+                std::io::Read::read_exact(&mut &stream, &mut byte).unwrap();
+                reset(stream);
+            });
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.write_all(b"!").await.unwrap();
+            let mut buf = [0; 16];
+            let error = stream.read(&mut buf).await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ConnectionReset);
+            let mut write_failed = false;
+            for _ in 0..100 {
+                if stream.write_all(&[0; 1024]).await.is_err() {
+                    write_failed = true;
+                    break;
+                }
+            }
+            assert!(write_failed, "writes to a reset connection kept succeeding");
+            peer.join().unwrap();
+        });
+    }
+}
+
+#[test]
+fn shutdown_fails_pending_io_instead_of_hanging() {
+    watchdog("shutdown_fails_pending_io", || {
+        let rt = gpm_tests::runtime(2);
+        let handle = rt.handle().clone();
+        let listener = rt.block_on(async { TcpListener::bind("127.0.0.1:0").await.unwrap() });
+        // A task blocked in accept and one blocked in read when the runtime goes away.
+        let acceptor = rt.spawn(async move { listener.accept().await.map(|_| ()) });
+        let reader = rt.spawn(async move {
+            let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = TcpStream::connect(other.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (_server_side, _) = other.accept().await.unwrap();
+            let mut buf = [0; 1];
+            client.read(&mut buf).await
+        });
+        while rt.handle().num_registered_sockets() < 4 {
+            std::thread::yield_now();
+        }
+        drop(rt);
+        // Their futures (and so their sockets) were dropped by the shutdown.
+        assert!(handle.block_on(reader).unwrap_err().is_cancelled());
+        assert!(handle.block_on(acceptor).unwrap_err().is_cancelled());
+        assert_eq!(handle.num_registered_sockets(), 0);
+        // A socket that outlives the runtime fails its I/O with an error.
+        let error = handle
+            .block_on(async { TcpListener::bind("127.0.0.1:0").await })
+            .unwrap_err();
+        assert!(error.to_string().contains("shut down"), "{error}");
+    });
+}
+
+#[test]
+fn sockets_outside_a_runtime_panic_with_a_clear_message() {
+    let message = catch_panic_message(|| {
+        futures::executor::block_on(TcpListener::bind("127.0.0.1:0")).map(drop)
+    });
+    assert!(message.contains("context of a gpm runtime"), "{message}");
+}
+
+rt_test! {
+    /// Malformed addresses are errors, not panics.
+    fn bad_addresses_are_errors(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            assert!(TcpListener::bind("not an address").await.is_err());
+            assert!(TcpStream::connect("256.1.2.3:80").await.is_err());
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            assert!(socket.send_to(b"x", "nope:99999").await.is_err());
+            assert!(UdpSocket::bind("127.0.0.1:99999").await.is_err());
+        });
+    }
+}
