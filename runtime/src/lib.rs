@@ -26,11 +26,13 @@
 // Under the loom model only the task core is compiled; the runtime around it is not.
 #![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
+mod alloc;
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 mod rt;
 pub mod task;
 
+pub use alloc::{NodeAllocStats, ProcessorAllocStats, TaskAllocator, TaskAllocatorStats};
 #[cfg(not(gpm_loom))]
 pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};
 pub use task::{JoinError, JoinHandle};
