@@ -3,7 +3,9 @@
 use super::blocking::{Pool, PoolConfig};
 use super::handle::Handle;
 use super::runtime::Runtime;
-use super::worker::Shared;
+use super::worker::{Shared, TaskMemory};
+use crate::alloc::{Slab, SlabConfig};
+use crate::TaskAllocator;
 use gpm_scheduler::{Config as SchedulerConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL};
 use std::fmt;
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     thread_keep_alive: Duration,
     global_queue_interval: u32,
+    task_allocator: TaskAllocator,
+    processor_nodes: Option<Vec<usize>>,
 }
 
 /// Why a runtime could not be built.
@@ -116,7 +120,46 @@ impl Builder {
             thread_stack_size: None,
             thread_keep_alive: Duration::from_secs(10),
             global_queue_interval: DEFAULT_GLOBAL_QUEUE_INTERVAL,
+            task_allocator: TaskAllocator::default(),
+            processor_nodes: None,
         }
+    }
+
+    /// Where task memory comes from (default [`TaskAllocator::Slab`]): per-P slab caches
+    /// over NUMA-node pools, or the global allocator for comparison.
+    ///
+    /// ```
+    /// use gpm::TaskAllocator;
+    /// let rt = gpm::Runtime::builder()
+    ///     .worker_threads(1)
+    ///     .task_allocator(TaskAllocator::System)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.block_on(async { gpm::spawn(async { 7 }).await.unwrap() }), 7);
+    /// assert_eq!(rt.handle().task_allocator_stats().allocator, TaskAllocator::System);
+    /// ```
+    pub fn task_allocator(&mut self, allocator: TaskAllocator) -> &mut Self {
+        self.task_allocator = allocator;
+        self
+    }
+
+    /// The OS NUMA node of each P (one entry per worker thread, each an online node): the
+    /// slab takes each P's task memory from its node. Default: the machine's node when it
+    /// has one, else one unbound pool (unpinned Ms move between nodes).
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder()
+    ///     .worker_threads(2)
+    ///     .processor_nodes(vec![0, 0])
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.handle().task_allocator_stats().nodes[0].os_node, Some(0));
+    /// let bad = gpm::Runtime::builder().worker_threads(2).processor_nodes(vec![0]).build();
+    /// assert!(bad.unwrap_err().is_invalid_setting());
+    /// ```
+    pub fn processor_nodes(&mut self, nodes: Vec<usize>) -> &mut Self {
+        self.processor_nodes = Some(nodes);
+        self
     }
 
     /// Number of Ps (GOMAXPROCS). Default: the number of available cores. Must be in
@@ -170,7 +213,8 @@ impl Builder {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
         };
-        let (shared, processors) = Shared::new(config, pool);
+        let task_memory = self.task_memory(workers)?;
+        let (shared, processors) = Shared::new(config, pool, task_memory);
         let runtime = Runtime::from_handle(Handle { shared });
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.
@@ -199,6 +243,25 @@ impl Builder {
             ));
         }
         Ok(workers.min(gpm_scheduler::idle::MAX_PROCESSORS))
+    }
+
+    fn task_memory(&self, workers: usize) -> Result<TaskMemory, BuildError> {
+        if self.task_allocator == TaskAllocator::System {
+            return Ok(TaskMemory::System);
+        }
+        let online = gpm_numa::online_nodes();
+        let config = match &self.processor_nodes {
+            Some(nodes) => {
+                check_processor_nodes(nodes, workers, &online)?;
+                SlabConfig::for_processor_nodes(nodes)
+            }
+            None if online.len() == 1 => SlabConfig::for_processor_nodes(&vec![online[0]; workers]),
+            None => SlabConfig {
+                pools: vec![None],
+                processor_pool: vec![0; workers],
+            },
+        };
+        Ok(TaskMemory::Slab(Slab::new(&config)))
     }
 
     fn check_settings(&self) -> Result<(), BuildError> {
@@ -231,4 +294,30 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+fn check_processor_nodes(
+    nodes: &[usize],
+    workers: usize,
+    online: &[usize],
+) -> Result<(), BuildError> {
+    if nodes.len() != workers {
+        return Err(BuildError::invalid(
+            "processor_nodes",
+            format!(
+                "{} entries for {workers} worker threads; give one node per P",
+                nodes.len()
+            ),
+        ));
+    }
+    if let Some(node) = nodes.iter().find(|node| !online.contains(node)) {
+        return Err(BuildError::invalid(
+            "processor_nodes",
+            format!(
+                "node {node} is not an online NUMA node (online: {})",
+                gpm_numa::format_list(online)
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -36,12 +36,15 @@
 use super::blocking::{self, BlockingSchedule};
 use super::context;
 use super::handle::Handle;
+use crate::alloc::{LocalCache, SizeClass, Slab, TaskAllocatorStats};
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler};
+use std::alloc::Layout;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -55,6 +58,15 @@ pub(crate) struct Shared {
     pub(crate) blocking: blocking::Pool,
     handoff: Box<[Mutex<Option<Box<Proc>>>]>,
     shutdown: AtomicBool,
+    task_memory: TaskMemory,
+}
+
+/// Where the runtime's task cells live (`Builder::task_allocator`).
+pub(crate) enum TaskMemory {
+    /// The global allocator.
+    System,
+    /// The slab, with one cache per P (indexed like the Ps).
+    Slab(Slab),
 }
 
 /// What an M keeps while it runs its loop; reachable from the thread's context.
@@ -65,7 +77,11 @@ pub(crate) struct WorkerContext {
 
 impl Shared {
     /// Creates the shared state and the Ps (handed out once, to the first Ms).
-    pub(crate) fn new(config: SchedulerConfig, pool: blocking::Pool) -> (Arc<Shared>, Vec<Proc>) {
+    pub(crate) fn new(
+        config: SchedulerConfig,
+        pool: blocking::Pool,
+        task_memory: TaskMemory,
+    ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::new(config);
         let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
@@ -74,6 +90,7 @@ impl Shared {
             blocking: pool,
             handoff,
             shutdown: AtomicBool::new(false),
+            task_memory,
         });
         (shared, processors)
     }
@@ -157,16 +174,117 @@ impl Shared {
         }
     }
 
-    /// Step 3: once the Ms are gone, drop what they left in the hand-off slots.
+    /// Step 3: once the Ms are gone, drop what they left in the hand-off slots, and give
+    /// the pages of idle task-memory spans back to the OS.
     pub(crate) fn drop_parked_processors(&self) {
         for slot in self.handoff.iter() {
             let processor = lock(slot).take();
             if let Some(mut processor) = processor {
                 processor.local_mut().drain().for_each(drop);
+                self.flush_task_cache(&mut processor);
             }
         }
         self.scheduler.injector().close();
+        self.release_idle_task_memory();
     }
+
+    /// Calls `f` with the cache of the P this thread holds, if it is an M of this runtime
+    /// holding its P right now (and not already inside a borrow of it); else with `None`.
+    fn with_local_cache<R>(
+        &self,
+        slab: &Slab,
+        f: impl FnOnce(Option<&mut LocalCache<'_>>) -> R,
+    ) -> R {
+        context::with_worker(|worker| {
+            let Some(worker) = worker.filter(|w| std::ptr::eq(Arc::as_ptr(&w.shared), self)) else {
+                return f(None);
+            };
+            let Ok(mut slot) = worker.processor.try_borrow_mut() else {
+                return f(None);
+            };
+            match slot.as_mut() {
+                Some(processor) => f(Some(&mut local_cache(slab, processor))),
+                None => f(None),
+            }
+        })
+    }
+
+    /// Gives the cached blocks of `processor` back to its node pool (the P is leaving).
+    fn flush_task_cache(&self, processor: &mut Proc) {
+        if let TaskMemory::Slab(slab) = &self.task_memory {
+            local_cache(slab, processor).flush_all();
+        }
+    }
+
+    /// The scavenger: releases the pages of every span whose blocks are all free in its
+    /// node pool. Returns the number of spans (0 with the system allocator).
+    pub(crate) fn release_idle_task_memory(&self) -> usize {
+        match &self.task_memory {
+            TaskMemory::Slab(slab) => slab.release_idle_spans(),
+            TaskMemory::System => 0,
+        }
+    }
+
+    pub(crate) fn task_allocator_stats(&self) -> TaskAllocatorStats {
+        match &self.task_memory {
+            TaskMemory::Slab(slab) => slab.stats(),
+            TaskMemory::System => TaskAllocatorStats {
+                allocator: crate::TaskAllocator::System,
+                ..TaskAllocatorStats::default()
+            },
+        }
+    }
+}
+
+/// The cache of the P `processor`. Safe because the `&mut Box<Processor>` is the proof of
+/// exclusive use that `Slab::local` asks for: `Scheduler::new` makes exactly one
+/// `Processor` per index, it is never cloned, and whoever holds `&mut` to it (the M running
+/// it, or the shutting-down thread that took it from a hand-off slot) is the only one who
+/// can reach that index's cache for the borrow's lifetime. The caller passes the slab of
+/// the runtime the P belongs to.
+fn local_cache<'a>(slab: &'a Slab, processor: &'a mut Proc) -> LocalCache<'a> {
+    debug_assert!(processor.index() < slab.num_processors());
+    // SAFETY: see above: `processor` is borrowed mutably for 'a, so no other LocalCache
+    // for its index can be made meanwhile.
+    unsafe { slab.local(processor.index()) }
+}
+
+impl Shared {
+    /// `Schedule::allocate_task` for every scheduler type of this runtime.
+    pub(crate) fn allocate_task(&self, layout: Layout, class: Option<SizeClass>) -> NonNull<u8> {
+        match &self.task_memory {
+            TaskMemory::System => system_allocate(layout),
+            TaskMemory::Slab(slab) => {
+                self.with_local_cache(slab, |cache| slab.allocate(cache, layout, class))
+            }
+        }
+    }
+
+    /// `Schedule::deallocate_task`.
+    ///
+    /// # Safety
+    /// As for `Schedule::deallocate_task`, with memory from [`Shared::allocate_task`].
+    pub(crate) unsafe fn deallocate_task(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        class: Option<SizeClass>,
+    ) {
+        match &self.task_memory {
+            // SAFETY: allocated by `system_allocate(layout)` (caller's contract).
+            TaskMemory::System => unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) },
+            TaskMemory::Slab(slab) => self.with_local_cache(slab, |cache| {
+                // SAFETY: forwarded contract.
+                unsafe { slab.deallocate(cache, ptr, layout, class) }
+            }),
+        }
+    }
+}
+
+fn system_allocate(layout: Layout) -> NonNull<u8> {
+    // SAFETY: task cells are never zero-sized.
+    let ptr = unsafe { std::alloc::alloc(layout) };
+    NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
 }
 
 impl Schedule for Arc<Shared> {
@@ -180,6 +298,15 @@ impl Schedule for Arc<Shared> {
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
         self.owned.remove(task)
+    }
+
+    fn allocate_task(&self, layout: Layout, class: Option<SizeClass>) -> NonNull<u8> {
+        Shared::allocate_task(self, layout, class)
+    }
+
+    unsafe fn deallocate_task(&self, ptr: NonNull<u8>, layout: Layout, class: Option<SizeClass>) {
+        // SAFETY: forwarded contract.
+        unsafe { Shared::deallocate_task(self, ptr, layout, class) }
     }
 }
 
@@ -195,6 +322,11 @@ fn run(shared: Arc<Shared>, processor: Box<Proc>) {
     };
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
+    // Leaving with the P (shutdown): its cached blocks go back to the node pool.
+    let mut processor = worker.processor.borrow_mut();
+    if let Some(processor) = processor.as_mut() {
+        worker.shared.flush_task_cache(processor);
+    }
 }
 
 impl WorkerContext {
