@@ -227,3 +227,32 @@ fn processor_nodes_must_name_one_online_node_per_p() {
         .unwrap_err();
     assert!(offline.to_string().contains("4095"), "{offline}");
 }
+
+#[test]
+fn tasks_of_one_runtime_spawned_from_another_runtimes_workers() {
+    watchdog("cross-runtime", || {
+        let a = runtime(2, TaskAllocator::Slab);
+        let b = runtime(2, TaskAllocator::Slab);
+        let a_handle = a.handle().clone();
+        // b's workers spawn (and drop the last references of) a's tasks: they must use a's
+        // pools, never b's P caches.
+        let sum = b.block_on(b.spawn(async move {
+            let handles: Vec<_> = (0..5_000u64)
+                .map(|i| a_handle.spawn(async move { i }))
+                .collect();
+            let mut sum = 0;
+            for handle in handles {
+                sum += handle.await.unwrap();
+            }
+            sum
+        }));
+        assert_eq!(sum.unwrap(), 5_000 * 4_999 / 2);
+        wait_until_freed(&a);
+        wait_until_freed(&b);
+        let a_stats = a.handle().task_allocator_stats();
+        assert!(
+            a_stats.nodes[0].unowned_allocations >= 5_000,
+            "{a_stats:#?}"
+        );
+    });
+}
