@@ -11,10 +11,11 @@
 
 use super::size_class::{SizeClass, NUM_CLASSES, SPAN_SIZE};
 use super::span::{FreeBlock, SpanSource};
+use crate::loom::sync::atomic::AtomicPtr;
 use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// A singly linked list of free blocks with its length; moved between caches and pools.
@@ -104,7 +105,7 @@ impl RemoteList {
     }
 
     /// Takes every block pushed so far.
-    fn take_all(&self) -> Batch {
+    pub(crate) fn take_all(&self) -> Batch {
         // Acquire: pairs with the Release of every push in the list.
         let head = self.head.swap(ptr::null_mut(), Ordering::Acquire);
         // SAFETY: the swap made this thread the only owner of the list.
@@ -376,5 +377,60 @@ impl std::fmt::Debug for NodePool {
             .field("free_bytes", &self.free_bytes())
             .field("mapped_bytes", &self.mapped_bytes())
             .finish()
+    }
+}
+
+/// Loom model of the remote-free list: pushes racing a take lose and duplicate nothing.
+#[cfg(all(test, gpm_loom))]
+mod loom_tests {
+    use super::{FreeBlock, RemoteList};
+    use crate::loom::sync::Arc;
+    use crate::loom::thread;
+    use std::ptr::{self, NonNull};
+
+    fn new_block() -> usize {
+        Box::into_raw(Box::new(FreeBlock {
+            next: ptr::null_mut(),
+        })) as usize
+    }
+
+    fn push(list: &RemoteList, block: usize) {
+        // SAFETY: each block is pushed once, by the thread that owns it.
+        unsafe { list.push(NonNull::new(block as *mut FreeBlock).unwrap()) };
+    }
+
+    fn addresses(list: &RemoteList) -> Vec<usize> {
+        let mut batch = list.take_all();
+        let mut out = Vec::new();
+        while let Some(block) = batch.pop() {
+            out.push(block.as_ptr() as usize);
+        }
+        out
+    }
+
+    #[test]
+    fn pushes_racing_a_take_lose_nothing() {
+        loom::model(|| {
+            let list = Arc::new(RemoteList::default());
+            let blocks: Vec<usize> = (0..3).map(|_| new_block()).collect();
+            let pushers: Vec<_> = [vec![blocks[0], blocks[1]], vec![blocks[2]]]
+                .into_iter()
+                .map(|mine| {
+                    let list = Arc::clone(&list);
+                    thread::spawn(move || mine.into_iter().for_each(|b| push(&list, b)))
+                })
+                .collect();
+            let mut seen = addresses(&list);
+            pushers.into_iter().for_each(|t| t.join().unwrap());
+            seen.extend(addresses(&list));
+            seen.sort_unstable();
+            let mut expected = blocks.clone();
+            expected.sort_unstable();
+            assert_eq!(seen, expected, "a block was lost or taken twice");
+            for block in blocks {
+                // SAFETY: made by `new_block`, freed once, no longer listed.
+                drop(unsafe { Box::from_raw(block as *mut FreeBlock) });
+            }
+        });
     }
 }
