@@ -15,7 +15,7 @@ use crate::loom::sync::atomic::AtomicPtr;
 use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// A singly linked list of free blocks with its length; moved between caches and pools.
@@ -79,6 +79,8 @@ impl Batch {
 #[derive(Debug, Default)]
 pub(crate) struct RemoteList {
     head: AtomicPtr<FreeBlock>,
+    /// Blocks ever pushed (stats). Next to `head`, whose cache line the push owns anyway.
+    pushed: AtomicU64,
 }
 
 impl RemoteList {
@@ -98,10 +100,11 @@ impl RemoteList {
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(actual) => head = actual,
             }
         }
+        self.pushed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes every block pushed so far.
@@ -119,18 +122,27 @@ struct ClassPool {
     batches: Vec<Batch>,
     /// Free blocks in `batches`.
     free: usize,
+    /// Blocks handed to threads without a P (counted under the lock: no extra atomic).
+    unowned_allocs: u64,
 }
 
 /// Counters of one node pool (relaxed; read by stats).
 #[derive(Debug, Default)]
 pub(crate) struct NodeCounters {
-    pub(crate) remote_frees: AtomicU64,
-    pub(crate) unowned_allocs: AtomicU64,
     pub(crate) spans_carved: AtomicU64,
     pub(crate) spans_released: AtomicU64,
-    /// Live bytes allocated or freed off the P caches of this node (threads without a P,
-    /// frees from other nodes); the P caches count the rest.
-    pub(crate) live_bytes: AtomicI64,
+}
+
+/// Traffic of a node pool that bypassed the P caches.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct OffCacheTraffic {
+    /// Blocks handed to threads without a P.
+    pub(crate) unowned_allocs: u64,
+    /// Blocks pushed onto the remote lists.
+    pub(crate) remote_frees: u64,
+    /// Bytes of the former minus bytes of the latter: the node's live bytes that the P
+    /// caches' counters do not see.
+    pub(crate) net_bytes: i64,
 }
 
 /// The central pool of one node.
@@ -193,6 +205,7 @@ impl NodePool {
         let batch = pool.batches.last_mut()?;
         let block = batch.pop();
         pool.free -= 1;
+        pool.unowned_allocs += 1;
         if pool.batches.last().is_some_and(|b| b.len == 0) {
             pool.batches.pop();
         }
@@ -232,6 +245,19 @@ impl NodePool {
         SizeClass::all()
             .map(|class| lock(&self.classes[class.index()]).free * class.size())
             .sum()
+    }
+
+    /// Allocations and frees that went around the P caches, per the class counters.
+    pub(crate) fn off_cache_traffic(&self) -> OffCacheTraffic {
+        let mut traffic = OffCacheTraffic::default();
+        for class in SizeClass::all() {
+            let allocs = lock(&self.classes[class.index()]).unowned_allocs;
+            let frees = self.remote(class).pushed.load(Ordering::Relaxed);
+            traffic.unowned_allocs += allocs;
+            traffic.remote_frees += frees;
+            traffic.net_bytes += (allocs as i64 - frees as i64) * class.size() as i64;
+        }
+        traffic
     }
 
     pub(crate) fn mapped_bytes(&self) -> usize {

@@ -86,6 +86,10 @@
 //!   testable without tasks, and costs one mask.
 //! * A per-span live count updated on every free (for eager release): an atomic on the
 //!   hot path; the scavenger counts free blocks per span instead, off the hot path.
+//! * A thread-local cache for threads without a P (so `block_on` spawns skip the class
+//!   mutex): the cache would have to keep the runtime's memory alive until that thread
+//!   exits (the main thread: for ever), or check a `Weak` on every use (two atomic RMWs,
+//!   more than the uncontended mutex it saves). Such spawns take the mutex once per block.
 
 mod central;
 pub(crate) mod size_class;

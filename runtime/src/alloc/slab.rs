@@ -233,12 +233,7 @@ impl Slab {
     /// One block for a thread without a P: from the first pool's central lists.
     fn allocate_unowned(&self, class: SizeClass) -> Option<NonNull<u8>> {
         let pool = &self.pools[0];
-        let block = pool.alloc_one(class)?;
-        pool.counters.unowned_allocs.fetch_add(1, Ordering::Relaxed);
-        pool.counters
-            .live_bytes
-            .fetch_add(class.size() as i64, Ordering::Relaxed);
-        Some(block.cast())
+        Some(pool.alloc_one(class)?.cast())
     }
 
     /// A free from a thread without a P (or a P on another node): to the home pool's
@@ -250,10 +245,6 @@ impl Slab {
         // SAFETY: forwarded contract.
         let home = unsafe { self.home_of(ptr, class) };
         let pool = &self.pools[home];
-        pool.counters.remote_frees.fetch_add(1, Ordering::Relaxed);
-        pool.counters
-            .live_bytes
-            .fetch_sub(class.size() as i64, Ordering::Relaxed);
         // SAFETY: the caller gives the block up; it belongs to `home` and `class`.
         unsafe { pool.remote(class).push(ptr.cast()) };
     }
@@ -309,11 +300,12 @@ impl Slab {
             .filter(|p| p.node_pool == index)
             .map(|p| p.live_bytes)
             .sum();
+        let traffic = pool.off_cache_traffic();
         NodeAllocStats {
             os_node: self.os_nodes[index],
-            live_bytes: cached + c.live_bytes.load(Ordering::Relaxed),
-            remote_frees: c.remote_frees.load(Ordering::Relaxed),
-            unowned_allocations: c.unowned_allocs.load(Ordering::Relaxed),
+            live_bytes: cached + traffic.net_bytes,
+            remote_frees: traffic.remote_frees,
+            unowned_allocations: traffic.unowned_allocs,
             central_free_bytes: pool.free_bytes(),
             mapped_bytes: pool.mapped_bytes(),
             spans_carved: c.spans_carved.load(Ordering::Relaxed),
