@@ -13,7 +13,6 @@ use super::size_class::{SizeClass, NUM_CLASSES, SPAN_SIZE};
 use super::span::{FreeBlock, SpanSource};
 use crate::loom::sync::atomic::AtomicPtr;
 use crossbeam_utils::CachePadded;
-use std::collections::HashMap;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -288,7 +287,9 @@ impl NodePool {
             if idle.is_empty() {
                 continue;
             }
-            let kept = drain_blocks(&mut pool, |block| !idle.contains(&span_of(block)));
+            let kept = drain_blocks(&mut pool, |block| {
+                idle.binary_search(&span_of(block)).is_err()
+            });
             pool.batches.clear();
             pool.free = 0;
             for batch in rebatch(kept, class.batch()) {
@@ -315,22 +316,25 @@ fn span_of(block: *mut FreeBlock) -> usize {
     block as usize & !(SPAN_SIZE - 1)
 }
 
-/// Spans all of whose blocks are in `pool`.
+/// Spans all of whose blocks are in `pool`, sorted. O(n log n) in the free blocks.
 fn idle_spans(pool: &ClassPool, class: SizeClass) -> Vec<usize> {
-    let mut counts: HashMap<usize, usize> = HashMap::new();
+    let mut spans = Vec::with_capacity(pool.free);
     for batch in &pool.batches {
         let mut block = batch.head;
         while !block.is_null() {
-            *counts.entry(span_of(block)).or_default() += 1;
+            spans.push(span_of(block));
             // SAFETY: the pool owns the blocks of its batches.
             block = unsafe { (*block).next };
         }
     }
-    counts
-        .into_iter()
-        .filter(|&(_, count)| count == class.blocks_per_span())
-        .map(|(span, _)| span)
-        .collect()
+    spans.sort_unstable();
+    let mut idle = Vec::new();
+    for run in spans.chunk_by(|a, b| a == b) {
+        if run.len() == class.blocks_per_span() {
+            idle.push(run[0]);
+        }
+    }
+    idle
 }
 
 /// The blocks of the pool for which `keep` is true (the pool's batches are left dangling:
