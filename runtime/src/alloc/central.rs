@@ -7,6 +7,8 @@
 //!   another node) pushes the block onto the class's [`RemoteList`] with one CAS. The list
 //!   is only ever emptied whole (`swap(null)`), never popped one by one, so the CAS loop
 //!   has no ABA problem.
+//! * Threads without a P allocate from an unowned cache per class (its own mutex, refilled
+//!   a batch at a time like a P cache), so they do not take the class mutex per block.
 //! * A refill takes a batch, else the whole remote list, else carves a new span.
 
 use super::size_class::{SizeClass, NUM_CLASSES, SPAN_SIZE};
@@ -121,8 +123,23 @@ struct ClassPool {
     batches: Vec<Batch>,
     /// Free blocks in `batches`.
     free: usize,
-    /// Blocks handed to threads without a P (counted under the lock: no extra atomic).
-    unowned_allocs: u64,
+}
+
+/// Blocks for threads without a P, shared by them under one mutex per class.
+#[derive(Debug)]
+struct UnownedCache {
+    list: Batch,
+    /// Blocks handed out (counted under the lock: no extra atomic).
+    allocs: u64,
+}
+
+impl Default for UnownedCache {
+    fn default() -> Self {
+        UnownedCache {
+            list: Batch::EMPTY,
+            allocs: 0,
+        }
+    }
 }
 
 /// Counters of one node pool (relaxed; read by stats).
@@ -148,6 +165,7 @@ pub(crate) struct OffCacheTraffic {
 pub(crate) struct NodePool {
     classes: Box<[CachePadded<Mutex<ClassPool>>]>,
     remote: Box<[CachePadded<RemoteList>]>,
+    unowned: Box<[CachePadded<Mutex<UnownedCache>>]>,
     spans: Mutex<SpanSource>,
     pub(crate) counters: NodeCounters,
 }
@@ -163,6 +181,7 @@ impl NodePool {
         NodePool {
             classes: (0..NUM_CLASSES).map(|_| CachePadded::default()).collect(),
             remote: (0..NUM_CLASSES).map(|_| CachePadded::default()).collect(),
+            unowned: (0..NUM_CLASSES).map(|_| CachePadded::default()).collect(),
             spans: Mutex::new(SpanSource::new(node, os_node)),
             counters: NodeCounters::default(),
         }
@@ -188,27 +207,26 @@ impl NodePool {
         self.carve_into_pool(class)
     }
 
-    /// One block for a thread without a P cache.
+    /// One block for a thread without a P cache, from the node's shared unowned cache
+    /// (its own mutex, which the Ps never take: they only meet it in the class pool once
+    /// per batch, when the unowned cache refills).
     pub(crate) fn alloc_one(&self, class: SizeClass) -> Option<NonNull<FreeBlock>> {
-        let mut pool = lock(&self.classes[class.index()]);
-        if pool.batches.is_empty() {
-            drop(pool);
-            let batch = self.refill(class);
-            pool = lock(&self.classes[class.index()]);
-            if batch.len == 0 {
-                return None;
+        let mut cache = lock(&self.unowned[class.index()]);
+        let block = match cache.list.pop() {
+            Some(block) => block,
+            None => {
+                cache.list = self.refill(class);
+                cache.list.pop()?
             }
-            pool.free += batch.len;
-            pool.batches.push(batch);
-        }
-        let batch = pool.batches.last_mut()?;
-        let block = batch.pop();
-        pool.free -= 1;
-        pool.unowned_allocs += 1;
-        if pool.batches.last().is_some_and(|b| b.len == 0) {
-            pool.batches.pop();
-        }
-        block
+        };
+        cache.allocs += 1;
+        Some(block)
+    }
+
+    /// Empties the unowned cache (for the scavenger). Lock order: the unowned mutex is
+    /// taken before a class mutex (as in `alloc_one` -> `refill`), never while holding one.
+    fn take_unowned(&self, class: SizeClass) -> Batch {
+        std::mem::replace(&mut lock(&self.unowned[class.index()]).list, Batch::EMPTY)
     }
 
     /// Takes back a batch flushed by a P cache.
@@ -250,7 +268,7 @@ impl NodePool {
     pub(crate) fn off_cache_traffic(&self) -> OffCacheTraffic {
         let mut traffic = OffCacheTraffic::default();
         for class in SizeClass::all() {
-            let allocs = lock(&self.classes[class.index()]).unowned_allocs;
+            let allocs = lock(&self.unowned[class.index()]).allocs;
             let frees = self.remote(class).pushed.load(Ordering::Relaxed);
             traffic.unowned_allocs += allocs;
             traffic.remote_frees += frees;
@@ -272,16 +290,20 @@ impl NodePool {
     }
 
     /// Gives every span whose blocks are all free here back to the OS (the scavenger).
-    /// Blocks in P caches or remote lists count as in use. Returns the spans released.
+    /// Blocks in P caches count as in use. Returns the spans released.
     pub(crate) fn release_idle_spans(&self) -> usize {
         let mut released = 0;
         for class in SizeClass::all() {
-            // Fold the remote list in first, so its blocks count as free.
+            // Fold the remote list and the unowned cache in first, so their blocks count
+            // as free.
             let remote = self.remote(class).take_all();
+            let unowned = self.take_unowned(class);
             let mut pool = lock(&self.classes[class.index()]);
-            if remote.len > 0 {
-                pool.free += remote.len;
-                pool.batches.push(remote);
+            for list in [remote, unowned] {
+                if list.len > 0 {
+                    pool.free += list.len;
+                    pool.batches.push(list);
+                }
             }
             let idle = idle_spans(&pool, class);
             if idle.is_empty() {

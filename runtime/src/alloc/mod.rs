@@ -41,7 +41,10 @@
 //! P's cache, whichever P allocated it. A free from a P of another node, or from a thread
 //! without a P (the `block_on` thread, the blocking pool, a foreign thread dropping the
 //! last `JoinHandle`), pushes the block onto its home pool's remote list (one CAS).
-//! Allocation without a P takes one block from the first pool under its class mutex.
+//! Allocation without a P takes one block from the first pool's unowned cache: a batch
+//! per class under a mutex that the Ps never take (they meet it only in the class pool,
+//! once per batch), so a `block_on` thread spawning in a loop does not contend with the
+//! Ps' flushes block by block.
 //! Refill order: central batches, then the whole remote list, then a new span.
 //!
 //! # Lifetime
@@ -89,7 +92,8 @@
 //! * A thread-local cache for threads without a P (so `block_on` spawns skip the class
 //!   mutex): the cache would have to keep the runtime's memory alive until that thread
 //!   exits (the main thread: for ever), or check a `Weak` on every use (two atomic RMWs,
-//!   more than the uncontended mutex it saves). Such spawns take the mutex once per block.
+//!   more than the uncontended mutex it saves). Such spawns take the unowned cache's mutex,
+//!   uncontended unless several threads without a P spawn at once.
 
 mod central;
 pub(crate) mod size_class;
