@@ -310,7 +310,8 @@ impl NodePool {
                 continue;
             }
             let kept = drain_blocks(&mut pool, |block| {
-                idle.binary_search(&span_of(block)).is_err()
+                idle.binary_search_by_key(&span_of(block), |&span| span.addr())
+                    .is_err()
             });
             pool.batches.clear();
             pool.free = 0;
@@ -335,28 +336,27 @@ impl NodePool {
 }
 
 fn span_of(block: *mut FreeBlock) -> usize {
-    block as usize & !(SPAN_SIZE - 1)
+    block.addr() & !(SPAN_SIZE - 1)
 }
 
-/// Spans all of whose blocks are in `pool`, sorted. O(n log n) in the free blocks.
-fn idle_spans(pool: &ClassPool, class: SizeClass) -> Vec<usize> {
-    let mut spans = Vec::with_capacity(pool.free);
+/// Spans all of whose blocks are in `pool`: their start pointers (derived from a block
+/// pointer, so they keep the chunk's provenance), sorted by address. O(n log n).
+fn idle_spans(pool: &ClassPool, class: SizeClass) -> Vec<*mut u8> {
+    let mut blocks = Vec::with_capacity(pool.free);
     for batch in &pool.batches {
         let mut block = batch.head;
         while !block.is_null() {
-            spans.push(span_of(block));
+            blocks.push(block);
             // SAFETY: the pool owns the blocks of its batches.
             block = unsafe { (*block).next };
         }
     }
-    spans.sort_unstable();
-    let mut idle = Vec::new();
-    for run in spans.chunk_by(|a, b| a == b) {
-        if run.len() == class.blocks_per_span() {
-            idle.push(run[0]);
-        }
-    }
-    idle
+    blocks.sort_unstable_by_key(|&block| span_of(block));
+    blocks
+        .chunk_by(|&a, &b| span_of(a) == span_of(b))
+        .filter(|run| run.len() == class.blocks_per_span())
+        .map(|run| run[0].cast::<u8>().map_addr(|addr| addr & !(SPAN_SIZE - 1)))
+        .collect()
 }
 
 /// The blocks of the pool for which `keep` is true (the pool's batches are left dangling:

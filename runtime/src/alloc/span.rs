@@ -48,7 +48,10 @@ pub(crate) struct FreeBlock {
 /// is in use (its header was written before the block was handed out, and happens-before
 /// this call through whatever handed the block to this thread).
 pub(crate) unsafe fn header_of(block: NonNull<u8>) -> (usize, SizeClass) {
-    let base = (block.as_ptr() as usize & !(SPAN_SIZE - 1)) as *const SpanHeader;
+    let base = block
+        .as_ptr()
+        .map_addr(|addr| addr & !(SPAN_SIZE - 1))
+        .cast::<SpanHeader>();
     // SAFETY: per the contract, `base` is the live header of the block's span.
     let header = unsafe { &*base };
     debug_assert_eq!(
@@ -73,12 +76,14 @@ enum ChunkMemory {
 /// One mapping and the spans it holds.
 struct Chunk {
     memory: ChunkMemory,
-    /// First span-aligned address.
-    first_span: usize,
+    /// First span-aligned address (with the provenance of the whole chunk).
+    first_span: *mut u8,
 }
 
-// SAFETY: a chunk exclusively owns its memory; the raw pointer inside is just an address.
+// SAFETY: a chunk exclusively owns its memory; the raw pointers inside are just addresses.
 unsafe impl Send for Chunk {}
+// SAFETY: the span source owns its chunks; its raw pointers point into them.
+unsafe impl Send for SpanSource {}
 
 fn heap_chunk_layout() -> Layout {
     // SPAN_SIZE is a power of two and the size a small multiple of it: always valid.
@@ -92,7 +97,8 @@ impl Chunk {
         #[cfg(not(miri))]
         if let Some(node) = os_node {
             if let Ok(memory) = gpm_numa::NodeMemory::map(node, (SPANS_PER_CHUNK + 1) * SPAN_SIZE) {
-                let first_span = (memory.as_ptr() as usize).next_multiple_of(SPAN_SIZE);
+                let base = memory.as_ptr();
+                let first_span = base.wrapping_add(base.align_offset(SPAN_SIZE));
                 return Some(Chunk {
                     memory: ChunkMemory::Node(memory),
                     first_span,
@@ -104,7 +110,7 @@ impl Chunk {
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { std::alloc::alloc(heap_chunk_layout()) })?;
         Some(Chunk {
-            first_span: ptr.as_ptr() as usize,
+            first_span: ptr.as_ptr(),
             memory: ChunkMemory::Heap(ptr),
         })
     }
@@ -136,10 +142,11 @@ pub(crate) struct SpanSource {
     node: u32,
     os_node: Option<usize>,
     chunks: Vec<Chunk>,
-    /// Spans of the last chunk not handed out yet.
-    fresh: std::ops::Range<usize>,
+    /// The last chunk's first span, and how many of its spans are handed out.
+    fresh_base: *mut u8,
+    fresh_used: usize,
     /// Spans given back by the scavenger (their pages released to the OS).
-    released: Vec<usize>,
+    released: Vec<*mut u8>,
     unbound_chunks: usize,
 }
 
@@ -150,7 +157,8 @@ impl SpanSource {
             node: u32::try_from(node).unwrap_or(u32::MAX),
             os_node,
             chunks: Vec::new(),
-            fresh: 0..0,
+            fresh_base: std::ptr::null_mut(),
+            fresh_used: SPANS_PER_CHUNK,
             released: Vec::new(),
             unbound_chunks: 0,
         }
@@ -178,7 +186,7 @@ impl SpanSource {
         class: SizeClass,
     ) -> Option<(NonNull<FreeBlock>, NonNull<FreeBlock>)> {
         let span = self.take_span()?;
-        let header = span as *mut SpanHeader;
+        let header = span.cast::<SpanHeader>();
         // SAFETY: `span` is the start of a span-sized, span-aligned region owned by this
         // source and not in use (fresh or released): nobody else reads or writes it.
         unsafe {
@@ -190,7 +198,8 @@ impl SpanSource {
         }
         let size = class.size();
         let count = class.blocks_per_span();
-        let block_at = |i: usize| (span + (i + 1) * size) as *mut FreeBlock;
+        // In bounds: slot i + 1 < SPAN_SIZE / size.
+        let block_at = |i: usize| span.wrapping_add((i + 1) * size).cast::<FreeBlock>();
         for i in 0..count {
             let next = if i + 1 < count {
                 block_at(i + 1)
@@ -210,21 +219,22 @@ impl SpanSource {
         }
     }
 
-    fn take_span(&mut self) -> Option<usize> {
+    fn take_span(&mut self) -> Option<*mut u8> {
         if let Some(span) = self.released.pop() {
             return Some(span);
         }
-        if self.fresh.is_empty() {
+        if self.fresh_used == SPANS_PER_CHUNK {
             let chunk = Chunk::map(self.os_node)?;
             if !chunk.is_bound() {
                 self.unbound_chunks += 1;
             }
-            let first = chunk.first_span;
-            self.fresh = first..first + SPANS_PER_CHUNK * SPAN_SIZE;
+            self.fresh_base = chunk.first_span;
+            self.fresh_used = 0;
             self.chunks.push(chunk);
         }
-        let span = self.fresh.start;
-        self.fresh.start += SPAN_SIZE;
+        // In bounds: the chunk holds SPANS_PER_CHUNK spans from `fresh_base`.
+        let span = self.fresh_base.wrapping_add(self.fresh_used * SPAN_SIZE);
+        self.fresh_used += 1;
         Some(span)
     }
 
@@ -232,14 +242,13 @@ impl SpanSource {
     ///
     /// # Safety
     /// `span` was carved by this source and none of its blocks is in use or in any list.
-    pub(crate) unsafe fn release(&mut self, span: usize) {
+    pub(crate) unsafe fn release(&mut self, span: *mut u8) {
         #[cfg(not(miri))]
         {
             // SAFETY: the span is a whole number of pages of a mapping this source owns,
             // and nothing references its contents (caller's contract). Zeroed pages are
             // fine: `carve` rewrites header and links.
-            let rc =
-                unsafe { libc::madvise(span as *mut libc::c_void, SPAN_SIZE, libc::MADV_DONTNEED) };
+            let rc = unsafe { libc::madvise(span.cast(), SPAN_SIZE, libc::MADV_DONTNEED) };
             debug_assert_eq!(rc, 0, "madvise: {}", std::io::Error::last_os_error());
         }
         self.released.push(span);
