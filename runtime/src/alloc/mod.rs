@@ -70,15 +70,18 @@
 //! Unit tests (this module's `tests`) drive the allocator with explicit P caches on plain
 //! threads, including a stress test of 4 threads x 1e6 blocks freed on other threads, half
 //! of them across node pools, with every block stamped (thread, sequence) and checked
-//! before its free, so a block handed out twice is caught. Miri is not available here
-//! (the nightly toolchain has no `miri` component and `rustup component add` needs the
-//! network), so `scripts/memcheck.sh`, run by CI, runs these unit tests (stress scaled down
-//! by `GPM_SLAB_STRESS_SCALE`, default 20) and `tests/tests/task_allocator.rs` under
-//! valgrind memcheck. Memcheck sees the spans as one mapped region, so it catches accesses
-//! outside live mappings, uninitialised reads and leaks, not a block handed out twice
-//! inside a span: that is the stamp check's job. Under `cfg(miri)` chunks come from the
-//! global allocator and `madvise` is skipped, so the unit tests can run there as soon as
-//! Miri is installed (`MIRIFLAGS="-Zmiri-tree-borrows"`).
+//! before its free, so a block handed out twice is caught. Two memory checkers:
+//!
+//! * **valgrind memcheck** (`scripts/memcheck.sh`, run by CI because it works offline):
+//!   these unit tests (stress scaled down by `GPM_SLAB_STRESS_SCALE`, default 20) and
+//!   `tests/tests/task_allocator.rs`. Memcheck sees the spans as one mapped region, so it
+//!   catches accesses outside live mappings, uninitialised reads and leaks, not a block
+//!   handed out twice inside a span: that is the stamp check's job.
+//! * **Miri** with Tree Borrows (`scripts/miri.sh`): the nightly toolchain here had no
+//!   `miri` component, `rustup component add --toolchain nightly miri` installed it; CI does
+//!   not depend on it (a fresh machine may have no network). Under `cfg(miri)` chunks come
+//!   from the global allocator and `madvise` is skipped; the code uses strict provenance
+//!   (span and header pointers derived with `map_addr`, no integer-to-pointer casts).
 //!
 //! # Rejected options
 //! * Caches inside `gpm_scheduler::Processor`: the scheduler crate would have to know
