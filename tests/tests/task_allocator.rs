@@ -226,6 +226,14 @@ fn processor_nodes_must_name_one_online_node_per_p() {
         .build()
         .unwrap_err();
     assert!(offline.to_string().contains("4095"), "{offline}");
+    // Checked with the system allocator too, where the map is not used yet.
+    let ignored = Runtime::builder()
+        .worker_threads(1)
+        .task_allocator(TaskAllocator::System)
+        .processor_nodes(vec![0, 1])
+        .build()
+        .unwrap_err();
+    assert!(ignored.is_invalid_setting(), "{ignored}");
 }
 
 #[test]

@@ -246,15 +246,16 @@ impl Builder {
     }
 
     fn task_memory(&self, workers: usize) -> Result<TaskMemory, BuildError> {
+        let online = gpm_numa::online_nodes();
+        if let Some(nodes) = &self.processor_nodes {
+            // Checked whatever the allocator, so a bad map is reported, not ignored.
+            check_processor_nodes(nodes, workers, &online)?;
+        }
         if self.task_allocator == TaskAllocator::System {
             return Ok(TaskMemory::System);
         }
-        let online = gpm_numa::online_nodes();
         let config = match &self.processor_nodes {
-            Some(nodes) => {
-                check_processor_nodes(nodes, workers, &online)?;
-                SlabConfig::for_processor_nodes(nodes)
-            }
+            Some(nodes) => SlabConfig::for_processor_nodes(nodes),
             None if online.len() == 1 => SlabConfig::for_processor_nodes(&vec![online[0]; workers]),
             None => SlabConfig {
                 pools: vec![None],
