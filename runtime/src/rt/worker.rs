@@ -15,6 +15,14 @@
 //! spawn or a wake by the running task can push to the local queue (`runnext`) without any
 //! synchronisation.
 //!
+//! # Task memory
+//!
+//! With the slab (`crate::alloc`), a spawn or a free on an M uses the cache of the P it
+//! holds: `Shared::with_local_cache` borrows the `Box<Processor>` out of the context (the
+//! proof of exclusive use of that P's cache) for the length of one allocation or free. No
+//! P, a P of another runtime, or a P already borrowed (the M draining its queues): the
+//! node pool's shared paths. An M leaving with its P flushes the P's cache.
+//!
 //! # Hand-off (`block_in_place`, Go's `handoffp`)
 //!
 //! 1. The M takes its P out of its context and parks it in the P's hand-off slot.
