@@ -108,6 +108,16 @@ impl Gpm {
             .expect("gpm runtime");
         Gpm(rt)
     }
+
+    /// A gpm runtime with `workers` Ps taking task memory from `allocator`.
+    pub fn with_allocator(workers: usize, allocator: gpm::TaskAllocator) -> Gpm {
+        let rt = gpm::Runtime::builder()
+            .worker_threads(workers)
+            .task_allocator(allocator)
+            .build()
+            .expect("gpm runtime");
+        Gpm(rt)
+    }
 }
 
 impl Rt for Gpm {

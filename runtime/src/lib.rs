@@ -26,6 +26,7 @@
 // Under the loom model only the task core is compiled; the runtime around it is not.
 #![cfg_attr(gpm_loom, allow(dead_code, unused_imports))]
 
+mod alloc;
 #[cfg(not(gpm_loom))]
 pub mod compat;
 mod driver;
@@ -40,6 +41,7 @@ pub mod task;
 #[cfg(not(gpm_loom))]
 pub mod time;
 
+pub use alloc::{NodeAllocStats, ProcessorAllocStats, TaskAllocator, TaskAllocatorStats};
 #[cfg(not(gpm_loom))]
 pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};
 pub use task::{JoinError, JoinHandle};

@@ -142,6 +142,24 @@ impl Schedule for BlockingSchedule {
     fn release(&self, _task: &Task<Self>) -> Option<Task<Self>> {
         None
     }
+
+    fn allocate_task(
+        &self,
+        layout: std::alloc::Layout,
+        class: Option<crate::alloc::SizeClass>,
+    ) -> std::ptr::NonNull<u8> {
+        self.shared.allocate_task(layout, class)
+    }
+
+    unsafe fn deallocate_task(
+        &self,
+        ptr: std::ptr::NonNull<u8>,
+        layout: std::alloc::Layout,
+        class: Option<crate::alloc::SizeClass>,
+    ) {
+        // SAFETY: forwarded contract; blocking tasks take memory from the same runtime.
+        unsafe { self.shared.deallocate_task(ptr, layout, class) }
+    }
 }
 
 enum Job {

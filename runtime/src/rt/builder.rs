@@ -3,7 +3,9 @@
 use super::blocking::{Pool, PoolConfig};
 use super::handle::Handle;
 use super::runtime::Runtime;
-use super::worker::{Shared, SharedOptions};
+use super::worker::{Shared, SharedOptions, TaskMemory};
+use crate::alloc::{Slab, SlabConfig};
+use crate::TaskAllocator;
 use gpm_numa::{Placement, Topology};
 use gpm_scheduler::steal::{AffinityWeights, StealPolicy, StealTopology};
 use gpm_scheduler::{Config as SchedulerConfig, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL};
@@ -78,6 +80,8 @@ pub struct Builder {
     steal_policy: Option<StealPolicy>,
     steal_weights: Option<(f64, f64, f64)>,
     last_p_wakeups: bool,
+    task_allocator: TaskAllocator,
+    processor_nodes: Option<Vec<usize>>,
 }
 
 /// Why a runtime could not be built.
@@ -168,7 +172,48 @@ impl Builder {
             steal_policy: None,
             steal_weights: None,
             last_p_wakeups: true,
+            task_allocator: TaskAllocator::default(),
+            processor_nodes: None,
         }
+    }
+
+    /// Where task memory comes from (default [`TaskAllocator::Slab`]): per-P slab caches
+    /// over NUMA-node pools, or the global allocator for comparison.
+    ///
+    /// ```
+    /// use gpm::TaskAllocator;
+    /// let rt = gpm::Runtime::builder()
+    ///     .worker_threads(1)
+    ///     .task_allocator(TaskAllocator::System)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.block_on(async { gpm::spawn(async { 7 }).await.unwrap() }), 7);
+    /// assert_eq!(rt.handle().task_allocator_stats().allocator, TaskAllocator::System);
+    /// ```
+    pub fn task_allocator(&mut self, allocator: TaskAllocator) -> &mut Self {
+        self.task_allocator = allocator;
+        self
+    }
+
+    /// The OS NUMA node of each P (one entry per worker thread, each an online node): the
+    /// slab takes each P's task memory from its node. Default: with
+    /// [`pin_workers`](Builder::pin_workers) on this machine, the node of each P's PU (from
+    /// the [`placement`](Builder::placement)); else the machine's node when it has one, else
+    /// one unbound pool (unpinned Ms move between nodes).
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder()
+    ///     .worker_threads(2)
+    ///     .processor_nodes(vec![0, 0])
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.handle().task_allocator_stats().nodes[0].os_node, Some(0));
+    /// let bad = gpm::Runtime::builder().worker_threads(2).processor_nodes(vec![0]).build();
+    /// assert!(bad.unwrap_err().is_invalid_setting());
+    /// ```
+    pub fn processor_nodes(&mut self, nodes: Vec<usize>) -> &mut Self {
+        self.processor_nodes = Some(nodes);
+        self
     }
 
     /// Number of Ps (GOMAXPROCS). Default: the number of available cores. Must be in
@@ -289,6 +334,7 @@ impl Builder {
         let driver = crate::driver::Driver::new().map_err(|e| BuildError {
             kind: BuildErrorKind::Driver(e),
         })?;
+        let task_memory = self.task_memory(workers, pins.as_deref())?;
         let steal = StealConfig { policy, topology };
         let options = SharedOptions {
             pins,
@@ -296,7 +342,7 @@ impl Builder {
             probes_enabled: self.probes_enabled,
             sample_every: self.probe_sampling,
         };
-        let (shared, processors) = Shared::new(config, steal, options, pool, driver);
+        let (shared, processors) = Shared::new(config, steal, options, pool, driver, task_memory);
         let runtime = Runtime::from_handle(Handle { shared });
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.
@@ -378,6 +424,33 @@ impl Builder {
         Ok(workers.min(gpm_scheduler::idle::MAX_PROCESSORS))
     }
 
+    /// The task memory. Each P's slab pool is on the node of `processor_nodes`, else, when
+    /// the Ms are pinned (`pins`), on the node of the P's PU, else one pool as below.
+    fn task_memory(
+        &self,
+        workers: usize,
+        pins: Option<&[usize]>,
+    ) -> Result<TaskMemory, BuildError> {
+        let online = gpm_numa::online_nodes();
+        if let Some(nodes) = &self.processor_nodes {
+            // Checked whatever the allocator, so a bad map is reported, not ignored.
+            check_processor_nodes(nodes, workers, &online)?;
+        }
+        if self.task_allocator == TaskAllocator::System {
+            return Ok(TaskMemory::System);
+        }
+        let pinned_nodes = pins.and_then(nodes_of_pus);
+        let config = match self.processor_nodes.as_ref().or(pinned_nodes.as_ref()) {
+            Some(nodes) => SlabConfig::for_processor_nodes(nodes),
+            None if online.len() == 1 => SlabConfig::for_processor_nodes(&vec![online[0]; workers]),
+            None => SlabConfig {
+                pools: vec![None],
+                processor_pool: vec![0; workers],
+            },
+        };
+        Ok(TaskMemory::Slab(Slab::new(&config)))
+    }
+
     fn check_settings(&self) -> Result<(), BuildError> {
         if !(1..=MAX_BLOCKING_THREADS).contains(&self.max_blocking_threads) {
             return Err(BuildError::invalid(
@@ -425,4 +498,41 @@ fn detected_topology() -> Option<&'static Topology> {
             }
         })
         .as_ref()
+}
+
+/// The OS node of each pinned PU on this machine (`None` if the topology cannot say).
+fn nodes_of_pus(pus: &[usize]) -> Option<Vec<usize>> {
+    let machine = detected_topology()?;
+    pus.iter()
+        .map(|&pu| {
+            let node = machine.node_of(pu).ok()?;
+            machine.nodes().get(node).map(|n| n.os_index)
+        })
+        .collect()
+}
+
+fn check_processor_nodes(
+    nodes: &[usize],
+    workers: usize,
+    online: &[usize],
+) -> Result<(), BuildError> {
+    if nodes.len() != workers {
+        return Err(BuildError::invalid(
+            "processor_nodes",
+            format!(
+                "{} entries for {workers} worker threads; give one node per P",
+                nodes.len()
+            ),
+        ));
+    }
+    if let Some(node) = nodes.iter().find(|node| !online.contains(node)) {
+        return Err(BuildError::invalid(
+            "processor_nodes",
+            format!(
+                "node {node} is not an online NUMA node (online: {})",
+                gpm_numa::format_list(online)
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -186,6 +186,29 @@ impl Handle {
         self.shared.driver.io.registered()
     }
 
+    /// Counters of the task allocator: per P (cache hits, refills, flushes, frees) and per
+    /// NUMA node pool (live bytes, remote frees, mapped bytes), plus large tasks. Relaxed
+    /// reads, cheap enough for probes; with [`crate::TaskAllocator::System`] only the
+    /// `allocator` field is set.
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
+    /// rt.block_on(async { gpm::spawn(async {}).await.unwrap() });
+    /// let stats = rt.handle().task_allocator_stats();
+    /// assert_eq!(stats.allocator, gpm::TaskAllocator::Slab);
+    /// assert_eq!(stats.processors.len(), 2);
+    /// ```
+    pub fn task_allocator_stats(&self) -> crate::TaskAllocatorStats {
+        self.shared.task_allocator_stats()
+    }
+
+    /// The scavenger: gives the pages of task-memory spans with no live task back to the
+    /// OS (blocks cached by Ps count as in use). Returns the number of 64 KiB spans
+    /// released. The runtime also does this at shutdown.
+    pub fn release_idle_task_memory(&self) -> usize {
+        self.shared.release_idle_task_memory()
+    }
+
     /// Number of OS threads the runtime has right now (Ms and blocking threads).
     pub fn num_threads(&self) -> usize {
         self.shared.blocking.live_threads()

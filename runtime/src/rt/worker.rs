@@ -15,6 +15,14 @@
 //! spawn or a wake by the running task can push to the local queue (`runnext`) without any
 //! synchronisation.
 //!
+//! # Task memory
+//!
+//! With the slab (`crate::alloc`), a spawn or a free on an M uses the cache of the P it
+//! holds: `Shared::with_local_cache` borrows the `Box<Processor>` out of the context (the
+//! proof of exclusive use of that P's cache) for the length of one allocation or free. No
+//! P, a P of another runtime, or a P already borrowed (the M draining its queues): the
+//! node pool's shared paths. An M leaving with its P flushes the P's cache.
+//!
 //! # Hand-off (`block_in_place`, Go's `handoffp`)
 //!
 //! 1. The M takes its P out of its context and parks it in the P's hand-off slot.
@@ -38,13 +46,16 @@ use super::clock;
 use super::context;
 use super::handle::Handle;
 use super::probes::{Arrival, ProbeState};
+use crate::alloc::{LocalCache, SizeClass, Slab, TaskAllocatorStats};
 use crate::driver::{self, Driver, MAINTENANCE_INTERVAL};
 use crate::task::list::OwnedTasks;
 use crate::task::{coop, new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler, StealConfig};
+use std::alloc::Layout;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -65,6 +76,7 @@ pub(crate) struct Shared {
     /// Whether tasks woken off the Ps go back to their last P (else to the injector).
     last_p_wakeups: bool,
     pub(crate) probes: ProbeState,
+    task_memory: TaskMemory,
 }
 
 /// Settings of [`Shared`] beyond the scheduler's.
@@ -75,6 +87,14 @@ pub(crate) struct SharedOptions {
     pub(crate) probes_enabled: bool,
     /// One schedule in this many is timestamped (`Builder::probe_sampling`; 0: none).
     pub(crate) sample_every: u32,
+}
+
+/// Where the runtime's task cells live (`Builder::task_allocator`).
+pub(crate) enum TaskMemory {
+    /// The global allocator.
+    System,
+    /// The slab, with one cache per P (indexed like the Ps).
+    Slab(Slab),
 }
 
 /// What an M keeps while it runs its loop; reachable from the thread's context.
@@ -93,6 +113,7 @@ impl Shared {
         options: SharedOptions,
         pool: blocking::Pool,
         driver: Driver,
+        task_memory: TaskMemory,
     ) -> (Arc<Shared>, Vec<Proc>) {
         let (scheduler, processors) = Scheduler::with_stealing(config, steal);
         let driver = Arc::new(driver);
@@ -112,6 +133,7 @@ impl Shared {
                 options.probes_enabled,
                 options.sample_every,
             ),
+            task_memory,
         });
         (shared, processors)
     }
@@ -222,17 +244,118 @@ impl Shared {
         }
     }
 
-    /// Step 3: once the Ms are gone, drop what they left in the hand-off slots.
+    /// Step 3: once the Ms are gone, drop what they left in the hand-off slots, and give
+    /// the pages of idle task-memory spans back to the OS.
     pub(crate) fn drop_parked_processors(&self) {
         for slot in self.handoff.iter() {
             let processor = lock(slot).take();
             if let Some(mut processor) = processor {
                 processor.local_mut().drain().for_each(drop);
                 self.probes.world.exit(processor.index());
+                self.flush_task_cache(&mut processor);
             }
         }
         self.scheduler.close_queues();
+        self.release_idle_task_memory();
     }
+
+    /// Calls `f` with the cache of the P this thread holds, if it is an M of this runtime
+    /// holding its P right now (and not already inside a borrow of it); else with `None`.
+    fn with_local_cache<R>(
+        &self,
+        slab: &Slab,
+        f: impl FnOnce(Option<&mut LocalCache<'_>>) -> R,
+    ) -> R {
+        context::with_worker(|worker| {
+            let Some(worker) = worker.filter(|w| std::ptr::eq(Arc::as_ptr(&w.shared), self)) else {
+                return f(None);
+            };
+            let Ok(mut slot) = worker.processor.try_borrow_mut() else {
+                return f(None);
+            };
+            match slot.as_mut() {
+                Some(processor) => f(Some(&mut local_cache(slab, processor))),
+                None => f(None),
+            }
+        })
+    }
+
+    /// Gives the cached blocks of `processor` back to its node pool (the P is leaving).
+    fn flush_task_cache(&self, processor: &mut Proc) {
+        if let TaskMemory::Slab(slab) = &self.task_memory {
+            local_cache(slab, processor).flush_all();
+        }
+    }
+
+    /// The scavenger: releases the pages of every span whose blocks are all free in its
+    /// node pool. Returns the number of spans (0 with the system allocator).
+    pub(crate) fn release_idle_task_memory(&self) -> usize {
+        match &self.task_memory {
+            TaskMemory::Slab(slab) => slab.release_idle_spans(),
+            TaskMemory::System => 0,
+        }
+    }
+
+    pub(crate) fn task_allocator_stats(&self) -> TaskAllocatorStats {
+        match &self.task_memory {
+            TaskMemory::Slab(slab) => slab.stats(),
+            TaskMemory::System => TaskAllocatorStats {
+                allocator: crate::TaskAllocator::System,
+                ..TaskAllocatorStats::default()
+            },
+        }
+    }
+}
+
+/// The cache of the P `processor`. Safe because the `&mut Box<Processor>` is the proof of
+/// exclusive use that `Slab::local` asks for: `Scheduler::new` makes exactly one
+/// `Processor` per index, it is never cloned, and whoever holds `&mut` to it (the M running
+/// it, or the shutting-down thread that took it from a hand-off slot) is the only one who
+/// can reach that index's cache for the borrow's lifetime. The caller passes the slab of
+/// the runtime the P belongs to.
+fn local_cache<'a>(slab: &'a Slab, processor: &'a mut Proc) -> LocalCache<'a> {
+    debug_assert!(processor.index() < slab.num_processors());
+    // SAFETY: see above: `processor` is borrowed mutably for 'a, so no other LocalCache
+    // for its index can be made meanwhile.
+    unsafe { slab.local(processor.index()) }
+}
+
+impl Shared {
+    /// `Schedule::allocate_task` for every scheduler type of this runtime.
+    pub(crate) fn allocate_task(&self, layout: Layout, class: Option<SizeClass>) -> NonNull<u8> {
+        match &self.task_memory {
+            TaskMemory::System => system_allocate(layout),
+            TaskMemory::Slab(slab) => {
+                self.with_local_cache(slab, |cache| slab.allocate(cache, layout, class))
+            }
+        }
+    }
+
+    /// `Schedule::deallocate_task`.
+    ///
+    /// # Safety
+    /// As for `Schedule::deallocate_task`, with memory from [`Shared::allocate_task`].
+    pub(crate) unsafe fn deallocate_task(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        class: Option<SizeClass>,
+    ) {
+        match &self.task_memory {
+            // SAFETY: allocated by `system_allocate(layout)` (caller's contract).
+            TaskMemory::System => unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) },
+            TaskMemory::Slab(slab) => self.with_local_cache(slab, |cache| {
+                // SAFETY: forwarded contract.
+                unsafe { slab.deallocate(cache, ptr, layout, class) }
+            }),
+        }
+    }
+}
+
+fn system_allocate(layout: Layout) -> NonNull<u8> {
+    // SAFETY: task cells are never zero-sized.
+    let ptr = unsafe { std::alloc::alloc(layout) };
+    NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
 }
 
 impl Schedule for Arc<Shared> {
@@ -252,6 +375,15 @@ impl Schedule for Arc<Shared> {
         self.probes.completed(processor, task.header());
         self.owned.remove(task)
     }
+
+    fn allocate_task(&self, layout: Layout, class: Option<SizeClass>) -> NonNull<u8> {
+        Shared::allocate_task(self, layout, class)
+    }
+
+    unsafe fn deallocate_task(&self, ptr: NonNull<u8>, layout: Layout, class: Option<SizeClass>) {
+        // SAFETY: forwarded contract.
+        unsafe { Shared::deallocate_task(self, ptr, layout, class) }
+    }
 }
 
 /// Runs the loop of an M holding `processor` until shutdown or until the P is handed off.
@@ -268,6 +400,11 @@ fn run(shared: Arc<Shared>, processor: Box<Proc>) {
     };
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
+    // Leaving with the P (shutdown): its cached blocks go back to the node pool.
+    let mut processor = worker.processor.borrow_mut();
+    if let Some(processor) = processor.as_mut() {
+        worker.shared.flush_task_cache(processor);
+    }
 }
 
 /// Pins the M to its P's PU (when the runtime pins) and releases it to the process's

@@ -10,6 +10,9 @@
 //! +--------------------------------------------+
 //! ```
 //!
+//! The memory comes from the task's scheduler (`Schedule::allocate_task`): the runtime's
+//! slab (`crate::alloc`) or the global allocator.
+//!
 //! Handles (`RawTask`, `Task`, `Notified`, `JoinHandle`, wakers) hold a pointer to the header
 //! and reach the typed parts through the vtable, whose functions are instantiated for the
 //! concrete `F` and `S`. `#[repr(C)]` puts the header at offset 0, so a header pointer is also
@@ -18,8 +21,10 @@
 use super::join::JoinError;
 use super::state::State;
 use super::Id;
+use crate::alloc::{class_of, SizeClass};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::alloc::Layout;
 use std::future::Future;
 use std::ptr::NonNull;
 use std::task::{Poll, Waker};
@@ -136,8 +141,13 @@ pub(crate) struct Cell<F: Future, S> {
 }
 
 impl<F: Future, S> Cell<F, S> {
-    pub(crate) fn new(future: F, scheduler: S, id: Id, vtable: &'static Vtable) -> Box<Self> {
-        Box::new(Cell {
+    /// The size class of this cell type, computed at compile time (`None`: too big for
+    /// the slab).
+    pub(crate) const CLASS: Option<SizeClass> = class_of(Layout::new::<Self>());
+
+    /// A new cell, to be written into memory from `Schedule::allocate_task`.
+    pub(crate) fn new(future: F, scheduler: S, id: Id, vtable: &'static Vtable) -> Self {
+        Cell {
             header: Header {
                 state: State::new(),
                 vtable,
@@ -153,7 +163,7 @@ impl<F: Future, S> Cell<F, S> {
             trailer: Trailer {
                 waker: UnsafeCell::new(None),
             },
-        })
+        }
     }
 }
 

@@ -220,10 +220,26 @@ where
         self.raw().drop_reference();
     }
 
+    /// Drops the cell's contents and returns its memory to the scheduler's allocator. The
+    /// scheduler is moved out first and dropped last: it keeps the allocator (the
+    /// runtime's `Shared`) alive while the block is returned, even if this is the last
+    /// task of a runtime that is already gone.
     fn dealloc(self) {
-        // SAFETY: the reference count reached zero: nobody else can reach the cell. It was
-        // allocated by `Box` in `Cell::new`.
-        drop(unsafe { Box::from_raw(self.cell.as_ptr()) });
+        let cell = self.cell.as_ptr();
+        // SAFETY: the reference count reached zero: nobody else can reach the cell. Each
+        // field is read or dropped exactly once and the memory is not used afterwards.
+        unsafe {
+            let scheduler: S = std::ptr::read(std::ptr::addr_of!((*cell).core.scheduler));
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*cell).header));
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*cell).core.stage));
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*cell).trailer));
+            scheduler.deallocate_task(
+                self.cell.cast(),
+                std::alloc::Layout::new::<Cell<F, S>>(),
+                Cell::<F, S>::CLASS,
+            );
+            drop(scheduler);
+        }
     }
 }
 

@@ -48,6 +48,8 @@ pub use yield_now::yield_now;
 pub use crate::rt::{block_in_place, spawn_blocking};
 
 use self::core::{Cell, Header};
+use crate::alloc::SizeClass;
+use std::alloc::Layout;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -89,6 +91,27 @@ pub(crate) trait Schedule: Send + Sync + Sized + 'static {
 
     /// The task completed: remove it from the owned list, returning that list's reference.
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>>;
+
+    /// Memory for a new task cell of `layout` (whose slab size class is `class`). Default:
+    /// the global allocator.
+    fn allocate_task(&self, layout: Layout, class: Option<SizeClass>) -> NonNull<u8> {
+        let _ = class;
+        // SAFETY: a task cell is never zero-sized (its header is not).
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+    }
+
+    /// Frees a cell's memory. `self` is the scheduler read out of that cell, so it is
+    /// still alive (and keeps the allocator alive) during the call.
+    ///
+    /// # Safety
+    /// `ptr` came from `allocate_task(layout, class)` of a scheduler of the same runtime,
+    /// its contents are already dropped, and it is not used after this call.
+    unsafe fn deallocate_task(&self, ptr: NonNull<u8>, layout: Layout, class: Option<SizeClass>) {
+        let _ = class;
+        // SAFETY: allocated by the default `allocate_task` with `layout` (caller's contract).
+        unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+    }
 }
 
 /// A type-erased, non-owning pointer to a task.
@@ -124,10 +147,13 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
+    let memory = scheduler
+        .allocate_task(Layout::new::<Cell<F, S>>(), Cell::<F, S>::CLASS)
+        .cast::<Cell<F, S>>();
     let cell = Cell::new(future, scheduler, id, harness::vtable::<F, S>());
-    let raw = RawTask {
-        ptr: NonNull::from(Box::leak(cell)).cast(),
-    };
+    // SAFETY: fresh memory with the layout of `Cell<F, S>`, owned by this call.
+    unsafe { memory.as_ptr().write(cell) };
+    let raw = RawTask { ptr: memory.cast() };
     // SAFETY: the new state word counts exactly these three references.
     unsafe {
         (
