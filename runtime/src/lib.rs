@@ -78,8 +78,8 @@ pub mod runtime {
 #[cfg(not(gpm_loom))]
 pub mod probe {
     pub use crate::rt::{
-        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StopReason,
-        StoppedWorld, StwReport,
+        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, RelationProbe,
+        StopReason, StoppedWorld, StwReport, TaskMemoryProbe,
     };
     pub use gpm_scheduler::probe::knee::{find_knee, Knee, KneeDetector, LoadPoint};
     pub use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};

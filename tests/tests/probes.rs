@@ -187,3 +187,55 @@ fn json_and_prometheus_exports_are_well_formed() {
         }
     });
 }
+
+#[test]
+fn steals_and_task_memory_appear_in_the_snapshot() {
+    watchdog("probes_steals_memory", || {
+        let rt = gpm_tests::runtime(2);
+        // One task spawns many children from its P: the other P can only get them by
+        // stealing (or from the injector after an overflow).
+        let total: u64 = rt
+            .block_on(rt.spawn(async {
+                let children: Vec<_> = (0..20_000u64)
+                    .map(|i| {
+                        gpm::spawn(async move {
+                            std::hint::black_box((0..200).sum::<u64>());
+                            i
+                        })
+                    })
+                    .collect();
+                let mut total = 0;
+                for child in children {
+                    total += child.await.unwrap();
+                }
+                total
+            }))
+            .unwrap();
+        assert_eq!(total, (0..20_000u64).sum::<u64>());
+        // Live task memory returns to zero once every cell is freed (a leak hangs here and
+        // the watchdog fails the test).
+        let probes = wait_for(&rt, |p| p.tasks_alive == 0 && p.task_memory.live_bytes == 0);
+        let stats = rt.handle().steal_stats();
+        let successes: u64 = stats
+            .processors
+            .iter()
+            .map(|p| p.successes.same_l3 + p.successes.same_node + p.successes.other_node)
+            .sum();
+        // The probes report the scheduler's counters (they only grow, so >=).
+        assert!(successes >= probes.steals.total());
+        assert_eq!(
+            probes.steals.total(),
+            probes
+                .processors
+                .iter()
+                .map(|p| p.steals.total())
+                .sum::<u64>()
+        );
+        assert_eq!(probes.steal_policy, stats.policy);
+        assert_eq!(probes.task_memory.allocator, "slab");
+        assert!(probes.processors.iter().map(|p| p.slab_hits).sum::<u64>() > 0);
+        assert!(probes
+            .to_prometheus()
+            .contains("gpm_processor_steals_total{processor=\"0\",relation=\"same_l3\"}"));
+    });
+}

@@ -15,7 +15,7 @@ pub use builder::{BuildError, Builder, MAX_BLOCKING_THREADS, MAX_WORKER_THREADS,
 pub use context::EnterGuard;
 pub use handle::{Handle, TryCurrentError};
 pub use probes::{
-    KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StopReason,
-    StoppedWorld, StwReport,
+    KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, RelationProbe,
+    StopReason, StoppedWorld, StwReport, TaskMemoryProbe,
 };
 pub use runtime::Runtime;

@@ -39,7 +39,9 @@
 
 use super::clock;
 use super::worker::{Proc, Shared};
+use crate::alloc::TaskAllocatorStats;
 use crate::task::core::Header;
+use gpm_scheduler::steal::StealStats;
 
 use crossbeam_utils::CachePadded;
 use gpm_scheduler::probe::knee::{Knee, KneeDetector, LoadPoint};
@@ -219,6 +221,70 @@ pub struct ProcessorProbe {
     pub wakes: u64,
     /// Completions on it.
     pub completions: u64,
+    /// Its successful steals, by the victim's relation to it.
+    pub steals: RelationProbe,
+    /// Its steal attempts (victims visited), by relation.
+    pub steal_attempts: RelationProbe,
+    /// Tasks it took from victims, by relation.
+    pub tasks_stolen: RelationProbe,
+    /// Its EWMA of queue wait (the affinity policy's latency term), ns.
+    pub queue_wait_ewma_ns: u64,
+    /// Task allocations served by its slab cache without a refill.
+    pub slab_hits: u64,
+    /// Its slab cache's refills from the node pool.
+    pub slab_refills: u64,
+}
+
+/// A count per relation between a thief and its victim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct RelationProbe {
+    /// Victim in the thief's L3 domain.
+    pub same_l3: u64,
+    /// Victim on the thief's NUMA node, other L3.
+    pub same_node: u64,
+    /// Victim on another node.
+    pub other_node: u64,
+}
+
+impl RelationProbe {
+    fn of(counts: gpm_scheduler::steal::ByRelation) -> RelationProbe {
+        RelationProbe {
+            same_l3: counts.same_l3,
+            same_node: counts.same_node,
+            other_node: counts.other_node,
+        }
+    }
+
+    /// All relations together.
+    pub fn total(&self) -> u64 {
+        self.same_l3 + self.same_node + self.other_node
+    }
+}
+
+impl std::ops::Add for RelationProbe {
+    type Output = RelationProbe;
+    fn add(self, o: RelationProbe) -> RelationProbe {
+        RelationProbe {
+            same_l3: self.same_l3 + o.same_l3,
+            same_node: self.same_node + o.same_node,
+            other_node: self.other_node + o.other_node,
+        }
+    }
+}
+
+/// The task allocator in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskMemoryProbe {
+    /// `"slab"` or `"system"`.
+    pub allocator: &'static str,
+    /// Bytes of live task cells (slab and large tasks).
+    pub live_bytes: i64,
+    /// Bytes of spans mapped for the slab, all nodes.
+    pub mapped_bytes: usize,
+    /// Cross-node and off-P frees that went back to a node pool.
+    pub remote_frees: u64,
+    /// Tasks too large for the slab's classes (global allocator).
+    pub large_allocations: u64,
 }
 
 /// A latency distribution in a snapshot, nanoseconds.
@@ -307,6 +373,14 @@ pub struct Probes {
     pub dropped_samples: u64,
     /// Whether a stop-the-world is being requested or in force.
     pub stw_pending: bool,
+    /// The stealing policy in force.
+    pub steal_policy: &'static str,
+    /// Successful steals of all Ps, by relation.
+    pub steals: RelationProbe,
+    /// Tasks taken from the injector by a P's fair share.
+    pub injector_takes: u64,
+    /// The task allocator's totals.
+    pub task_memory: TaskMemoryProbe,
 }
 
 /// What a stop-the-world closure sees: every P's queues, taken while no P runs.
@@ -361,8 +435,10 @@ impl Shared {
     /// Builds the [`Probes`] snapshot.
     pub(crate) fn probes(&self) -> Probes {
         let probes = &self.probes;
+        let steal = self.scheduler.steal_stats();
+        let memory = self.task_allocator_stats();
         let processors: Vec<ProcessorProbe> = (0..self.scheduler.num_processors())
-            .map(|index| self.processor_probe(index))
+            .map(|index| self.processor_probe(index, &steal, &memory))
             .collect();
         let injector_depth = self.scheduler.injector().len();
         let totals = probes.counters.totals();
@@ -378,7 +454,6 @@ impl Shared {
         Probes {
             uptime_s: probes.started.elapsed().as_secs_f64(),
             parked: processors.iter().filter(|p| p.parked).count(),
-            processors,
             injector_depth,
             blocking_queue_depth: self.blocking.queued(),
             searching: self.scheduler.idle().num_searching(),
@@ -395,12 +470,26 @@ impl Shared {
             knee,
             dropped_samples: probes.sojourn.dropped() + probes.queue_wait.dropped(),
             stw_pending: probes.world.is_requested(),
+            steal_policy: steal.policy,
+            steals: processors
+                .iter()
+                .fold(RelationProbe::default(), |total, p| total + p.steals),
+            injector_takes: steal.processors.iter().map(|p| p.injector_takes).sum(),
+            task_memory: task_memory_probe(&memory),
+            processors,
         }
     }
 
-    fn processor_probe(&self, index: usize) -> ProcessorProbe {
+    fn processor_probe(
+        &self,
+        index: usize,
+        steal: &StealStats,
+        memory: &TaskAllocatorStats,
+    ) -> ProcessorProbe {
         let gauges = &self.probes.gauges[index];
         let counters = self.probes.counters.processor(index);
+        let stolen = steal.processors.get(index).cloned().unwrap_or_default();
+        let slab = memory.processors.get(index).cloned().unwrap_or_default();
         ProcessorProbe {
             index,
             queue_depth: self.scheduler.queue_len(index),
@@ -411,6 +500,12 @@ impl Shared {
             spawns: counters.spawns,
             wakes: counters.wakes,
             completions: counters.completions,
+            steals: RelationProbe::of(stolen.successes),
+            steal_attempts: RelationProbe::of(stolen.attempts),
+            tasks_stolen: RelationProbe::of(stolen.tasks_stolen),
+            queue_wait_ewma_ns: stolen.queue_wait_ewma_ns,
+            slab_hits: slab.hits,
+            slab_refills: slab.refills,
         }
     }
 
@@ -464,6 +559,19 @@ impl Shared {
             inspect(&world)
         });
         (result, stw_report(report))
+    }
+}
+
+fn task_memory_probe(stats: &TaskAllocatorStats) -> TaskMemoryProbe {
+    TaskMemoryProbe {
+        allocator: match stats.allocator {
+            crate::TaskAllocator::Slab => "slab",
+            crate::TaskAllocator::System => "system",
+        },
+        live_bytes: stats.nodes.iter().map(|n| n.live_bytes).sum::<i64>() + stats.large_live_bytes,
+        mapped_bytes: stats.nodes.iter().map(|n| n.mapped_bytes).sum(),
+        remote_frees: stats.nodes.iter().map(|n| n.remote_frees).sum(),
+        large_allocations: stats.large_allocations,
     }
 }
 
@@ -531,6 +639,26 @@ impl Probes {
     }
 
     fn write_prometheus(&self, out: &mut String) -> fmt::Result {
+        self.write_gauges(out)?;
+        self.write_per_processor(out)?;
+        self.write_steals(out)?;
+        self.write_task_memory(out)?;
+        summary(
+            out,
+            "gpm_task_sojourn_seconds",
+            "Spawn-to-completion time of sampled tasks.",
+            &self.sojourn,
+        )?;
+        summary(
+            out,
+            "gpm_queue_wait_seconds",
+            "Enqueue-to-poll time of sampled tasks.",
+            &self.queue_wait,
+        )?;
+        self.write_little(out)
+    }
+
+    fn write_gauges(&self, out: &mut String) -> fmt::Result {
         let gauges: [(&str, &str, f64); 7] = [
             (
                 "gpm_injector_depth",
@@ -565,15 +693,18 @@ impl Probes {
             ),
         ];
         for (name, help, value) in gauges {
-            metric(out, name, help, "gauge", &[((""), value)])?;
+            metric(out, name, help, "gauge", &[("", value)])?;
         }
-        type PerP = (
-            &'static str,
-            &'static str,
-            &'static str,
-            fn(&ProcessorProbe) -> f64,
-        );
-        let per_processor: [PerP; 6] = [
+        Ok(())
+    }
+
+    fn write_per_processor(&self, out: &mut String) -> fmt::Result {
+        let labels: Vec<String> = self
+            .processors
+            .iter()
+            .map(|p| format!("processor=\"{}\"", p.index))
+            .collect();
+        let per_processor: [PerProcessor; 6] = [
             (
                 "gpm_processor_queue_depth",
                 "Tasks in a P's local queue.",
@@ -612,9 +743,6 @@ impl Probes {
             ),
         ];
         for (name, help, kind, value) in per_processor {
-            let labels: Vec<String> = (0..self.processors.len())
-                .map(|i| format!("processor=\"{i}\""))
-                .collect();
             let values: Vec<(&str, f64)> = labels
                 .iter()
                 .zip(&self.processors)
@@ -622,24 +750,77 @@ impl Probes {
                 .collect();
             metric(out, name, help, kind, &values)?;
         }
-        summary(
+        Ok(())
+    }
+
+    fn write_steals(&self, out: &mut String) -> fmt::Result {
+        let relations: [PerRelation; 3] = [
+            (
+                "gpm_processor_steals_total",
+                "Successful steals by a P, by victim relation.",
+                |p| p.steals,
+            ),
+            (
+                "gpm_processor_steal_attempts_total",
+                "Victims visited by a P, by relation.",
+                |p| p.steal_attempts,
+            ),
+            (
+                "gpm_processor_tasks_stolen_total",
+                "Tasks taken by a P from victims, by relation.",
+                |p| p.tasks_stolen,
+            ),
+        ];
+        for (name, help, value) in relations {
+            let samples: Vec<(String, f64)> = self
+                .processors
+                .iter()
+                .flat_map(|p| {
+                    let v = value(p);
+                    [
+                        ("same_l3", v.same_l3),
+                        ("same_node", v.same_node),
+                        ("other_node", v.other_node),
+                    ]
+                    .map(|(r, n)| {
+                        (
+                            format!("processor=\"{}\",relation=\"{r}\"", p.index),
+                            n as f64,
+                        )
+                    })
+                })
+                .collect();
+            let samples: Vec<(&str, f64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+            metric(out, name, help, "counter", &samples)?;
+        }
+        Ok(())
+    }
+
+    fn write_task_memory(&self, out: &mut String) -> fmt::Result {
+        let memory = &self.task_memory;
+        let label = format!("allocator=\"{}\"", memory.allocator);
+        metric(
             out,
-            "gpm_task_sojourn_seconds",
-            "Spawn-to-completion time of sampled tasks.",
-            &self.sojourn,
+            "gpm_task_memory_live_bytes",
+            "Bytes of live task cells.",
+            "gauge",
+            &[(&label, memory.live_bytes as f64)],
         )?;
-        summary(
+        metric(
             out,
-            "gpm_queue_wait_seconds",
-            "Enqueue-to-poll time of sampled tasks.",
-            &self.queue_wait,
-        )?;
+            "gpm_task_memory_mapped_bytes",
+            "Bytes mapped for the slab.",
+            "gauge",
+            &[(&label, memory.mapped_bytes as f64)],
+        )
+    }
+
+    fn write_little(&self, out: &mut String) -> fmt::Result {
         let views = [
             ("view=\"tasks\"", self.little_tasks),
             ("view=\"queues\"", self.little_queues),
         ];
-        type Field = (&'static str, &'static str, fn(&LittleProbe) -> f64);
-        let fields: [Field; 4] = [
+        let fields: [LittleField; 4] = [
             (
                 "gpm_little_lambda",
                 "Arrival rate over the window, per second.",
@@ -669,6 +850,22 @@ impl Probes {
         Ok(())
     }
 }
+
+/// A per-P metric: name, help, type, value.
+type PerProcessor = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ProcessorProbe) -> f64,
+);
+/// A per-P, per-relation metric: name, help, counts.
+type PerRelation = (
+    &'static str,
+    &'static str,
+    fn(&ProcessorProbe) -> RelationProbe,
+);
+/// A Little's-law metric: name, help, value.
+type LittleField = (&'static str, &'static str, fn(&LittleProbe) -> f64);
 
 fn metric(
     out: &mut String,
