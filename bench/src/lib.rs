@@ -8,6 +8,9 @@
 
 use std::future::Future;
 
+pub mod lab;
+pub mod pin;
+
 /// Worker count for the comparisons: `GPM_BENCH_WORKERS`, default 2.
 pub fn bench_workers() -> usize {
     std::env::var("GPM_BENCH_WORKERS")
@@ -58,13 +61,14 @@ pub struct Gpm(pub gpm::Runtime);
 impl Rt for Tokio {
     type Handle<T: Send + 'static> = tokio::task::JoinHandle<T>;
 
+    /// Pins its threads as `GPM_BENCH_CPUS` / `GPM_BENCH_NODE` say (see [`pin`]).
     fn with_workers(workers: usize) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        Tokio(rt)
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers).enable_all();
+        if let Some(pinning) = pin::global() {
+            builder.on_thread_start(pinning.thread_start_hook());
+        }
+        Tokio(builder.build().expect("tokio runtime"))
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -99,6 +103,9 @@ impl Rt for Tokio {
 impl Rt for Gpm {
     type Handle<T: Send + 'static> = gpm::JoinHandle<T>;
 
+    /// HOOK(pinning): once `Builder::placement` is merged, pass
+    /// `pin::global().map(|p| p.placement.clone())` to it here, so gpm's workers are pinned
+    /// like tokio's (`lab::RuntimeConfig::gpm_builder` has the same hook).
     fn with_workers(workers: usize) -> Self {
         let rt = gpm::Runtime::builder()
             .worker_threads(workers)

@@ -28,6 +28,8 @@
 
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
+pub mod overload;
+#[cfg(not(gpm_loom))]
 mod rt;
 pub mod task;
 
