@@ -62,8 +62,9 @@ type Runner = Box<dyn FnMut() -> Duration>;
 
 /// A runner for workload `name` on a fresh runtime `rt` with `workers` workers.
 pub fn runner<R: Rt>(name: &str, rt: R, workers: usize) -> Result<Runner, String> {
+    // The runner never leaves this thread: `Rc` for the shared state, which is not `Sync`.
     let rt = Arc::new(rt);
-    let state = Arc::new(SpawnMany::default());
+    let state = std::rc::Rc::new(SpawnMany::default());
     let time = |mut f: Box<dyn FnMut()>| -> Runner {
         Box::new(move || {
             let start = Instant::now();

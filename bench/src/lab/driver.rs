@@ -16,6 +16,13 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`) and how late arrivals were; experiments report both, so a
 //! driver that ate a core shows in the table.
 //!
+//! On a busy machine a normal-priority driver wakes up milliseconds late (it waits behind
+//! every runnable thread), which bunches arrivals up; a normal-priority sampler runs mostly
+//! when a core is free, i.e. when few tasks are alive, which biases `L` down. Both therefore
+//! ask for real-time priority (`SCHED_FIFO`, [`raise_priority`]) when allowed (root or
+//! `CAP_SYS_NICE`): they then preempt a worker for the microseconds they need and sleep
+//! otherwise. Without it they run as normal threads and `DriverStats::realtime` says so.
+//!
 //! # Rejected options
 //!
 //! Spinning on the clock (precise, but costs a core), and batching arrivals on a fixed tick
@@ -28,7 +35,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Gaps shorter than this are waited out by yielding instead of sleeping.
-pub const SPIN_BELOW: Duration = Duration::from_micros(60);
+pub const SPIN_BELOW: Duration = Duration::from_micros(20);
+
+/// The real-time priority (SCHED_FIFO) the driver and the sampler ask for.
+const RT_PRIORITY: libc::c_int = 10;
 
 /// A small, fast, seeded generator (xorshift64*): the load must be reproducible, not secure.
 #[derive(Debug, Clone)]
@@ -102,6 +112,8 @@ pub struct DriverStats {
     pub cpu_s: f64,
     /// Mean lateness of arrivals behind their intended time, seconds.
     pub mean_late_s: f64,
+    /// Whether the driver ran at real-time priority.
+    pub realtime: bool,
 }
 
 impl DriverStats {
@@ -111,10 +123,21 @@ impl DriverStats {
     }
 }
 
-/// Offers `spec` on the calling thread: at each intended arrival time calls
+/// Offers `spec` from a dedicated driver thread (so its priority never leaks into threads
+/// the caller creates later): at each intended arrival time calls
 /// `submit(intended_arrival, service_time)`.
-pub fn drive(spec: &LoadSpec, mut submit: impl FnMut(Instant, Duration)) -> DriverStats {
+pub fn drive(spec: &LoadSpec, submit: impl FnMut(Instant, Duration) + Send) -> DriverStats {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| drive_here(spec, submit))
+            .join()
+            .expect("the load driver panicked")
+    })
+}
+
+fn drive_here(spec: &LoadSpec, mut submit: impl FnMut(Instant, Duration)) -> DriverStats {
     set_fine_timer_slack();
+    let realtime = raise_priority();
     let mut rng = Rng::new(spec.seed);
     let mean_gap = 1.0 / spec.rate;
     let service_s = spec.service.as_secs_f64();
@@ -141,7 +164,26 @@ pub fn drive(spec: &LoadSpec, mut submit: impl FnMut(Instant, Duration)) -> Driv
         wall_s: start.elapsed().as_secs_f64(),
         cpu_s: thread_cpu_s() - cpu_start,
         mean_late_s: late_sum / arrivals.max(1) as f64,
+        realtime,
     }
+}
+
+/// Asks for `SCHED_FIFO` priority for the calling thread, with `SCHED_RESET_ON_FORK` so
+/// threads it creates (a runtime's Ms, say) start as normal threads; false if refused
+/// (not root) or turned off with `GPM_LAB_NO_RT`.
+pub fn raise_priority() -> bool {
+    if std::env::var_os("GPM_LAB_NO_RT").is_some() {
+        return false;
+    }
+    let param = libc::sched_param {
+        sched_priority: RT_PRIORITY,
+    };
+    // SAFETY: `param` is a valid sched_param for the call's duration; pid 0 is the calling
+    // thread (Linux schedules threads, not processes).
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    };
+    rc == 0
 }
 
 fn wait_until(due: Instant) {
@@ -183,6 +225,9 @@ pub fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
+/// The largest sojourn recorded (an hour, in ns); longer ones are clamped to it.
+const MAX_RECORDED_NS: u64 = 3_600_000_000_000;
+
 /// Per-task sojourn times measured by the tasks themselves (HDR histogram, ns), and a count
 /// of completions the caller can wait on.
 #[derive(Debug)]
@@ -213,14 +258,18 @@ impl Recorder {
     pub fn new(measure_from: Instant) -> Arc<Recorder> {
         Arc::new(Recorder {
             measure_from,
-            histogram: Mutex::new(Histogram::new(3).expect("3 significant digits is valid")),
+            histogram: Mutex::new(
+                Histogram::new_with_bounds(1, MAX_RECORDED_NS, 3).expect("static bounds are valid"),
+            ),
             sum_ns: AtomicU64::new(0),
             done: Mutex::new(0),
             done_changed: Condvar::new(),
         })
     }
 
-    /// A task that arrived at `arrival` completed now.
+    /// A task that entered the system at `arrival` completed now. What "entered" means is
+    /// the caller's choice: the intended arrival time (the user's view, driver lateness
+    /// included) or the spawn (the runtime's view, which is what `tasks alive` counts).
     pub fn complete(&self, arrival: Instant) {
         if arrival >= self.measure_from {
             let ns = arrival.elapsed().as_nanos().min(u64::MAX as u128) as u64;
@@ -277,6 +326,7 @@ impl Sampler {
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             set_fine_timer_slack();
+            raise_priority();
             let start = Instant::now();
             let mut samples = Vec::new();
             while !flag.load(Ordering::Relaxed) {
@@ -339,6 +389,28 @@ mod tests {
     }
 
     #[test]
+    fn priority_does_not_leak_into_child_threads() {
+        let policies = std::thread::spawn(|| {
+            let raised = raise_priority();
+            // SAFETY: sched_getscheduler(0) only reads the calling thread's policy.
+            let own = unsafe { libc::sched_getscheduler(0) };
+            // SAFETY: as above, in the child thread.
+            let child = std::thread::spawn(|| unsafe { libc::sched_getscheduler(0) })
+                .join()
+                .unwrap();
+            (raised, own, child)
+        })
+        .join()
+        .unwrap();
+        let (raised, own, child) = policies;
+        if raised {
+            assert_eq!(own & !libc::SCHED_RESET_ON_FORK, libc::SCHED_FIFO);
+        }
+        // Raised or not, a thread it creates runs as a normal thread.
+        assert_eq!(child, libc::SCHED_OTHER);
+    }
+
+    #[test]
     fn bad_specs_are_errors() {
         let mut spec = LoadSpec {
             rate: 0.0,
@@ -358,8 +430,10 @@ mod tests {
         let before = Instant::now();
         let recorder = Recorder::new(Instant::now());
         recorder.complete(before);
-        recorder.complete(Instant::now());
+        recorder.complete(Instant::now() - Duration::from_millis(2));
         assert!(recorder.wait_for(2, Duration::from_secs(5)));
+        let sojourn = recorder.sojourn();
+        assert!(sojourn.p50_s >= 0.002 && sojourn.p99_s < 1.0, "{sojourn:?}");
         assert!(!recorder.wait_for(3, Duration::from_millis(1)));
         assert_eq!(recorder.sojourn().count, 1);
         assert_eq!(recorder.completed(), 2);

@@ -131,6 +131,11 @@ impl RuntimeConfig {
     }
 }
 
+/// Whether `x` is a finite number above zero (NaN is not).
+pub fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
 /// CPUs this process may use (at least 1).
 pub fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

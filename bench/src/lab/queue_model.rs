@@ -178,7 +178,7 @@ fn queued(probes: &gpm::probe::Probes) -> usize {
 pub fn run(args: &QueueModelArgs, out: &Output) -> Result<String, String> {
     let phases = parse_phases(&args.phases)?;
     let workers = args.workers.unwrap_or_else(super::available_cpus);
-    if workers == 0 || args.service_us == 0 || !(args.dt_us > 0.0) || args.sample_ms == 0 {
+    if workers == 0 || args.service_us == 0 || !super::positive(args.dt_us) || args.sample_ms == 0 {
         return Err("--workers, --service-us, --dt-us and --sample-ms must be positive".into());
     }
     let s = args.service_us as f64 * 1e-6;
@@ -187,7 +187,7 @@ pub fn run(args: &QueueModelArgs, out: &Output) -> Result<String, String> {
         mu: 1.0 / s,
         q_th: args.q_th.unwrap_or(4.0 * workers as f64),
     };
-    if !(model.q_th > 0.0) {
+    if !super::positive(model.q_th) {
         return Err("--q-th must be positive".into());
     }
     let measured = measure(args, &phases, workers, capacity, out)?;

@@ -57,7 +57,7 @@ pub struct Prediction {
 
 /// Erlang's C formula: the probability that an arrival waits in M/M/c with offered load `a`.
 pub fn erlang_c(c: usize, a: f64) -> f64 {
-    if c == 0 || !(a >= 0.0) || a >= c as f64 {
+    if c == 0 || a.is_nan() || a < 0.0 || a >= c as f64 {
         return f64::NAN;
     }
     // Erlang B by its stable recurrence, then C = B / (1 - rho (1 - B)).
@@ -83,7 +83,7 @@ pub fn predict(c: usize, lambda: f64, s: f64, dist: ServiceDist) -> Prediction {
         p99: f64::NAN,
     };
     let p_wait = erlang_c(c, lambda * s);
-    if !(s > 0.0) || p_wait.is_nan() {
+    if !super::positive(s) || p_wait.is_nan() {
         return nan;
     }
     let theta = c as f64 / s - lambda;
