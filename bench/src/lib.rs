@@ -68,7 +68,7 @@ impl Rt for Tokio {
         if let Some(pinning) = pin::global() {
             builder.on_thread_start(pinning.thread_start_hook());
         }
-        Tokio(builder.build().expect("tokio runtime"))
+        Tokio(pin::build_confined(|| builder.build()).expect("tokio runtime"))
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -103,15 +103,14 @@ impl Rt for Tokio {
 impl Rt for Gpm {
     type Handle<T: Send + 'static> = gpm::JoinHandle<T>;
 
+    /// Built on a thread confined to the pinning's CPUs (see [`pin::build_confined`]).
+    ///
     /// HOOK(pinning): once `Builder::placement` is merged, pass
     /// `pin::global().map(|p| p.placement.clone())` to it here, so gpm's workers are pinned
-    /// like tokio's (`lab::RuntimeConfig::gpm_builder` has the same hook).
+    /// one by one like tokio's (`lab::RuntimeConfig::gpm_builder` has the same hook).
     fn with_workers(workers: usize) -> Self {
-        let rt = gpm::Runtime::builder()
-            .worker_threads(workers)
-            .build()
-            .expect("gpm runtime");
-        Gpm(rt)
+        let rt = pin::build_confined(|| gpm::Runtime::builder().worker_threads(workers).build());
+        Gpm(rt.expect("gpm runtime"))
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {

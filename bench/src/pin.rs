@@ -13,6 +13,12 @@
 //!   *last* CPU of the list by [`BenchPinning::pin_driver`], so with as many CPUs as workers
 //!   it shares with the last worker, never with all of them.
 //!
+//! Linux threads inherit their creator's affinity, so a runtime built on the pinned driver
+//! thread would start all its workers on the driver's one CPU. Runtimes are therefore built
+//! through [`build_confined`], on a helper thread confined to the whole list: until
+//! `Builder::placement` pins gpm's workers one by one, they are at least confined to the
+//! same CPUs as tokio's.
+//!
 //! The CPU list uses the kernel's cpulist syntax (`0-3,8`); a node is a dense NUMA node
 //! index. Both set, an empty or malformed list, an unknown node or a CPU outside this
 //! process's affinity are errors naming the variable; [`from_env_or_exit`] prints one and
@@ -117,6 +123,29 @@ impl BenchPinning {
         }
     }
 
+    /// Confines the calling thread to all CPUs of the list (not one of them). Threads it
+    /// creates inherit that mask.
+    pub fn confine_current_thread(&self) -> Result<(), String> {
+        let words = self.cpus.iter().max().map_or(1, |m| m / 64 + 1);
+        let mut mask = vec![0u64; words];
+        for &cpu in &self.cpus {
+            mask[cpu / 64] |= 1 << (cpu % 64);
+        }
+        // SAFETY: `mask` is a readable buffer of exactly the size passed; the kernel only
+        // reads it; pid 0 is the calling thread.
+        let rc = unsafe {
+            libc::sched_setaffinity(0, words * 8, mask.as_ptr().cast::<libc::cpu_set_t>())
+        };
+        if rc != 0 {
+            return Err(format!(
+                "cannot confine a thread to CPUs {}: {}",
+                gpm_numa::format_list(&self.cpus),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
     /// One line for logs: what is pinned where.
     pub fn describe(&self) -> String {
         format!(
@@ -145,6 +174,26 @@ pub fn from_env_or_exit() -> Option<BenchPinning> {
 pub fn global() -> Option<&'static BenchPinning> {
     static PINNING: std::sync::OnceLock<Option<BenchPinning>> = std::sync::OnceLock::new();
     PINNING.get_or_init(from_env_or_exit).as_ref()
+}
+
+/// Runs `build` on a helper thread confined to the pinning's CPUs (when one is set), so the
+/// threads it starts (a runtime's workers) inherit the whole CPU set and not the driver's
+/// single pinned CPU: Linux threads inherit their creator's affinity.
+pub fn build_confined<T: Send>(build: impl FnOnce() -> T + Send) -> T {
+    let Some(pinning) = global() else {
+        return build();
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                if let Err(e) = pinning.confine_current_thread() {
+                    eprintln!("warning: {e}");
+                }
+                build()
+            })
+            .join()
+            .expect("runtime build panicked")
+    })
 }
 
 /// Pins the calling thread as the bench driver when a pinning is set (idempotent; exits with
@@ -222,5 +271,21 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(driver, vec![first]);
+    }
+
+    #[test]
+    fn confined_threads_see_the_whole_list_and_pass_it_on() {
+        let allowed = gpm_numa::allowed_cpus();
+        let pinning = BenchPinning::resolve(Placement::Cpus(allowed.clone())).unwrap();
+        let seen = std::thread::spawn(move || {
+            gpm_numa::pin_current_thread(allowed[0]).unwrap();
+            pinning.confine_current_thread().unwrap();
+            std::thread::spawn(|| gpm_numa::current_thread_affinity().unwrap())
+                .join()
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, gpm_numa::allowed_cpus());
     }
 }

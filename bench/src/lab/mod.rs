@@ -125,8 +125,7 @@ impl RuntimeConfig {
 
     /// Builds the gpm runtime.
     pub fn build_gpm(&self) -> Result<gpm::Runtime, String> {
-        self.gpm_builder()
-            .build()
+        crate::pin::build_confined(|| self.gpm_builder().build())
             .map_err(|e| format!("cannot build gpm runtime ({self:?}): {e}"))
     }
 }
