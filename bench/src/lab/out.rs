@@ -155,6 +155,9 @@ pub struct Chart {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
 }
 
+/// Series longer than this are drawn without point markers.
+const MAX_MARKED_POINTS: usize = 60;
+
 const PALETTE: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
@@ -253,9 +256,12 @@ impl Chart {
                 .map_err(|e| e.to_string())?
                 .label(name.as_str())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color));
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| e.to_string())?;
+            // Markers only where they help: a sweep's few points, not a time series.
+            if points.len() <= MAX_MARKED_POINTS {
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
         }
         chart
             .configure_series_labels()
