@@ -33,6 +33,8 @@ struct Cli {
 enum Experiment {
     /// tokio's runtime workloads on tokio and on gpm: medians and ratios.
     Compare(lab::compare::CompareArgs),
+    /// Imbalanced workloads under each stealing policy: makespan, P99, steals by relation.
+    Policies(lab::policies::PoliciesArgs),
     /// Open-loop sweep of lambda: W, P99, L against lambda * W, the knee, M/G/c predictions.
     LittlesLaw(SweepArgs),
     /// The littles-law sweep for each worker count (Go's GOMAXPROCS table).
@@ -106,6 +108,7 @@ fn run(cli: Cli) -> Result<String, String> {
     gpm_bench::pin::pin_driver_from_env();
     let report = match cli.experiment {
         Experiment::Compare(args) => lab::compare::run(&args, &out)?,
+        Experiment::Policies(args) => lab::policies::run(&args, &out)?,
         Experiment::LittlesLaw(args) => littles::littles_law(&args.spec(), &out)?,
         Experiment::Workers(args) => {
             let counts = if args.counts.is_empty() {

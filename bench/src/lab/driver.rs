@@ -236,7 +236,8 @@ pub struct Recorder {
     measure_from: Instant,
     histogram: Mutex<Histogram<u64>>,
     sum_ns: AtomicU64,
-    done: Mutex<u64>,
+    /// Completions, and when the last one happened.
+    done: Mutex<(u64, Option<Instant>)>,
     done_changed: Condvar,
 }
 
@@ -262,7 +263,7 @@ impl Recorder {
                 Histogram::new_with_bounds(1, MAX_RECORDED_NS, 3).expect("static bounds are valid"),
             ),
             sum_ns: AtomicU64::new(0),
-            done: Mutex::new(0),
+            done: Mutex::new((0, None)),
             done_changed: Condvar::new(),
         })
     }
@@ -279,7 +280,8 @@ impl Recorder {
                 .expect("recorder lock")
                 .saturating_record(ns.max(1));
         }
-        *self.done.lock().expect("recorder lock") += 1;
+        let mut done = self.done.lock().expect("recorder lock");
+        *done = (done.0 + 1, Some(Instant::now()));
         self.done_changed.notify_all();
     }
 
@@ -288,14 +290,27 @@ impl Recorder {
         let done = self.done.lock().expect("recorder lock");
         let (done, _) = self
             .done_changed
-            .wait_timeout_while(done, timeout, |done| *done < count)
+            .wait_timeout_while(done, timeout, |done| done.0 < count)
             .expect("recorder lock");
-        *done >= count
+        done.0 >= count
     }
 
     /// Completed tasks (measured or not).
     pub fn completed(&self) -> u64 {
-        *self.done.lock().expect("recorder lock")
+        self.done.lock().expect("recorder lock").0
+    }
+
+    /// Measured tasks per second from the start of measurement to the last completion
+    /// (the throughput the runtime achieved, backlog included); NaN before any completion.
+    pub fn throughput(&self) -> f64 {
+        let last = self.done.lock().expect("recorder lock").1;
+        let count = self.histogram.lock().expect("recorder lock").len();
+        last.map_or(f64::NAN, |last| {
+            count as f64
+                / last
+                    .saturating_duration_since(self.measure_from)
+                    .as_secs_f64()
+        })
     }
 
     /// The statistics so far.

@@ -112,6 +112,8 @@ pub struct PointResult {
     pub lambda: f64,
     /// Tasks measured.
     pub tasks: u64,
+    /// Completions per second achieved (see [`Recorder::throughput`]).
+    pub throughput: f64,
     /// Sojourn measured per task.
     pub sojourn: driver::Sojourn,
     /// Time-averaged tasks alive.
@@ -182,7 +184,6 @@ pub fn run_point(
             recorder.complete(spawned);
         }));
     });
-    let probes = handle.probes();
     let samples = sampler.stop();
     let backlog_s = stats.arrivals as f64 * load.service.as_secs_f64() / runtime.workers as f64;
     let timeout = Duration::from_secs_f64(5.0 + 2.0 * backlog_s);
@@ -193,6 +194,8 @@ pub fn run_point(
             stats.arrivals
         ));
     }
+    // After the drain, so the probes' quantiles include the backlog's slow tasks too.
+    let probes = handle.probes();
     let warm_s = warm_up.as_secs_f64();
     let steady: Vec<_> = samples.into_iter().filter(|s| s.0 >= warm_s).collect();
     let sojourn = recorder.sojourn();
@@ -202,6 +205,7 @@ pub fn run_point(
         lambda_offered: load.rate,
         lambda,
         tasks: sojourn.count,
+        throughput: recorder.throughput(),
         sojourn,
         l_measured: mean_value(&steady),
         gpm_mean_s: probes.sojourn.mean_ns * 1e-9,
@@ -295,6 +299,7 @@ pub fn points_table(points: &[PointResult], service: Duration) -> Table {
             p.workers.to_string(),
             num(p.lambda_offered * s / p.workers as f64, 2),
             num(p.lambda, 0),
+            num(p.throughput, 0),
             us(p.sojourn.mean_s),
             us(p.sojourn.p50_s),
             us(p.sojourn.p99_s),
@@ -497,6 +502,7 @@ mod tests {
             lambda_offered: lambda,
             lambda,
             tasks: 1,
+            throughput: lambda,
             sojourn: driver::Sojourn {
                 count: 1,
                 mean_s: mean,

@@ -7,8 +7,8 @@
 //!   long as the overload lasts.
 //! * `limiter`: [`AdaptiveLimiter`] (limit `ceil(lambda S x 2)`, EWMA, 50 ms intervals);
 //!   an arrival without a permit is refused. A task reports its service time.
-//! * `admission`: [`P99Admission`] with the target `--target-p99-us` over a 500 ms window;
-//!   over target, arrivals wait in a queue of `4 N` (drained by the driver at each arrival)
+//! * `admission`: [`P99Admission`] with the target `--target-p99-us` over a 100 ms window;
+//!   over target, arrivals wait in a queue of `N` (drained by the driver at each arrival)
 //!   or are refused. Items still queued at the end count as refused.
 //! * `breaker`: one [`TieredBreaker`] tier whose P99 bound is the target; 5 timeouts in a
 //!   row or 50% over 1 s open it for 100 ms, then 3 probes.
@@ -102,10 +102,12 @@ impl Gate {
                 Gate::Limiter(AdaptiveLimiter::new(config, clock).map_err(err)?)
             }
             "admission" => {
+                // A short window: the gate reopens soon after the tail recovers (a long one
+                // keeps it shut for the whole window: bang-bang control, little goodput).
                 let config = AdmissionConfig {
-                    window: Duration::from_millis(500),
-                    min_samples: 50,
-                    queue_capacity: 4 * workers,
+                    window: Duration::from_millis(100),
+                    min_samples: 20,
+                    queue_capacity: workers,
                     refresh: Duration::from_millis(5),
                     ..AdmissionConfig::new(target)
                 };
