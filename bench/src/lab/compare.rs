@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     /// Timed rounds (one run per side each).
-    #[arg(long, default_value_t = 41)]
+    #[arg(long, default_value_t = 101)]
     pub runs: usize,
     /// Untimed runs per side first.
     #[arg(long, default_value_t = 5)]

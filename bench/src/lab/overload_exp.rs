@@ -8,8 +8,11 @@
 //! * `limiter`: [`AdaptiveLimiter`] (limit `ceil(lambda S x 2)`, EWMA, 50 ms intervals);
 //!   an arrival without a permit is refused. A task reports its service time.
 //! * `admission`: [`P99Admission`] with the target `--target-p99-us` over a 100 ms window;
-//!   over target, arrivals wait in a queue of `N` (drained by the driver at each arrival)
-//!   or are refused. Items still queued at the end count as refused.
+//!   over target (or while probing with fewer than 20 samples), arrivals are refused.
+//! * `admission-queue`: the same, but refused arrivals first wait in a queue of `N`
+//!   (drained by the driver at each arrival); items still queued at the end count as
+//!   refused. A queued item waits until the window forgets the slow values, up to a whole
+//!   window: the queue buys fewer refusals with a longer tail.
 //! * `breaker`: one [`TieredBreaker`] tier whose P99 bound is the target; 5 timeouts in a
 //!   row or 50% over 1 s open it for 100 ms, then 3 probes.
 //!
@@ -41,11 +44,11 @@ pub struct OverloadArgs {
     /// Loads as fractions of the capacity N / S, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.6,0.9,1.2,1.5")]
     pub loads: Vec<f64>,
-    /// Modes, comma-separated: none, limiter, admission, breaker.
+    /// Modes, comma-separated: none, limiter, admission, admission-queue, breaker.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,limiter,admission,breaker"
+        default_value = "none,limiter,admission,admission-queue,breaker"
     )]
     pub modes: Vec<String>,
     /// Seconds per run.
@@ -60,7 +63,7 @@ pub struct OverloadArgs {
 }
 
 /// The modes, in table order.
-pub const MODES: &[&str] = &["none", "limiter", "admission", "breaker"];
+pub const MODES: &[&str] = &["none", "limiter", "admission", "admission-queue", "breaker"];
 
 /// One run's result.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,13 +104,13 @@ impl Gate {
                 };
                 Gate::Limiter(AdaptiveLimiter::new(config, clock).map_err(err)?)
             }
-            "admission" => {
+            "admission" | "admission-queue" => {
                 // A short window: the gate reopens soon after the tail recovers (a long one
                 // keeps it shut for the whole window: bang-bang control, little goodput).
                 let config = AdmissionConfig {
                     window: Duration::from_millis(100),
                     min_samples: 20,
-                    queue_capacity: workers,
+                    queue_capacity: if mode == "admission" { 0 } else { workers },
                     refresh: Duration::from_millis(5),
                     ..AdmissionConfig::new(target)
                 };

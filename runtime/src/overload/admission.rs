@@ -2,8 +2,15 @@
 //!
 //! Latencies of completed work go into a sliding window of HDR histograms
 //! (`window` cut into `buckets` slots; microsecond resolution, 2 significant digits, up to
-//! an hour). While the window's P99 is at most `target` (or it holds fewer than
-//! `min_samples` values, too few for a 99th percentile), new work is admitted at once.
+//! an hour). While the window's P99 is at most `target`, new work is admitted at once.
+//!
+//! While the window holds fewer than `min_samples` values (too few for a 99th percentile:
+//! at start, or after the gate was shut long enough for the window to empty) the controller
+//! *probes*: it admits work only while fewer than `min_samples` admitted items have not
+//! reported their latency yet. Admitting everything there would be a flood each time the
+//! window empties (we measured exactly that: a bang-bang gate with a P99 20 times the
+//! target); refusing everything would never refill the window. The price: every admitted
+//! item must be [`record`](P99Admission::record)ed, or the probe budget leaks.
 //! Above the target, new work waits in a bounded FIFO queue of `queue_capacity` items; when
 //! that is full, it is refused with [`Rejected`], which gives the item back with the P99
 //! that caused the refusal. Queued items come out of [`P99Admission::drain_ready`] once the
@@ -90,13 +97,13 @@ pub enum Admission<T> {
     Queued,
 }
 
-/// New work refused: P99 over target and the queue full.
+/// New work refused: P99 over target (or probing, see the module docs) and the queue full.
 #[derive(PartialEq, Eq)]
 pub struct Rejected<T> {
     /// The refused item, given back.
     pub item: T,
-    /// The P99 that caused it.
-    pub p99: Duration,
+    /// The P99 that caused it; `None` while probing with too few samples.
+    pub p99: Option<Duration>,
     /// The target.
     pub target: Duration,
     /// Items waiting.
@@ -115,11 +122,19 @@ impl<T> fmt::Debug for Rejected<T> {
 
 impl<T> fmt::Display for Rejected<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "overloaded: P99 latency {:?} is over the target {:?} and {} items already wait",
-            self.p99, self.target, self.queued
-        )
+        match self.p99 {
+            Some(p99) => write!(
+                f,
+                "overloaded: P99 latency {p99:?} is over the target {:?} and {} items already wait",
+                self.target, self.queued
+            ),
+            None => write!(
+                f,
+                "overloaded: probing the latency (too few samples for a P99 against the target \
+                 {:?}) and {} items already wait",
+                self.target, self.queued
+            ),
+        }
     }
 }
 
@@ -142,6 +157,8 @@ struct State<T> {
     /// `(computed at, P99 or None when too few samples)`.
     cached: Option<(Duration, Option<Duration>)>,
     dirty: bool,
+    /// Items admitted whose latency has not been recorded yet.
+    pending: u64,
 }
 
 /// P99-driven admission over a [`Clock`]; `T` is the caller's unit of work.
@@ -162,6 +179,7 @@ impl<T, C: Clock> P99Admission<T, C> {
                 queue: VecDeque::with_capacity(config.queue_capacity),
                 cached: None,
                 dirty: false,
+                pending: 0,
             }),
             clock,
             config,
@@ -182,6 +200,7 @@ impl<T, C: Clock> P99Admission<T, C> {
         let mut state = self.lock();
         state.window.current(now).0.saturating_record(us);
         state.dirty = true;
+        state.pending = state.pending.saturating_sub(1);
     }
 
     /// The window's P99 (cached for `refresh`); `None` with fewer than `min_samples`.
@@ -220,45 +239,49 @@ impl<T, C: Clock> P99Admission<T, C> {
         let now = self.clock.now();
         let mut state = self.lock();
         let p99 = self.p99_locked(&mut state, now);
-        match p99 {
-            Some(p99) if p99 > self.config.target_p99 => {
-                if state.queue.len() < self.config.queue_capacity {
-                    state.queue.push_back(item);
-                    Ok(Admission::Queued)
-                } else {
-                    Err(Rejected {
-                        item,
-                        p99,
-                        target: self.config.target_p99,
-                        queued: state.queue.len(),
-                    })
-                }
-            }
-            // Under target: queued work goes first, so a new item joins the queue's tail.
-            _ if !state.queue.is_empty() => {
-                if state.queue.len() < self.config.queue_capacity {
-                    state.queue.push_back(item);
-                    Ok(Admission::Queued)
-                } else {
-                    Ok(Admission::Run(item))
-                }
-            }
-            _ => Ok(Admission::Run(item)),
+        let open = match p99 {
+            Some(p99) => p99 <= self.config.target_p99,
+            None => state.pending < self.config.min_samples,
+        };
+        // Queued work goes first: while anything waits, new work joins the tail.
+        if open && state.queue.is_empty() {
+            state.pending += 1;
+            return Ok(Admission::Run(item));
         }
+        if state.queue.len() < self.config.queue_capacity {
+            state.queue.push_back(item);
+            return Ok(Admission::Queued);
+        }
+        if open {
+            // Under target with a full queue: the new item runs, the queue keeps its turn.
+            state.pending += 1;
+            return Ok(Admission::Run(item));
+        }
+        Err(Rejected {
+            item,
+            p99,
+            target: self.config.target_p99,
+            queued: state.queue.len(),
+        })
     }
 
-    /// Queued items that may run now (P99 at or under target), oldest first, at most
-    /// `release_batch`.
+    /// Queued items that may run now, oldest first, at most `release_batch`: all of them
+    /// while the P99 is at or under target, the probe budget while probing, none over target.
     pub fn drain_ready(&self) -> Vec<T> {
         let now = self.clock.now();
         let mut state = self.lock();
-        let over = self
-            .p99_locked(&mut state, now)
-            .is_some_and(|p99| p99 > self.config.target_p99);
-        if over {
-            return Vec::new();
-        }
-        let n = state.queue.len().min(self.config.release_batch);
+        let allowed = match self.p99_locked(&mut state, now) {
+            Some(p99) if p99 > self.config.target_p99 => 0,
+            Some(_) => usize::MAX,
+            None => usize::try_from(self.config.min_samples.saturating_sub(state.pending))
+                .unwrap_or(usize::MAX),
+        };
+        let n = state
+            .queue
+            .len()
+            .min(self.config.release_batch)
+            .min(allowed);
+        state.pending += n as u64;
         state.queue.drain(..n).collect()
     }
 
@@ -305,6 +328,7 @@ mod tests {
         record(&a, 0, 1);
         assert!(a.p99().is_none());
         assert_eq!(a.offer(1).unwrap(), Admission::Run(1));
+        a.record(MS);
         // 200 values, 1 slow (0.5%): P99 is fast.
         clock.advance(MS);
         record(&a, 199, 0);
@@ -322,10 +346,37 @@ mod tests {
             (2, 10 * MS, 0)
         );
         assert!(refused.to_string().contains("over the target"), "{refused}");
-        // The slow values leave the window: admitted again.
+        assert!(refused.p99.unwrap() >= 49 * MS);
+        // The slow values leave the window: probing again.
         clock.advance(100 * MS);
         assert!(a.is_open());
         assert_eq!(a.offer(3).unwrap(), Admission::Run(3));
+    }
+
+    #[test]
+    fn with_too_few_samples_it_probes_instead_of_flooding() {
+        let (a, clock) = admission(1);
+        // min_samples = 10: ten items run, the eleventh waits, the twelfth is refused.
+        for i in 0..10 {
+            assert_eq!(a.offer(i).unwrap(), Admission::Run(i));
+        }
+        assert_eq!(a.offer(10).unwrap(), Admission::Queued);
+        let refused = a.offer(11).unwrap_err();
+        assert_eq!(refused.p99, None);
+        assert!(refused.to_string().contains("probing"), "{refused}");
+        assert!(a.drain_ready().is_empty());
+        // One result frees one probe slot.
+        a.record(MS);
+        clock.advance(MS);
+        assert_eq!(a.drain_ready(), vec![10]);
+        assert_eq!(a.offer(12).unwrap(), Admission::Queued);
+        // Enough fast results: a P99 under target, admission as usual.
+        for _ in 0..10 {
+            a.record(MS);
+        }
+        clock.advance(MS);
+        assert_eq!(a.offer(13).unwrap(), Admission::Run(13));
+        assert_eq!(a.drain_ready(), vec![12]);
     }
 
     #[test]
