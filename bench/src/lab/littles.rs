@@ -280,6 +280,7 @@ pub fn points_table(points: &[PointResult], service: Duration) -> Table {
         "N",
         "rho",
         "lambda",
+        "done/s",
         "W_us",
         "P50_us",
         "P99_us",
@@ -401,7 +402,7 @@ pub fn workers(spec: &SweepSpec, counts: &[usize], out: &Output) -> Result<Strin
     let mut summary = Table::new(&[
         "N",
         "capacity/s",
-        "max_done/s",
+        "max_throughput/s",
         "knee_curv/s",
         "knee_rule/s",
         "W_us@~0.5",
@@ -518,6 +519,19 @@ mod tests {
             driver_cpu: 0.0,
             driver_late_s: 0.0,
         }
+    }
+
+    #[test]
+    fn the_points_table_has_a_cell_per_column() {
+        let table = points_table(
+            &[point(100.0, 1.0, 0.001, 0.002)],
+            Duration::from_micros(500),
+        );
+        assert_eq!(table.rows[0].len(), table.header.len());
+        assert!(table
+            .to_csv()
+            .unwrap()
+            .starts_with("N,rho,lambda,done/s,W_us"));
     }
 
     #[test]
