@@ -438,7 +438,11 @@ pub fn workers(spec: &SweepSpec, counts: &[usize], out: &Output) -> Result<Strin
             n.to_string(),
             num(capacity, 0),
             num(
-                result.points.iter().map(|p| p.throughput).fold(0.0, f64::max),
+                result
+                    .points
+                    .iter()
+                    .map(|p| p.throughput)
+                    .fold(0.0, f64::max),
                 0,
             ),
             opt(result.knee_curvature),
