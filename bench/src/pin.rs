@@ -150,7 +150,7 @@ impl BenchPinning {
     pub fn describe(&self) -> String {
         format!(
             "pinning {:?}: tokio threads round-robin over CPUs {}, driver on CPU {}; gpm workers \
-             unpinned until Builder::placement is merged",
+             confined to those CPUs (pinned one by one once Builder::placement is merged)",
             self.placement,
             gpm_numa::format_list(&self.cpus),
             self.cpus.last().copied().unwrap_or(0)
