@@ -1,6 +1,7 @@
 //! tokio's runtime benchmarks (`benches/rt_multi_threaded.rs`), each run on tokio and on gpm
 //! with the same worker count, in one criterion group per workload so the report shows them
-//! side by side. Workers: `GPM_BENCH_WORKERS` (default 2).
+//! side by side. Workers: `GPM_BENCH_WORKERS` (default 2). Pinning: `GPM_BENCH_CPUS` /
+//! `GPM_BENCH_NODE` (see `gpm_bench::pin`).
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
@@ -20,6 +21,9 @@ trait Workload {
 
 /// Runs `W` on tokio, then on gpm, in one criterion group.
 fn compare<W: Workload>(c: &mut Criterion) {
+    // GPM_BENCH_CPUS / GPM_BENCH_NODE: pins this (driver) thread; tokio's threads are pinned
+    // by `Tokio::with_workers`, gpm's by its placement once merged (see gpm_bench::pin).
+    gpm_bench::pin::pin_driver_from_env();
     let workers = bench_workers();
     let mut group = c.benchmark_group(W::NAME);
     group.sample_size(40);

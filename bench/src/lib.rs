@@ -8,6 +8,8 @@
 
 use std::future::Future;
 
+pub mod lab;
+pub mod pin;
 pub mod sim;
 
 /// Worker count for the comparisons: `GPM_BENCH_WORKERS`, default 2.
@@ -60,13 +62,14 @@ pub struct Gpm(pub gpm::Runtime);
 impl Rt for Tokio {
     type Handle<T: Send + 'static> = tokio::task::JoinHandle<T>;
 
+    /// Pins its threads as `GPM_BENCH_CPUS` / `GPM_BENCH_NODE` say (see [`pin`]).
     fn with_workers(workers: usize) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        Tokio(rt)
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers).enable_all();
+        if let Some(pinning) = pin::global() {
+            builder.on_thread_start(pinning.thread_start_hook());
+        }
+        Tokio(pin::build_confined(|| builder.build()).expect("tokio runtime"))
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -123,12 +126,17 @@ impl Gpm {
 impl Rt for Gpm {
     type Handle<T: Send + 'static> = gpm::JoinHandle<T>;
 
+    /// Built on a thread confined to the pinning's CPUs (see [`pin::build_confined`]); with
+    /// `GPM_BENCH_CPUS` / `GPM_BENCH_NODE` the workers are pinned one per CPU through
+    /// `Builder::placement`, like tokio's.
     fn with_workers(workers: usize) -> Self {
-        let rt = gpm::Runtime::builder()
-            .worker_threads(workers)
-            .build()
-            .expect("gpm runtime");
-        Gpm(rt)
+        let rt = pin::build_confined(|| {
+            let mut builder = gpm::Runtime::builder();
+            builder.worker_threads(workers);
+            pin::apply_to_gpm(&mut builder);
+            builder.build()
+        });
+        Gpm(rt.expect("gpm runtime"))
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {

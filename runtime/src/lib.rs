@@ -36,6 +36,8 @@ pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 pub mod net;
 #[cfg(not(gpm_loom))]
+pub mod overload;
+#[cfg(not(gpm_loom))]
 mod rt;
 pub mod task;
 #[cfg(not(gpm_loom))]
