@@ -5,59 +5,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gpm_bench::workloads::{self, SpawnMany};
-use gpm_bench::{bench_workers, Rt, Tokio};
-use std::future::Future;
+use gpm_bench::{bench_workers, Gpm, Rt, Tokio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-/// gpm with a probe setting chosen by `MODE`: 0 off, N > 0 on with 1 task in N timed.
-struct GpmProbes<const MODE: u32>(gpm::Runtime);
-
-impl<const MODE: u32> Rt for GpmProbes<MODE> {
-    type Handle<T: Send + 'static> = gpm::JoinHandle<T>;
-
-    fn with_workers(workers: usize) -> Self {
-        let rt = gpm::Runtime::builder()
-            .worker_threads(workers)
-            .enable_probes(MODE != 0)
-            .probe_sampling(MODE)
-            .build()
-            .expect("gpm runtime");
-        GpmProbes(rt)
-    }
-
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-
-    fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.0.spawn(future)
-    }
-
-    fn spawn<F>(future: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        gpm::spawn(future)
-    }
-
-    async fn join<T: Send + 'static>(handle: Self::Handle<T>) -> T {
-        handle.await.expect("gpm task failed")
-    }
-
-    fn yield_now() -> impl Future<Output = ()> + Send {
-        gpm::task::yield_now()
-    }
-}
-
-type Off = GpmProbes<0>;
-type Sampled = GpmProbes<16>;
-type Every = GpmProbes<1>;
 
 fn group(
     c: &mut Criterion,
@@ -77,16 +27,23 @@ macro_rules! on_each_runtime {
         fn one<$ty: Rt>(
             group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
             label: &str,
-            workers: usize,
+            $rt: $ty,
         ) {
-            let $rt = $ty::with_workers(workers);
             let $state = $setup;
             group.bench_function(label, |b| b.iter(|| $body));
         }
-        one::<Tokio>($group, "tokio", $workers);
-        one::<Off>($group, "gpm_probes_off", $workers);
-        one::<Sampled>($group, "gpm_probes_on_1_in_16", $workers);
-        one::<Every>($group, "gpm_probes_on_every_task", $workers);
+        one($group, "tokio", Tokio::with_workers($workers));
+        one($group, "gpm_probes_off", Gpm::with_probes($workers, None));
+        one(
+            $group,
+            "gpm_probes_on_1_in_16",
+            Gpm::with_probes($workers, Some(16)),
+        );
+        one(
+            $group,
+            "gpm_probes_on_every_task",
+            Gpm::with_probes($workers, Some(1)),
+        );
     }};
 }
 

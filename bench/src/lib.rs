@@ -102,6 +102,18 @@ impl Rt for Tokio {
 }
 
 impl Gpm {
+    /// A gpm runtime with `workers` Ps and its probes on, timing one schedule in
+    /// `sampling` (`Some(n)`), or probes and timestamps off (`None`).
+    pub fn with_probes(workers: usize, sampling: Option<u32>) -> Gpm {
+        let rt = gpm::Runtime::builder()
+            .worker_threads(workers)
+            .enable_probes(sampling.is_some())
+            .probe_sampling(sampling.unwrap_or(0))
+            .build()
+            .expect("gpm runtime");
+        Gpm(rt)
+    }
+
     /// A gpm runtime with `workers` Ps stealing by `policy`.
     pub fn with_policy(workers: usize, policy: gpm::steal::StealPolicy) -> Gpm {
         let rt = gpm::Runtime::builder()

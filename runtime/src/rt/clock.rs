@@ -27,15 +27,21 @@ pub(crate) fn now_ns() -> u64 {
 /// `now_ns()` for one call in `every` on this thread, else 0 (always 0 when `every` is 0).
 pub(crate) fn sample_ns(every: u32) -> u64 {
     thread_local! {
-        static TICK: Cell<u32> = const { Cell::new(0) };
+        /// Schedules to skip before the next sample (a countdown: no division per call).
+        static LEFT: Cell<u32> = const { Cell::new(0) };
     }
     if every == 0 {
         return 0;
     }
-    let due = TICK.with(|tick| {
-        let next = tick.get().wrapping_add(1);
-        tick.set(next);
-        next % every == 0
+    let due = LEFT.with(|left| match left.get() {
+        0 => {
+            left.set(every - 1);
+            true
+        }
+        n => {
+            left.set(n - 1);
+            false
+        }
     });
     if due {
         now_ns()

@@ -287,22 +287,8 @@ pub struct TaskMemoryProbe {
     pub large_allocations: u64,
 }
 
-/// A latency distribution in a snapshot, nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
-pub struct LatencyProbe {
-    /// Sampled values.
-    pub count: u64,
-    /// Mean.
-    pub mean_ns: f64,
-    /// Median.
-    pub p50_ns: u64,
-    /// 99th percentile.
-    pub p99_ns: u64,
-    /// 99.9th percentile.
-    pub p999_ns: u64,
-    /// Largest.
-    pub max_ns: u64,
-}
+/// A latency distribution in a snapshot, nanoseconds: count, mean, P50, P99, P999, max.
+pub type LatencyProbe = Quantiles;
 
 /// Little's law over the last window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -463,8 +449,8 @@ impl Shared {
             spawns: totals.spawns,
             wakes: totals.wakes,
             completions: totals.completions,
-            sojourn: latency(probes.sojourn.quantiles()),
-            queue_wait: latency(wait),
+            sojourn: probes.sojourn.quantiles(),
+            queue_wait: wait,
             little_tasks,
             little_queues,
             knee,
@@ -572,17 +558,6 @@ fn task_memory_probe(stats: &TaskAllocatorStats) -> TaskMemoryProbe {
         mapped_bytes: stats.nodes.iter().map(|n| n.mapped_bytes).sum(),
         remote_frees: stats.nodes.iter().map(|n| n.remote_frees).sum(),
         large_allocations: stats.large_allocations,
-    }
-}
-
-fn latency(q: Quantiles) -> LatencyProbe {
-    LatencyProbe {
-        count: q.count,
-        mean_ns: q.mean_ns,
-        p50_ns: q.p50_ns,
-        p99_ns: q.p99_ns,
-        p999_ns: q.p999_ns,
-        max_ns: q.max_ns,
     }
 }
 

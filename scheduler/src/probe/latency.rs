@@ -21,8 +21,8 @@ pub struct LatencyHistograms {
     dropped: AtomicU64,
 }
 
-/// Summary of a distribution, in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Summary of a distribution, in nanoseconds (serialisable, for the probes' JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Quantiles {
     /// Number of recorded values.
     pub count: u64,
