@@ -98,28 +98,7 @@ fn configured_cpus() -> usize {
 /// outside the process's [allowed set](allowed_cpus), or the kernel refuses.
 pub fn pin_current_thread(pu: usize) -> Result<(), Error> {
     check_pin_target(pu, allowed(), configured_cpus())?;
-    let mut mask = vec![0u64; pu / WORD_BITS + 1];
-    mask[pu / WORD_BITS] |= 1 << (pu % WORD_BITS);
-    // SAFETY: `mask` is a readable buffer of exactly the size passed; the
-    // kernel only reads it. pid 0 is the calling thread.
-    let rc = unsafe {
-        libc::sched_setaffinity(
-            0,
-            mask.len() * WORD_BITS / 8,
-            mask.as_ptr().cast::<libc::cpu_set_t>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Error::Pin {
-            pu,
-            detail: format!(
-                "sched_setaffinity failed: {}",
-                std::io::Error::last_os_error()
-            ),
-        })
-    }
+    set_current_thread_affinity(&[pu], pu)
 }
 
 /// Lets the calling thread run on every CPU of the process's
@@ -131,14 +110,21 @@ pub fn pin_current_thread(pu: usize) -> Result<(), Error> {
 /// refuses.
 pub fn unpin_current_thread() -> Result<(), Error> {
     let allowed = allowed();
-    let Some(&last) = allowed.last() else {
+    if allowed.is_empty() {
         return Err(Error::Pin {
             pu: 0,
             detail: "the process's allowed CPUs are unknown".to_string(),
         });
-    };
+    }
+    set_current_thread_affinity(allowed, 0)
+}
+
+/// Restricts the calling thread to `cpus` (not empty); a refusal is an
+/// [`Error::Pin`] naming `pu`.
+fn set_current_thread_affinity(cpus: &[usize], pu: usize) -> Result<(), Error> {
+    let last = cpus.iter().copied().max().unwrap_or(0);
     let mut mask = vec![0u64; last / WORD_BITS + 1];
-    for &cpu in allowed {
+    for &cpu in cpus {
         mask[cpu / WORD_BITS] |= 1 << (cpu % WORD_BITS);
     }
     // SAFETY: `mask` is a readable buffer of exactly the size passed; the
@@ -154,7 +140,7 @@ pub fn unpin_current_thread() -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Pin {
-            pu: 0,
+            pu,
             detail: format!(
                 "sched_setaffinity failed: {}",
                 std::io::Error::last_os_error()

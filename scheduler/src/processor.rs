@@ -742,7 +742,7 @@ mod tests {
                 Err(task) => sched.push_remote(task),
             }
             sent += 1;
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::yield_now();
         }
         assert!(sleeper.join().unwrap().is_some());
         assert!(sent >= 1);

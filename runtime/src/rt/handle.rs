@@ -145,10 +145,7 @@ impl Handle {
     /// assert!(report.pause >= report.time_to_stop);
     /// ```
     pub fn stop_the_world<R>(&self, inspect: impl FnOnce(&StoppedWorld) -> R) -> (R, StwReport) {
-        let requester = context::with_worker(|worker| match worker {
-            Some(worker) if Arc::ptr_eq(&worker.shared, &self.shared) => worker.processor_index(),
-            _ => None,
-        });
+        let requester = self.shared.current_processor();
         self.shared.stop_the_world(requester, inspect)
     }
 

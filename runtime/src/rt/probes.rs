@@ -134,6 +134,12 @@ impl ProbeState {
         }
     }
 
+    /// Whether the probes count events (`Builder::enable_probes`).
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// A timestamp for one schedule in `sample_every` on this thread, else 0.
     #[inline]
     pub(crate) fn sample_ns(&self) -> u64 {
@@ -167,11 +173,9 @@ impl ProbeState {
         }
     }
 
-    /// A task completed or was cancelled.
+    /// A task completed or was cancelled (the caller checks [`ProbeState::enabled`] first,
+    /// so a runtime without probes does not even look up its P).
     pub(crate) fn completed(&self, processor: Option<usize>, header: &Header) {
-        if !self.enabled {
-            return;
-        }
         self.counters.count(processor, Event::Completion);
         if let Some(spawned) = header.times.spawned() {
             let sojourn = clock::now_ns().saturating_sub(spawned);

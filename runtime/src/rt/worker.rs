@@ -289,6 +289,15 @@ impl Shared {
 
     /// The scavenger: releases the pages of every span whose blocks are all free in its
     /// node pool. Returns the number of spans (0 with the system allocator).
+    /// The P this thread holds, if it is an M of this runtime holding one outside its
+    /// scheduler (one thread-local lookup).
+    pub(crate) fn current_processor(self: &Arc<Self>) -> Option<usize> {
+        context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.processor_index(),
+            _ => None,
+        })
+    }
+
     pub(crate) fn release_idle_task_memory(&self) -> usize {
         match &self.task_memory {
             TaskMemory::Slab(slab) => slab.release_idle_spans(),
@@ -368,11 +377,10 @@ impl Schedule for Arc<Shared> {
     }
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
-        let processor = context::with_worker(|worker| match worker {
-            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.processor_index(),
-            _ => None,
-        });
-        self.probes.completed(processor, task.header());
+        if self.probes.enabled() {
+            self.probes
+                .completed(self.current_processor(), task.header());
+        }
         self.owned.remove(task)
     }
 
