@@ -52,8 +52,19 @@ impl<T> Injector<T> {
         }
     }
 
-    /// Takes the oldest task.
+    /// Takes the oldest task; `None` once closed (a task a racing push slipped in after the
+    /// close is dropped here, never handed out to be polled).
     pub fn pop(&self) -> Option<T> {
+        let task = self.steal()?;
+        if self.closed.load(Ordering::Relaxed) {
+            drop(task);
+            self.drain();
+            return None;
+        }
+        Some(task)
+    }
+
+    fn steal(&self) -> Option<T> {
         loop {
             match self.queue.steal() {
                 Steal::Success(task) => return Some(task),
@@ -86,7 +97,7 @@ impl<T> Injector<T> {
     }
 
     fn drain(&self) {
-        while let Some(task) = self.pop() {
+        while let Some(task) = self.steal() {
             drop(task);
         }
     }

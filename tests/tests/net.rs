@@ -199,6 +199,10 @@ fn shutdown_fails_pending_io_instead_of_hanging() {
         while rt.handle().num_registered_sockets() < 4 {
             std::thread::yield_now();
         }
+        // The fourth socket is registered inside the reader's poll that goes on to `read`;
+        // stopping the world waits for that poll to return, so both tasks wait in their I/O
+        // (not mid-poll) when the runtime goes away.
+        rt.handle().stop_the_world(|_| ());
         drop(rt);
         // Their futures (and so their sockets) were dropped by the shutdown.
         assert!(handle.block_on(reader).unwrap_err().is_cancelled());

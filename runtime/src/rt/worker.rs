@@ -227,8 +227,10 @@ impl Shared {
     /// Step 1 of shutdown: stop scheduling and wake every P.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
-        self.driver.shutdown();
+        // Close the queues first: the driver's shutdown wakes every task blocked in I/O, and
+        // those wake-ups must find the queues closed rather than hand the task one more poll.
         self.scheduler.close_queues();
+        self.driver.shutdown();
         self.scheduler.unpark_all();
     }
 
