@@ -6,25 +6,15 @@ prints per workload the three medians, System/Slab (above 1: the slab is faster)
 tokio/Slab.
 Usage: summarize_slab.py [TARGET_DIR]   (default: target)
 """
-import json
 import os
 import sys
 
+# The criterion readers of the tokio-vs-gpm table, from this script's folder.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from summarize import fmt, median_ns  # noqa: E402
+
 WORKLOADS = ["spawn_many_local", "chained_spawn", "spawn_many_remote_idle", "yield_many"]
 RUNTIMES = ["gpm-slab", "gpm-system", "tokio"]
-
-
-def median_ns(root, workload, runtime):
-    path = os.path.join(root, "criterion", f"slab_{workload}", runtime, "new", "estimates.json")
-    try:
-        with open(path) as f:
-            return json.load(f)["median"]["point_estimate"]
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def fmt(ns):
-    return f"{ns / 1e6:.3f} ms" if ns >= 1e6 else f"{ns / 1e3:.1f} us"
 
 
 def main():
@@ -33,7 +23,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|")
     found = 0
     for workload in WORKLOADS:
-        slab, system, tokio = (median_ns(root, workload, r) for r in RUNTIMES)
+        slab, system, tokio = (median_ns(root, f"slab_{workload}", r) for r in RUNTIMES)
         if None in (slab, system, tokio):
             print(f"| {workload} | (not run) | | | | |")
             continue
