@@ -103,6 +103,20 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    if task::is_large_future::<F>() {
+        spawn_on_current(Box::pin(future))
+    } else {
+        spawn_on_current(future)
+    }
+}
+
+#[cfg(not(gpm_loom))]
+#[track_caller]
+fn spawn_on_current<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     rt::context::with_handle(|handle| match handle {
         Some(handle) => handle.spawn(future),
         None => panic!("{}", TryCurrentError::new_missing()),

@@ -1,6 +1,7 @@
 //! Where `block_on` may be called, and what `Handle::current` / `try_current` see.
 
 use gpm_tests::{catch_panic_message, rt_test, watchdog};
+use std::future::Future;
 
 const BLOCK_ON_MESSAGE: &str = "Cannot call block_on from inside a gpm runtime";
 const NO_RUNTIME_MESSAGE: &str = "no gpm runtime";
@@ -157,4 +158,83 @@ fn nested_enter_guards_restore_previous_runtime() {
         drop(outer);
         assert!(gpm::Handle::try_current().is_err());
     });
+}
+
+rt_test! {
+    /// tokio's `coop`: `block_on` polls its future with a cooperative budget, so a loop
+    /// over always-ready resources (1,000 finished join handles) is made to yield.
+    fn block_on_has_a_cooperative_budget(rt: &gpm::Runtime) {
+        let mut tasks: Vec<_> = (0..1_000).map(|_| rt.spawn(async {})).collect();
+        rt.block_on(async {
+            while !tasks.iter().all(gpm::JoinHandle::is_finished) {
+                std::thread::yield_now();
+            }
+            std::future::poll_fn(|cx| {
+                for task in &mut tasks {
+                    if std::pin::Pin::new(task).poll(cx).is_pending() {
+                        return std::task::Poll::Ready(());
+                    }
+                }
+                panic!("1,000 ready join handles polled in one poll: the budget never ran out");
+            })
+            .await;
+        });
+    }
+}
+
+/// Enter guards dropped out of order panic (tokio's behaviour) instead of silently making
+/// a stale runtime current; dropped in order afterwards, the outer one still leaves no
+/// runtime behind.
+#[test]
+fn enter_guards_dropped_out_of_order_panic() {
+    watchdog("enter_guards_dropped_out_of_order_panic", || {
+        let one = gpm_tests::runtime(1);
+        let two = gpm_tests::runtime(2);
+        let outer = one.enter();
+        let inner = two.enter();
+        let message = catch_panic_message(move || drop(outer));
+        assert!(message.contains("out of order"), "{message}");
+        assert_eq!(gpm::Handle::current().num_workers(), 2);
+        drop(inner);
+    });
+}
+
+/// `Handle::try_current` from a thread-local's destructor, after gpm's own thread-local
+/// context is gone, returns an error saying so instead of panicking.
+#[test]
+fn try_current_while_thread_locals_are_destroyed_is_an_error() {
+    use std::sync::mpsc;
+    struct AtExit(mpsc::Sender<std::thread::Result<Result<(), bool>>>);
+    impl Drop for AtExit {
+        fn drop(&mut self) {
+            let result = std::panic::catch_unwind(|| {
+                gpm::Handle::try_current()
+                    .map(drop)
+                    .map_err(|e| e.is_thread_local_destroyed())
+            });
+            let _ = self.0.send(result);
+        }
+    }
+    thread_local! {
+        static AT_EXIT: std::cell::RefCell<Option<AtExit>> = const { std::cell::RefCell::new(None) };
+    }
+    watchdog(
+        "try_current_while_thread_locals_are_destroyed_is_an_error",
+        || {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                // Registered first, so destroyed after gpm's context (thread-locals are
+                // destroyed in the reverse order of their first use).
+                AT_EXIT.with(|slot| *slot.borrow_mut() = Some(AtExit(tx)));
+                assert!(gpm::Handle::try_current().unwrap_err().is_missing_context());
+            })
+            .join()
+            .unwrap();
+            let result = rx
+                .recv()
+                .unwrap()
+                .expect("try_current panicked in a TLS destructor");
+            assert_eq!(result, Err(true));
+        },
+    );
 }

@@ -5,6 +5,7 @@ use gpm_tests::{rt_test, watchdog};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 rt_test! {
     /// As many tasks as workers block in `block_in_place` on a channel that only an async
@@ -266,4 +267,77 @@ fn spawn_blocking_queues_past_max_blocking_threads() {
         ran.sort_unstable();
         assert_eq!(ran, (0..20).collect::<Vec<_>>());
     });
+}
+
+/// A one-shot event that threads wait for with a deadlock guard.
+#[derive(Default)]
+struct Event {
+    set: Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Event {
+    fn set(&self) {
+        *self.set.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the event was set within `limit` (a deadlock guard: false is a failure).
+    fn wait(&self, limit: Duration) -> bool {
+        let set = self.set.lock().unwrap();
+        let (set, _) = self
+            .changed
+            .wait_timeout_while(set, limit, |set| !*set)
+            .unwrap();
+        *set
+    }
+}
+
+/// The hand-off of `block_in_place` is mandatory (Go's `startm`): with the blocking pool
+/// at its cap and a closure queued behind it, the thread started for the handed-off P runs
+/// the P, not the queued closure. Here every blocking wait needs a task that sits in the
+/// P's `runnext`: if the new thread took the queued closure first, nothing could run that
+/// task until the closures' deadlock guards gave up.
+#[test]
+fn block_in_place_hand_off_is_not_queued_behind_blocking_closures() {
+    watchdog(
+        "block_in_place_hand_off_is_not_queued_behind_blocking_closures",
+        || {
+            const GUARD: Duration = Duration::from_secs(10);
+            let rt = gpm::Runtime::builder()
+                .worker_threads(1)
+                .max_blocking_threads(1)
+                .build()
+                .unwrap();
+            let task_ran = Arc::new(Event::default());
+            let (started_tx, started_rx) = std::sync::mpsc::channel();
+            let running = {
+                let task_ran = Arc::clone(&task_ran);
+                rt.spawn_blocking(move || {
+                    started_tx.send(()).unwrap();
+                    task_ran.wait(GUARD)
+                })
+            };
+            started_rx.recv().unwrap();
+            let queued = {
+                let task_ran = Arc::clone(&task_ran);
+                rt.spawn_blocking(move || task_ran.wait(GUARD))
+            };
+            let in_place = {
+                let task_ran = Arc::clone(&task_ran);
+                rt.spawn(async move {
+                    let set_by_task = Arc::clone(&task_ran);
+                    let _runnext = gpm::spawn(async move { set_by_task.set() });
+                    gpm::task::block_in_place(|| task_ran.wait(GUARD))
+                })
+            };
+            let results = rt.block_on(async move {
+                [in_place.await, running.await, queued.await].map(Result::unwrap)
+            });
+            assert_eq!(
+                results, [true; 3],
+                "(block_in_place, running, queued) waited in vain"
+            );
+        },
+    );
 }

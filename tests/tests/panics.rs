@@ -3,6 +3,7 @@
 
 use gpm_tests::{panic_message, rt_test};
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Barrier, Mutex};
 
 rt_test! {
@@ -213,5 +214,124 @@ rt_test! {
         }
         drop(rt);
         assert_eq!(drops.drops(), 20);
+    }
+}
+
+/// A waker whose `wake` panics: the join waker of an executor that misbehaves.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics when woken");
+    }
+}
+
+rt_test! {
+    /// A join handle polled with a waker that panics when woken: the task completes on an
+    /// M, which wakes that waker. The panic stays inside the task's completion: the M keeps
+    /// its P, so every P still runs tasks (a barrier of one task per P), a stop-the-world
+    /// reaches every P, and the runtime shuts down (the watchdog fails a hang).
+    fn panicking_join_waker_does_not_kill_the_worker(rt: &gpm::Runtime) {
+        let workers = rt.handle().num_workers();
+        for _ in 0..2 * workers {
+            let (tx, rx) = futures::channel::oneshot::channel::<()>();
+            let mut join = rt.spawn(async move { rx.await.is_ok() });
+            let waker = std::task::Waker::from(Arc::new(PanickingWaker));
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(std::pin::Pin::new(&mut join).poll(&mut cx).is_pending());
+            tx.send(()).unwrap();
+            // Completion wakes the panicking waker: no other waker may replace it first.
+            while !join.is_finished() {
+                std::thread::yield_now();
+            }
+            assert!(rt.block_on(join).unwrap());
+        }
+        let barrier = Arc::new(Barrier::new(workers));
+        let tasks: Vec<_> = (0..workers)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                rt.spawn(async move { gpm::task::block_in_place(|| barrier.wait()) })
+            })
+            .collect();
+        for task in tasks {
+            rt.block_on(task).unwrap();
+        }
+        let (seen, report) = rt.handle().stop_the_world(|world| world.processors.len());
+        assert_eq!(seen, workers);
+        assert_eq!(report.processors.len(), workers);
+    }
+}
+
+rt_test! {
+    /// tokio's `panic_in_task`: a task whose poll panics has its future dropped while the
+    /// panic unwinds, so the future's `Drop` sees `std::thread::panicking()`; the join
+    /// handle still gets the poll's panic.
+    fn panicking_poll_drops_the_future_during_the_unwind(rt: &gpm::Runtime) {
+        struct Boom(Option<std::sync::mpsc::Sender<bool>>);
+        impl std::future::Future for Boom {
+            type Output = ();
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<()> {
+                panic!("boom");
+            }
+        }
+        impl Drop for Boom {
+            fn drop(&mut self) {
+                let panicking = std::thread::panicking();
+                self.0.take().unwrap().send(panicking).unwrap();
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let error = rt.block_on(rt.spawn(Boom(Some(tx)))).unwrap_err();
+        assert_eq!(panic_message(&*error.into_panic()), "boom");
+        assert!(rx.recv().unwrap(), "the future was dropped after the unwind ended");
+    }
+}
+
+rt_test! {
+    /// A future that panics in its poll and again in its `Drop` (run during the unwind):
+    /// the second panic is contained too, the handle reports the first, the runtime lives.
+    fn panic_in_drop_during_unwind_is_contained(rt: &gpm::Runtime) {
+        struct Twice;
+        impl std::future::Future for Twice {
+            type Output = ();
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<()> {
+                panic!("in poll");
+            }
+        }
+        impl Drop for Twice {
+            fn drop(&mut self) {
+                panic!("in drop");
+            }
+        }
+        let error = rt.block_on(rt.spawn(Twice)).unwrap_err();
+        assert_eq!(panic_message(&*error.into_panic()), "in poll");
+        assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
+    }
+}
+
+rt_test! {
+    /// `JoinError`'s `Debug` reads like tokio's: `JoinError::Panic(Id(n), "msg", ...)` and
+    /// `JoinError::Cancelled(Id(n))`.
+    fn join_error_debug_matches_tokio(rt: &gpm::Runtime) {
+        let error = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();
+        let id = error.id();
+        assert_eq!(format!("{error:?}"), format!("JoinError::Panic({id:?}, \"boom\", ...)"));
+        assert_eq!(format!("{id:?}"), format!("Id({id})"));
+
+        let error = rt
+            .block_on(rt.spawn(async { std::panic::panic_any(7u8) }))
+            .unwrap_err();
+        assert_eq!(format!("{error:?}"), format!("JoinError::Panic({:?}, ...)", error.id()));
+
+        let pending = rt.spawn(futures::future::pending::<()>());
+        pending.abort();
+        let error = rt.block_on(pending).unwrap_err();
+        assert_eq!(format!("{error:?}"), format!("JoinError::Cancelled({:?})", error.id()));
     }
 }

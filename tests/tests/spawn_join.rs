@@ -234,3 +234,32 @@ rt_test! {
         assert_eq!(value, [4, 2]);
     }
 }
+
+/// A future holding `N` bytes across an await (its state machine is at least that big).
+async fn big_future<const N: usize>() -> usize {
+    let big = [7u8; N];
+    gpm::task::yield_now().await;
+    std::hint::black_box(&big)
+        .iter()
+        .map(|&b| usize::from(b))
+        .sum()
+}
+
+rt_test! {
+    /// A 1 MiB future spawned from a worker (whose stack is 2 MiB) and one given to
+    /// `block_on` run instead of overflowing the stack: futures over a threshold are boxed
+    /// before they are moved into the task (tokio's PR #6826).
+    fn large_futures_do_not_overflow_the_stack(rt: &gpm::Runtime) {
+        const MIB: usize = 1 << 20;
+        let from_worker = rt.block_on(rt.spawn(async {
+            gpm::spawn(big_future::<MIB>()).await.unwrap()
+        }));
+        assert_eq!(from_worker.unwrap(), 7 * MIB);
+        assert_eq!(rt.block_on(big_future::<MIB>()), 7 * MIB);
+        let handle = rt.handle().clone();
+        let from_handle = rt.block_on(rt.spawn(async move {
+            handle.spawn(big_future::<MIB>()).await.unwrap()
+        }));
+        assert_eq!(from_handle.unwrap(), 7 * MIB);
+    }
+}

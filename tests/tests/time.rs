@@ -250,3 +250,24 @@ rt_test! {
         long.abort();
     }
 }
+
+rt_test! {
+    /// `interval(Duration::MAX)`: the first tick completes at once and the next one is
+    /// never due (no `Instant` overflow panic in `tick`, `reset` or any missed-tick mode).
+    fn interval_with_the_largest_period_does_not_overflow(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            for behavior in [
+                MissedTickBehavior::Burst,
+                MissedTickBehavior::Delay,
+                MissedTickBehavior::Skip,
+            ] {
+                let mut interval = time::interval(Duration::MAX);
+                interval.set_missed_tick_behavior(behavior);
+                interval.tick().await;
+                let second = time::timeout(Duration::from_millis(5), interval.tick()).await;
+                assert!(second.is_err(), "{behavior:?}: a second tick of a MAX period");
+                interval.reset();
+            }
+        });
+    }
+}

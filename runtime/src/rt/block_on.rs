@@ -4,6 +4,10 @@
 //! `std::thread::park`. The waker sets a flag and unparks the thread; the flag is what the
 //! loop trusts, so spurious unparks cost one check and a wake before the sleep is never lost
 //! (the park token stays until the next `park`).
+//!
+//! Each poll of the future gets a fresh cooperative budget, as a task's poll does (tokio
+//! does the same): a `block_on` loop over always-ready resources yields now and then
+//! instead of spinning for ever inside one poll.
 
 use super::context;
 use super::handle::Handle;
@@ -45,7 +49,7 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
     let mut future = pin!(future);
     loop {
         if state.woken.swap(false, Ordering::Acquire) {
-            if let Poll::Ready(output) = coop::unconstrained(|| future.as_mut().poll(&mut cx)) {
+            if let Poll::Ready(output) = coop::with_budget(|| future.as_mut().poll(&mut cx)) {
                 return output;
             }
             continue;

@@ -6,14 +6,18 @@
 //!
 //! * Blocking tasks are capped: the pool starts a new thread for one only while fewer than
 //!   `max_blocking_threads + workers` threads exist (tokio's cap); past that they queue.
-//! * M jobs are mandatory: if no thread is idle, one is started whatever the count, so that
-//!   a P handed off by `block_in_place` always finds an M (Go's `startm`).
+//! * M jobs are mandatory: if no thread is idle, one is started whatever the count, and they
+//!   have a queue of their own that every thread serves first, so that a P handed off by
+//!   `block_in_place` always finds an M at once (Go's `startm`), never behind blocking
+//!   closures that wait for the cap.
 //!
 //! A submitted job reserves an idle thread (`idle -= 1`, `notified += 1`) before notifying,
 //! so two quick submissions never count on the same sleeper.
 //!
-//! Shutdown cancels queued blocking tasks (their join handles report cancellation), wakes
-//! every idle thread, and waits, with an optional timeout, for every thread to exit.
+//! Shutdown wakes every idle thread and waits, with an optional timeout, for every thread
+//! to exit. Closures submitted before shutdown still run (tokio's behaviour: the threads
+//! drain the queue before they exit; `shutdown_timeout` bounds only the wait); closures
+//! submitted after it are cancelled at once (their join handles report cancellation).
 
 use super::context;
 use super::handle::Handle;
@@ -31,8 +35,10 @@ use std::time::{Duration, Instant};
 /// Runs `func` on a thread where blocking is fine, and returns a handle to its result.
 ///
 /// Like tokio's `spawn_blocking`: the closure runs on the runtime's blocking pool, which
-/// grows up to `max_blocking_threads` threads. A closure still queued at shutdown never
-/// runs; its handle reports cancellation. Panics outside a runtime.
+/// grows up to `max_blocking_threads` threads. A closure submitted before the runtime shuts
+/// down runs even if it is still queued then (shutdown waits for it, up to the timeout of
+/// `shutdown_timeout`); one submitted after never runs and its handle reports
+/// cancellation. Panics outside a runtime.
 ///
 /// ```
 /// let rt = gpm::Runtime::builder().worker_threads(1).build().unwrap();
@@ -168,6 +174,9 @@ enum Job {
 }
 
 struct PoolState {
+    /// Loops of Ms waiting for a thread: served before `queue`.
+    ms: VecDeque<Job>,
+    /// Blocking closures waiting for a thread.
     queue: VecDeque<Job>,
     /// Idle threads not yet reserved by a submission.
     idle: usize,
@@ -204,6 +213,7 @@ impl Pool {
     pub(crate) fn new(config: PoolConfig) -> Pool {
         Pool {
             state: Mutex::new(PoolState {
+                ms: VecDeque::new(),
                 queue: VecDeque::new(),
                 idle: 0,
                 notified: 0,
@@ -246,7 +256,11 @@ impl Pool {
             cancel_job(job);
             return Ok(());
         }
-        state.queue.push_back(job);
+        if mandatory {
+            state.ms.push_back(job);
+        } else {
+            state.queue.push_back(job);
+        }
         if state.idle > 0 {
             state.idle -= 1;
             state.notified += 1;
@@ -280,9 +294,12 @@ impl Pool {
     }
 
     fn thread_main(&self) {
+        // The live count drops when the thread leaves, by return or by unwinding: a thread
+        // that died without it would make shutdown wait for ever.
+        let _live = LiveThread(self);
         let mut state = self.lock();
         loop {
-            if let Some(job) = state.queue.pop_front() {
+            if let Some(job) = state.pop_job() {
                 drop(state);
                 run_job(job);
                 state = self.lock();
@@ -295,13 +312,11 @@ impl Pool {
             let (guard, reserved) = self.wait_for_reservation(state);
             state = guard;
             // Not reserved: timed out or shut down. Work that arrived unreserved just now
-            // is still taken before leaving.
-            if !reserved && (state.shutdown || state.queue.is_empty()) {
+            // (or was queued before shutdown) is still taken before leaving.
+            if !reserved && state.has_no_jobs() {
                 break;
             }
         }
-        state.live -= 1;
-        self.exited.notify_all();
     }
 
     /// Waits until a submission reserves this thread (true) or `keep_alive` passes or the
@@ -329,17 +344,12 @@ impl Pool {
         }
     }
 
-    /// Stops the pool taking work: cancels queued blocking tasks (they never run), and
-    /// makes idle threads exit. Jobs submitted later are cancelled at once. Called before
-    /// the Ms are told to stop, so an M that leaves its loop cannot pick up a queued
-    /// closure on its way out.
+    /// Stops the pool taking work: jobs submitted from now on are cancelled at once; the
+    /// threads run what is queued and then exit (idle ones are woken for it).
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.shutdown = true;
-        let queued: Vec<Job> = state.queue.drain(..).collect();
         self.work.notify_all();
-        drop(state);
-        queued.into_iter().for_each(cancel_job);
     }
 
     /// Waits up to `timeout` (for ever on `None`) for the threads of a closed pool to exit,
@@ -385,6 +395,27 @@ impl Pool {
     /// Threads alive (for tests and probes).
     pub(crate) fn live_threads(&self) -> usize {
         self.lock().live
+    }
+}
+
+/// Counts a pool thread as live until it drops (see `Pool::thread_main`).
+struct LiveThread<'a>(&'a Pool);
+
+impl Drop for LiveThread<'_> {
+    fn drop(&mut self) {
+        self.0.lock().live -= 1;
+        self.0.exited.notify_all();
+    }
+}
+
+impl PoolState {
+    /// The next job: an M before any blocking closure.
+    fn pop_job(&mut self) -> Option<Job> {
+        self.ms.pop_front().or_else(|| self.queue.pop_front())
+    }
+
+    fn has_no_jobs(&self) -> bool {
+        self.ms.is_empty() && self.queue.is_empty()
     }
 }
 

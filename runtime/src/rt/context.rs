@@ -11,6 +11,8 @@ use std::ptr;
 
 struct Context {
     handle: RefCell<Option<Handle>>,
+    /// How many [`EnterGuard`]s are alive on this thread (to catch out-of-order drops).
+    handle_depth: Cell<usize>,
     worker: Cell<*const WorkerContext>,
     blocking_forbidden: Cell<bool>,
 }
@@ -19,6 +21,7 @@ thread_local! {
     static CONTEXT: Context = const {
         Context {
             handle: RefCell::new(None),
+            handle_depth: Cell::new(0),
             worker: Cell::new(ptr::null()),
             blocking_forbidden: Cell::new(false),
         }
@@ -39,6 +42,12 @@ fn unreachable_context() -> ! {
     panic!("the gpm thread context was used while the thread was exiting")
 }
 
+/// A clone of the current handle: `Ok(None)` outside any runtime, `Err` when the
+/// thread-locals are already destroyed (a call from another thread-local's destructor).
+pub(crate) fn try_current_handle() -> Result<Option<Handle>, std::thread::AccessError> {
+    CONTEXT.try_with(|cx| cx.handle.borrow().clone())
+}
+
 /// Calls `f` with the worker context of the M running on this thread, if any.
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
     let worker = CONTEXT
@@ -50,18 +59,28 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
 }
 
 /// Restores the previous handle on drop. Returned by `Runtime::enter`.
+///
+/// Guards nest: they must be dropped in the reverse order of their creation. Dropping one
+/// out of order panics (as tokio does) rather than silently restoring a stale handle.
 #[must_use = "the runtime context is left when the guard is dropped"]
 #[derive(Debug)]
 pub struct EnterGuard {
     previous: Option<Handle>,
+    /// The thread's guard depth with this guard alive.
+    depth: usize,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 /// Makes `handle` the current handle until the guard drops.
 pub(crate) fn set_handle(handle: Handle) -> EnterGuard {
-    let previous = CONTEXT.with(|cx| cx.handle.replace(Some(handle)));
+    let (previous, depth) = CONTEXT.with(|cx| {
+        let depth = cx.handle_depth.get() + 1;
+        cx.handle_depth.set(depth);
+        (cx.handle.replace(Some(handle)), depth)
+    });
     EnterGuard {
         previous,
+        depth,
         _not_send: std::marker::PhantomData,
     }
 }
@@ -69,7 +88,20 @@ pub(crate) fn set_handle(handle: Handle) -> EnterGuard {
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();
-        let _ = CONTEXT.try_with(|cx| cx.handle.replace(previous));
+        let in_order = CONTEXT.try_with(|cx| {
+            if cx.handle_depth.get() != self.depth {
+                return false;
+            }
+            cx.handle_depth.set(self.depth - 1);
+            cx.handle.replace(previous);
+            true
+        });
+        if in_order == Ok(false) && !std::thread::panicking() {
+            panic!(
+                "`EnterGuard`s dropped out of order: guards returned by `Runtime::enter` and \
+                 `Handle::enter` must be dropped in the reverse order of their creation"
+            );
+        }
     }
 }
 

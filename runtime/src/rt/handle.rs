@@ -17,26 +17,52 @@ pub struct Handle {
 /// `Handle::try_current` found no runtime on this thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TryCurrentError {
-    _private: (),
+    kind: TryCurrentErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TryCurrentErrorKind {
+    NoContext,
+    ThreadLocalDestroyed,
 }
 
 impl TryCurrentError {
     pub(crate) fn new_missing() -> TryCurrentError {
-        TryCurrentError { _private: () }
+        TryCurrentError {
+            kind: TryCurrentErrorKind::NoContext,
+        }
     }
 
-    /// Always true: the only reason is that this thread is not in a runtime context.
+    pub(crate) fn new_thread_local_destroyed() -> TryCurrentError {
+        TryCurrentError {
+            kind: TryCurrentErrorKind::ThreadLocalDestroyed,
+        }
+    }
+
+    /// True when this thread is not in a runtime context.
     pub fn is_missing_context(&self) -> bool {
-        true
+        self.kind == TryCurrentErrorKind::NoContext
+    }
+
+    /// True when the call came while the thread was exiting, after gpm's thread-local
+    /// context was destroyed (from another thread-local's destructor).
+    pub fn is_thread_local_destroyed(&self) -> bool {
+        self.kind == TryCurrentErrorKind::ThreadLocalDestroyed
     }
 }
 
 impl fmt::Display for TryCurrentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "there is no gpm runtime on this thread: call from a task, a blocking closure, \
-             Runtime::block_on, or after Runtime::enter()",
-        )
+        f.write_str(match self.kind {
+            TryCurrentErrorKind::NoContext => {
+                "there is no gpm runtime on this thread: call from a task, a blocking closure, \
+                 Runtime::block_on, or after Runtime::enter()"
+            }
+            TryCurrentErrorKind::ThreadLocalDestroyed => {
+                "the gpm runtime context was used while this thread was exiting (its \
+                 thread-local storage is already destroyed)"
+            }
+        })
     }
 }
 
@@ -58,7 +84,11 @@ impl Handle {
 
     /// The handle of the runtime this thread is in, or an error outside any.
     pub fn try_current() -> Result<Handle, TryCurrentError> {
-        context::with_handle(|handle| handle.cloned()).ok_or_else(TryCurrentError::new_missing)
+        match context::try_current_handle() {
+            Ok(Some(handle)) => Ok(handle),
+            Ok(None) => Err(TryCurrentError::new_missing()),
+            Err(_) => Err(TryCurrentError::new_thread_local_destroyed()),
+        }
     }
 
     /// Spawns `future` on the runtime; it starts running at once on some worker.
@@ -74,7 +104,11 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.spawn(future)
+        if crate::task::is_large_future::<F>() {
+            self.shared.spawn(Box::pin(future))
+        } else {
+            self.shared.spawn(future)
+        }
     }
 
     /// Runs `func` on the runtime's blocking pool.
@@ -93,7 +127,11 @@ impl Handle {
     /// tasks that thread drives. Use `.await`, or `block_in_place` / `spawn_blocking` first.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        super::block_on::block_on(self, future)
+        if crate::task::is_large_future::<F>() {
+            super::block_on::block_on(self, Box::pin(future))
+        } else {
+            super::block_on::block_on(self, future)
+        }
     }
 
     /// Makes this runtime the current one on this thread until the guard drops.

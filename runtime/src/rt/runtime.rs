@@ -12,7 +12,8 @@ use std::time::Duration;
 ///
 /// Dropping the runtime shuts it down: every task still alive is cancelled (its future is
 /// dropped exactly once, its join handle reports cancellation), and the call waits for the
-/// runtime's threads, including running blocking closures, to exit.
+/// runtime's threads to exit. Blocking closures submitted before the shutdown, running or
+/// still queued, run to the end first (as in tokio).
 /// [`Runtime::shutdown_timeout`] bounds that wait.
 ///
 /// ```

@@ -467,7 +467,7 @@ impl WorkerContext {
             };
             match next {
                 Some((task, index)) => {
-                    run_task(&self.shared, task, index);
+                    run_task_contained(&self.shared, task, index);
                     self.maintain_driver();
                 }
                 None => self.park(),
@@ -553,6 +553,20 @@ impl WorkerContext {
         if let Some(processor) = processor {
             *self.processor.borrow_mut() = Some(processor);
         }
+    }
+}
+
+/// [`run_task`], with any panic that escapes the task's own containment (the task catches
+/// its poll, its drops and its join waker) caught here, so that the M keeps its P: a dead
+/// M would take the P with it, and every later stop-the-world and shutdown would wait
+/// for it.
+fn run_task_contained(shared: &Shared, task: TaskRef, processor_index: usize) {
+    let run = std::panic::AssertUnwindSafe(|| run_task(shared, task, processor_index));
+    if let Err(panic) = std::panic::catch_unwind(run) {
+        let message = crate::task::panic_payload_message(&*panic);
+        eprintln!(
+            "gpm: a panic escaped a task on P {processor_index} and was contained: {message}"
+        );
     }
 }
 

@@ -4,8 +4,9 @@
 //! channels, timers and sockets) would otherwise never return `Pending` and hold its P for
 //! ever. Each poll by a worker starts with [`BUDGET`] units (tokio's number); each
 //! operation that makes progress spends one; with none left, the operation wakes the task
-//! and returns `Pending`, which sends the task to the back of its P's queue. Outside a
-//! worker's poll (`block_on`, other threads) the budget is unlimited.
+//! and returns `Pending`, which sends the task to the back of its P's queue. `block_on`
+//! gives each poll of its future a budget too (tokio's behaviour); elsewhere (other
+//! threads, `block_in_place` bodies, blocking closures) the budget is unlimited.
 
 use std::cell::Cell;
 use std::task::{Context, Poll};
@@ -30,7 +31,7 @@ pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f` with an unlimited budget (`block_in_place` bodies, `block_on`).
+/// Runs `f` with an unlimited budget (`block_in_place` bodies, blocking closures).
 pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(Option<u8>);
     impl Drop for Restore {

@@ -91,8 +91,15 @@ where
     fn poll_running(self) {
         let waker = ManuallyDrop::new(waker::borrowed(self.header()));
         let mut cx = Context::from_waker(&waker);
-        // SAFETY: transition_to_running succeeded: this thread holds RUNNING.
-        let polled = catch_unwind(AssertUnwindSafe(|| unsafe { self.core().poll(&mut cx) }));
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            // A panicking poll drops the future while the panic unwinds, as tokio does, so
+            // the future's `Drop` sees `std::thread::panicking()`.
+            let drop_on_unwind = DropFutureOnUnwind(self.core());
+            // SAFETY: transition_to_running succeeded: this thread holds RUNNING.
+            let poll = unsafe { self.core().poll(&mut cx) };
+            std::mem::forget(drop_on_unwind);
+            poll
+        }));
         match polled {
             Ok(Poll::Ready(output)) => self.finish(Ok(output)),
             Err(panic) => {
@@ -166,8 +173,10 @@ where
                 self.core().set_stage(Stage::Consumed)
             }));
         } else if before.is_join_waker_set() {
+            // The join waker is user code (any executor's waker): a panic in it must not
+            // unwind into the M and take the P with it, so it is caught and dropped.
             // SAFETY: JOIN_WAKER is set and COMPLETE published: the slot is read-only now.
-            unsafe { self.trailer().wake_join() };
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { self.trailer().wake_join() }));
             let after = self.state().unset_join_waker_after_complete();
             if !after.is_join_interested() {
                 // The join handle was dropped while we woke it and left the waker to us.
@@ -240,6 +249,20 @@ where
             );
             drop(scheduler);
         }
+    }
+}
+
+/// Drops the future of a task whose poll is unwinding. Forgotten when the poll returns.
+struct DropFutureOnUnwind<'a, F: Future, S: 'static>(&'a Core<F, S>);
+
+impl<F: Future, S: 'static> Drop for DropFutureOnUnwind<'_, F, S> {
+    fn drop(&mut self) {
+        // A second panic from the future's own `Drop` is caught here (a panic escaping a
+        // destructor during unwinding would abort); the poll's panic is the one reported.
+        // SAFETY: only armed inside `poll_running`, whose thread holds RUNNING.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+            self.0.set_stage(Stage::Consumed)
+        }));
     }
 }
 

@@ -171,11 +171,21 @@ impl JoinError {
             return None;
         };
         let payload = payload.lock().unwrap_or_else(|e| e.into_inner());
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
+        payload_str(&**payload).map(str::to_string)
     }
+}
+
+/// The message of a panic payload that is a `&str` or a `String`.
+fn payload_str(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// The message of a panic payload, or a placeholder for payloads of other types.
+pub(crate) fn panic_payload_message(payload: &(dyn Any + Send)) -> &str {
+    payload_str(payload).unwrap_or("(a panic payload that is not a string)")
 }
 
 impl fmt::Display for JoinError {
@@ -192,14 +202,13 @@ impl fmt::Display for JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Cancelled => write!(f, "JoinError::Cancelled({})", self.id),
-            Repr::Panic(_) => write!(
-                f,
-                "JoinError::Panic({}, {:?})",
-                self.id,
-                self.panic_message()
-            ),
+        // tokio's format: `JoinError::Panic(Id(2), "boom", ...)`, `JoinError::Cancelled(Id(2))`.
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => write!(f, "JoinError::Cancelled({:?})", self.id),
+            (Repr::Panic(_), Some(message)) => {
+                write!(f, "JoinError::Panic({:?}, {message:?}, ...)", self.id)
+            }
+            (Repr::Panic(_), None) => write!(f, "JoinError::Panic({:?}, ...)", self.id),
         }
     }
 }

@@ -41,11 +41,24 @@ mod yield_now;
 #[cfg(all(test, gpm_loom))]
 mod loom_tests;
 
+pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
 pub use yield_now::yield_now;
 
 #[cfg(not(gpm_loom))]
 pub use crate::rt::{block_in_place, spawn_blocking};
+
+/// Futures larger than this many bytes are boxed at the public entry points (`spawn`,
+/// `block_on`) before they are moved any further. Building a task moves the future a few
+/// times on the way into its cell, and each move of a big future is a stack copy: a 1 MiB
+/// future spawned from a worker would overflow the worker's stack. tokio uses the same
+/// numbers (its PR #6826): unoptimised builds move more, so their threshold is lower.
+pub(crate) const BOX_FUTURE_THRESHOLD: usize = if cfg!(debug_assertions) { 2048 } else { 16384 };
+
+/// Whether a future of type `F` is boxed by the entry points (see [`BOX_FUTURE_THRESHOLD`]).
+pub(crate) const fn is_large_future<F>() -> bool {
+    std::mem::size_of::<F>() > BOX_FUTURE_THRESHOLD
+}
 
 use self::core::{Cell, Header};
 use crate::alloc::SizeClass;

@@ -54,9 +54,15 @@ fn current_driver() -> Arc<Driver> {
 }
 
 fn deadline_after(duration: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(duration)
-        .unwrap_or_else(|| now + FAR_FUTURE)
+    add_saturating(Instant::now(), duration)
+}
+
+/// `instant + duration`, or a deadline far in the future (never reached) when the sum does
+/// not fit in an `Instant` (`sleep(Duration::MAX)`, `interval(Duration::MAX)`).
+fn add_saturating(instant: Instant, duration: Duration) -> Instant {
+    instant
+        .checked_add(duration)
+        .unwrap_or_else(|| instant + FAR_FUTURE)
 }
 
 /// Waits until `duration` has elapsed, like `tokio::time::sleep`.
@@ -309,13 +315,16 @@ impl Interval {
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
         let next = match self.missed_tick_behavior {
-            MissedTickBehavior::Burst => scheduled + self.period,
-            MissedTickBehavior::Delay => now + self.period,
+            MissedTickBehavior::Burst => add_saturating(scheduled, self.period),
+            MissedTickBehavior::Delay => add_saturating(now, self.period),
             MissedTickBehavior::Skip => {
                 let behind = now.saturating_duration_since(scheduled).as_nanos();
-                let period = self.period.as_nanos();
-                let periods = behind / period + 1;
-                scheduled + self.period * u32::try_from(periods).unwrap_or(u32::MAX)
+                let periods = behind / self.period.as_nanos() + 1;
+                let ahead = u32::try_from(periods)
+                    .ok()
+                    .and_then(|periods| self.period.checked_mul(periods))
+                    .unwrap_or(Duration::MAX);
+                add_saturating(scheduled, ahead)
             }
         };
         self.sleep.reset_unpinned(next);
@@ -324,7 +333,8 @@ impl Interval {
 
     /// Restarts the period from now: the next tick is one period away.
     pub fn reset(&mut self) {
-        self.sleep.reset_unpinned(Instant::now() + self.period);
+        self.sleep
+            .reset_unpinned(add_saturating(Instant::now(), self.period));
     }
 
     /// The period.
