@@ -48,7 +48,7 @@ use gpm_scheduler::probe::knee::{Knee, KneeDetector, LoadPoint};
 use gpm_scheduler::probe::latency::{LatencyHistograms, Quantiles};
 use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
 use gpm_scheduler::probe::{Counters, Event, EventTotals};
-use gpm_scheduler::stw::{StopKind, StopReport, World};
+use gpm_scheduler::stw::{PStop, StopKind, StopReport, World};
 use serde::Serialize;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -540,14 +540,19 @@ impl Shared {
         requester: Option<usize>,
         inspect: impl FnOnce(&StoppedWorld) -> R,
     ) -> (R, StwReport) {
-        let (result, report) = self.probes.world.stop(requester, |stops| {
+        let inspect = |stops: &[PStop<QueueSnapshot>]| {
             let world = StoppedWorld {
                 processors: stops.iter().map(|s| s.snapshot).collect(),
                 injector_depth: self.scheduler.injector().len(),
                 tasks_alive: self.owned.len(),
             };
             inspect(&world)
-        });
+        };
+        let world = &self.probes.world;
+        let (result, report) = match requester {
+            Some(p) => world.stop_on(p, QueueSnapshot::default, inspect),
+            None => world.stop(inspect),
+        };
         (result, stw_report(report))
     }
 }
