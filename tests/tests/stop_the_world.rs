@@ -140,6 +140,26 @@ fn a_task_can_stop_the_world_and_its_own_processor_counts_as_stopped() {
     });
 }
 
+#[test]
+fn a_task_requester_reports_its_own_processors_queue() {
+    watchdog("stw_requester_queue", || {
+        let rt = gpm_tests::runtime(1);
+        let runnable = rt
+            .block_on(rt.spawn(async {
+                // Spawned from a task: into this P's `runnext` and FIFO, where (with one
+                // P) nobody takes them before the stop.
+                let children: Vec<_> = (0..3).map(|_| gpm::spawn(async {})).collect();
+                let (runnable, _) = gpm::Handle::current().stop_the_world(|w| w.runnable());
+                for child in children {
+                    child.await.unwrap();
+                }
+                runnable
+            }))
+            .unwrap();
+        assert_eq!(runnable, 3);
+    });
+}
+
 /// Spins (holding its P) until `count` tasks have arrived: the tasks then run on different Ps.
 fn meet(arrived: &AtomicUsize, count: usize) {
     arrived.fetch_add(1, Ordering::SeqCst);
