@@ -141,6 +141,113 @@ fn a_task_can_stop_the_world_and_its_own_processor_counts_as_stopped() {
 }
 
 #[test]
+fn a_task_requester_reports_its_own_processors_queue() {
+    watchdog("stw_requester_queue", || {
+        let rt = gpm_tests::runtime(1);
+        let runnable = rt
+            .block_on(rt.spawn(async {
+                // Spawned from a task: into this P's `runnext` and FIFO, where (with one
+                // P) nobody takes them before the stop.
+                let children: Vec<_> = (0..3).map(|_| gpm::spawn(async {})).collect();
+                let (runnable, _) = gpm::Handle::current().stop_the_world(|w| w.runnable());
+                for child in children {
+                    child.await.unwrap();
+                }
+                runnable
+            }))
+            .unwrap();
+        assert_eq!(runnable, 3);
+    });
+}
+
+/// Spins (holding its P) until `count` tasks have arrived: the tasks then run on different Ps.
+fn meet(arrived: &AtomicUsize, count: usize) {
+    arrived.fetch_add(1, Ordering::SeqCst);
+    while arrived.load(Ordering::SeqCst) < count {
+        std::hint::spin_loop();
+    }
+}
+
+/// `STOPS` stops from one poll of the current task; returns the P reported as the requester
+/// (the same one every time: a task does not move during a poll) and checks every report.
+fn stop_repeatedly_from_a_task(stops: usize) -> usize {
+    let handle = gpm::Handle::current();
+    let requesters: Vec<usize> = (0..stops)
+        .map(|_| {
+            let (_, report) = handle.stop_the_world(|_| ());
+            assert!(report.pause >= report.time_to_stop, "{report:?}");
+            let mut own = report
+                .processors
+                .iter()
+                .enumerate()
+                .filter(|(_, (r, _))| *r == StopReason::Requester)
+                .map(|(p, _)| p);
+            let p = own.next().expect("the requester's P is reported");
+            assert_eq!(own.next(), None, "{report:?}");
+            p
+        })
+        .collect();
+    assert!(requesters.iter().all(|&p| p == requesters[0]));
+    requesters[0]
+}
+
+#[test]
+fn two_tasks_stopping_the_world_concurrently_both_complete() {
+    watchdog("stw_two_tasks", || {
+        let rt = gpm_tests::runtime(2);
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let arrived = arrived.clone();
+                rt.spawn(async move {
+                    meet(&arrived, 2);
+                    stop_repeatedly_from_a_task(200)
+                })
+            })
+            .collect();
+        let processors: Vec<usize> = rt.block_on(async {
+            let mut processors = Vec::new();
+            for task in tasks {
+                processors.push(task.await.unwrap());
+            }
+            processors
+        });
+        assert_ne!(
+            processors[0], processors[1],
+            "the tasks ran on different Ps"
+        );
+    });
+}
+
+#[test]
+fn a_task_and_a_thread_stopping_the_world_concurrently_both_complete() {
+    watchdog("stw_task_and_thread", || {
+        let rt = gpm_tests::runtime(2);
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let arrived = arrived.clone();
+            rt.spawn(async move {
+                meet(&arrived, 2);
+                stop_repeatedly_from_a_task(200)
+            })
+        };
+        meet(&arrived, 2);
+        for _ in 0..200 {
+            let (_, report) = rt.handle().stop_the_world(|_| ());
+            assert!(report.pause >= report.time_to_stop, "{report:?}");
+            assert!(
+                report
+                    .processors
+                    .iter()
+                    .all(|(r, _)| *r != StopReason::Requester),
+                "{report:?}"
+            );
+        }
+        rt.block_on(task).unwrap();
+    });
+}
+
+#[test]
 fn concurrent_requests_are_serialised_while_tasks_run() {
     watchdog("stw_concurrent", || {
         let rt = gpm_tests::runtime(2);

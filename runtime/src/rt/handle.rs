@@ -173,8 +173,9 @@ impl Handle {
     /// Idle Ps count as stopped without being woken; a thread inside `spawn_blocking` or
     /// `block_in_place` holds no P and does not delay the stop; a long poll delays it until
     /// it returns. Concurrent calls are served one after the other. Called from a task, the
-    /// task's own P counts as stopped. `inspect` must not wait for tasks of this runtime
-    /// (none runs until it returns).
+    /// task's own P counts as stopped, for this call and for every call it waits behind,
+    /// and reports its queues as the task's thread reads them. `inspect` must not wait for
+    /// tasks of this runtime (none runs until it returns) nor stop the world itself.
     ///
     /// ```
     /// let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
@@ -183,8 +184,7 @@ impl Handle {
     /// assert!(report.pause >= report.time_to_stop);
     /// ```
     pub fn stop_the_world<R>(&self, inspect: impl FnOnce(&StoppedWorld) -> R) -> (R, StwReport) {
-        let requester = self.shared.current_processor();
-        self.shared.stop_the_world(requester, inspect)
+        self.shared.stop_the_world(inspect)
     }
 
     /// Every P's steal counters (attempts, successes and tasks stolen, by relation to the

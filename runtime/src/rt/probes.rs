@@ -48,11 +48,12 @@ use gpm_scheduler::probe::knee::{Knee, KneeDetector, LoadPoint};
 use gpm_scheduler::probe::latency::{LatencyHistograms, Quantiles};
 use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
 use gpm_scheduler::probe::{Counters, Event, EventTotals};
-use gpm_scheduler::stw::{StopKind, StopReport, World};
+use gpm_scheduler::stw::{PStop, StopKind, StopReport, World};
+use gpm_scheduler::Local;
 use serde::Serialize;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The span over which `lambda` and `W` are computed.
@@ -101,6 +102,15 @@ pub struct QueueSnapshot {
 }
 
 impl QueueSnapshot {
+    /// What the holder of a P sees in its queues.
+    fn of<T>(local: &Local<T>) -> QueueSnapshot {
+        QueueSnapshot {
+            queued: local.queue_len(),
+            runnext: local.has_runnext(),
+            deferred: local.deferred_len(),
+        }
+    }
+
     fn total(&self) -> usize {
         self.queued + usize::from(self.runnext) + self.deferred
     }
@@ -196,11 +206,7 @@ impl ProbeState {
                 .deferred
                 .store(local.deferred_len(), Ordering::Relaxed);
         }
-        self.world.safepoint(index, || QueueSnapshot {
-            queued: local.queue_len(),
-            runnext: local.has_runnext(),
-            deferred: local.deferred_len(),
-        });
+        self.world.safepoint(index, || QueueSnapshot::of(local));
     }
 }
 
@@ -535,20 +541,32 @@ impl Shared {
     }
 
     /// Stops the world; see [`Handle::stop_the_world`](super::Handle::stop_the_world).
+    /// Called from a task, the task's own P is the requester: it counts as stopped, and
+    /// publishes its queues as this thread reads them (nothing else runs them meanwhile).
     pub(crate) fn stop_the_world<R>(
-        &self,
-        requester: Option<usize>,
+        self: &Arc<Self>,
         inspect: impl FnOnce(&StoppedWorld) -> R,
     ) -> (R, StwReport) {
-        let (result, report) = self.probes.world.stop(requester, |stops| {
+        let inspect = |stops: &[PStop<QueueSnapshot>]| {
             let world = StoppedWorld {
                 processors: stops.iter().map(|s| s.snapshot).collect(),
                 injector_depth: self.scheduler.injector().len(),
                 tasks_alive: self.owned.len(),
             };
             inspect(&world)
-        });
+        };
+        let world = &self.probes.world;
+        let (result, report) = match self.current_processor() {
+            Some(p) => world.stop_on(p, || self.current_queue_snapshot(), inspect),
+            None => world.stop(inspect),
+        };
         (result, stw_report(report))
+    }
+
+    /// The queues of the P this thread holds (empty if it holds none).
+    fn current_queue_snapshot(self: &Arc<Self>) -> QueueSnapshot {
+        self.with_current_processor(|processor| QueueSnapshot::of(processor.local()))
+            .unwrap_or_default()
     }
 }
 

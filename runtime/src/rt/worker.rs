@@ -294,8 +294,17 @@ impl Shared {
     /// The P this thread holds, if it is an M of this runtime holding one outside its
     /// scheduler (one thread-local lookup).
     pub(crate) fn current_processor(self: &Arc<Self>) -> Option<usize> {
+        self.with_current_processor(|processor| processor.index())
+    }
+
+    /// Calls `f` with the P this thread holds, if it is an M of this runtime holding one
+    /// outside its scheduler (inside a poll, say); else returns `None`.
+    pub(crate) fn with_current_processor<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Proc) -> R,
+    ) -> Option<R> {
         context::with_worker(|worker| match worker {
-            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.processor_index(),
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.with_processor(f),
             _ => None,
         })
     }
@@ -529,10 +538,10 @@ impl WorkerContext {
         }
     }
 
-    /// The index of the P this M holds, if it holds one and is not inside its scheduler.
-    pub(crate) fn processor_index(&self) -> Option<usize> {
+    /// `f` with the P this M holds, if it holds one and is not inside its scheduler.
+    fn with_processor<R>(&self, f: impl FnOnce(&Proc) -> R) -> Option<R> {
         let processor = self.processor.try_borrow().ok()?;
-        processor.as_ref().map(|p| p.index())
+        processor.as_deref().map(f)
     }
 
     /// Steps 1 and 2 of the hand-off. Returns the P's index if there was one to hand off.
