@@ -7,9 +7,11 @@
 //!
 //! # Finding work (Go's `findRunnable`, in order)
 //!
-//! 1. Every `global_queue_interval` ticks (61 by default, as in Go) the injector comes first,
-//!    so a P busy with local work still drains the global queue and nothing starves there.
-//!    It takes its fair share (as in step 3), not one task as Go does: the share joins the
+//! 1. Every `global_queue_interval` ticks (61 by default, as in Go) the injector and this
+//!    P's inbox come first, taking turns at going first (Go's `globrunqget` every 61
+//!    `schedtick`s, with the inbox as a second global queue of this P's own), so a P busy
+//!    with local work still drains both and nothing starves there. It takes a fair share
+//!    of the queue it serves (as in step 3), not one task as Go does: the share joins the
 //!    FIFO, which a P busy with a chain of `runnext` spawns still visits every
 //!    `RUNNEXT_STREAK_MAX + 1` polls, while the injector waits another 61 (this took
 //!    `spawn_many_remote_busy2` from 4x slower than tokio to faster). The same tick returns
@@ -19,10 +21,11 @@
 //! 3. A batch from the injector (its fair share, at most half a local queue).
 //! 4. The tasks that yielded since the FIFO last ran dry (see [`crate::queue`]: yielders
 //!    wait behind the global queue, as in Go's `Gosched`).
-//! 5. Steal: become a searcher (at most half of the Ps may), then take half of a victim's
-//!    FIFO, visiting victims in the order this P's [`VictimPlanner`] writes for the
-//!    runtime's [`StealPolicy`] (see [`crate::steal`]); every visit is counted by its
-//!    relation to the thief. Every victim empty: a share of the injector.
+//! 5. Steal: become a searcher (at most half of the Ps may), then take a share of a
+//!    victim's inbox or else half of its FIFO, visiting victims in the order this P's
+//!    [`VictimPlanner`] writes for the runtime's [`StealPolicy`] (see [`crate::steal`]);
+//!    every visit is counted by its relation to the thief. Every victim empty: a share of
+//!    the injector.
 //! 6. Park, following the protocol in [`crate::idle`].
 //!
 //! # Last P: the inbox
@@ -30,11 +33,25 @@
 //! A task woken from outside the Ps (a foreign thread, `block_on`, the blocking pool) goes
 //! back to the P that last polled it while that P is awake (its cache still holds the
 //! task's data), through the P's inbox: a multi-producer queue (our [`Injector`], i.e.
-//! crossbeam's) that any thread may push to and that the owner drains right after its
-//! local FIFO. A P that sleeps gets no inbox pushes: the task goes to the global injector
-//! instead and the usual wake-up protocol runs. Inboxes are also stealable (a thief takes
-//! one task from a victim's inbox when its FIFO is empty), so a P stuck in a long poll
-//! strands nothing, and the last searcher's re-check before sleeping covers them.
+//! crossbeam's) that any thread may push to. The owner takes the whole inbox (one task to
+//! run, the rest, at most half a local queue, into its FIFO) right after its local FIFO
+//! and on its fairness tick. A P that sleeps gets no inbox pushes: the task goes to the
+//! global injector instead and the usual wake-up protocol runs.
+//!
+//! The owner may be inside a long poll, so an inbox is as reachable as the injector: every
+//! push to an awake P's inbox ends with [`Scheduler::notify_parked`] (a sleeping P is woken
+//! unless one already searches), thieves visit a victim's inbox before its FIFO (its owner
+//! would reach it last), and the last searcher's re-check before sleeping covers inboxes.
+//!
+//! Invariant: a task in an inbox runs within two fairness intervals (`2 * 61` ticks) of its
+//! P if it is the oldest there, and within one round of the FIFO after that (the rest of
+//! the inbox joins the FIFO on the same tick); while its P is stuck in a poll, as soon as
+//! some P runs out of work (a sleeping one is woken for it). Before this, the inbox was
+//! served only once the FIFO ran dry and the first push woke nobody: a task woken from a
+//! foreign thread waited for a ring of tasks keeping its P busy to end (3 s), or for its
+//! P's long poll to return. Left: while the owner is stuck in a long poll and every other
+//! P is busy with short polls, nobody looks at the inbox until a P runs dry (the injector
+//! would be served on their fairness ticks).
 //!
 //! No lost wake-up (a push to the inbox of a P that is about to sleep): the P stores
 //! `asleep = true`, executes a `SeqCst` fence, then re-checks its inbox before sleeping,
@@ -42,8 +59,11 @@
 //! `asleep` and, if set, unparks that P (its parker keeps the token). This is the
 //! store-buffer pattern: with a fence between each side's write and read, at least one
 //! side sees the other's write, so either the P sees the task or the pusher wakes the P.
-//! (A pusher that saw `asleep` before pushing used the injector instead.) The loom model
-//! `inbox_push_races_park` in `runtime/src/inbox_loom_tests.rs` checks this handshake.
+//! (A pusher that saw `asleep` before pushing used the injector instead.) If the P stays
+//! awake, the pusher's `notify_parked` is step 1 of the idle protocol, whose argument
+//! covers inboxes as it covers the injector. The loom models `inbox_push_races_park` and
+//! `inbox_push_to_a_busy_p_wakes_an_idle_p` in `runtime/src/inbox_loom_tests.rs` check
+//! both handshakes.
 
 use crate::idle::Idle;
 use crate::inject::Injector;
@@ -98,7 +118,8 @@ struct Remote<T> {
     latency: LatencyHistory,
     /// Written by the holder of the P, read by probes.
     counters: StealCounters,
-    /// Tasks woken off the Ps whose last P this is; drained by the owner, stealable.
+    /// Tasks woken off the Ps whose last P this is; drained by the owner (after its FIFO
+    /// and on its fairness tick), stolen first by thieves.
     inbox: Injector<T>,
     /// Set by the holder while the P sleeps or is about to; read by inbox pushers.
     asleep: AtomicBool,
@@ -229,8 +250,9 @@ impl<T> Scheduler<T> {
         if remote.asleep.load(Ordering::Relaxed) {
             // It went to sleep meanwhile and may have missed the task: wake it.
             remote.parker.unpark();
-        } else if remote.inbox.len() > 1 {
-            // The P is behind (maybe in a long poll): let an idle P come and steal.
+        } else {
+            // It may be inside a long poll: as for an injector push, wake an idle P to come
+            // and steal unless one already searches (it will visit this inbox).
             self.notify_parked();
         }
         Ok(())
@@ -312,6 +334,16 @@ impl<T> Scheduler<T> {
         }
     }
 
+    /// Step 4 of the idle protocol: the last searcher going to sleep looks at every queue
+    /// once more. The fence pairs with the producer's in [`Scheduler::notify_parked`]
+    /// (store-buffer pattern). The `SeqCst` read-modify-write that announced the sleep
+    /// already orders this in C11; the fence (on the parking path only) makes it explicit
+    /// and checkable by loom, which models `SeqCst` accesses as `AcqRel`.
+    fn recheck_after_announcing_sleep(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.has_stealable_work()
+    }
+
     fn has_stealable_work(&self) -> bool {
         !self.injector.is_empty()
             || self
@@ -358,20 +390,19 @@ impl<T> Processor<T> {
         }
     }
 
-    /// Steps 1 to 4 of finding work: injector on the fairness tick, local queue, injector,
-    /// deferred tasks.
+    /// Steps 1 to 4 of finding work: injector and inbox on the fairness tick, local queue,
+    /// inbox, injector, deferred tasks.
     pub fn next_task(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
         self.tick = self.tick.wrapping_add(1);
         if self.tick % scheduler.global_queue_interval == 0 {
-            self.release_deferred(scheduler);
-            if let Some(task) = self.take_from_injector(scheduler) {
+            if let Some(task) = self.fairness_tick(scheduler) {
                 return Some(task);
             }
         }
         if let Some((task, _)) = self.local.pop() {
             return Some(task);
         }
-        if let Some(task) = scheduler.remotes[self.index].inbox.pop() {
+        if let Some(task) = self.take_from_inbox(scheduler) {
             return Some(task);
         }
         if let Some(task) = self.take_from_injector(scheduler) {
@@ -379,6 +410,20 @@ impl<T> Processor<T> {
         }
         self.release_deferred(scheduler);
         self.local.pop().map(|(task, _)| task)
+    }
+
+    /// Step 1: releases the deferred tasks, then serves the injector and the inbox, taking
+    /// turns at going first (the other queue is served when the first is empty).
+    fn fairness_tick(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
+        self.release_deferred(scheduler);
+        let inbox_turn = (self.tick / scheduler.global_queue_interval) % 2 == 0;
+        if inbox_turn {
+            self.take_from_inbox(scheduler)
+                .or_else(|| self.take_from_injector(scheduler))
+        } else {
+            self.take_from_injector(scheduler)
+                .or_else(|| self.take_from_inbox(scheduler))
+        }
     }
 
     /// Returns the deferred tasks to the FIFO and wakes a P to steal them if there are many.
@@ -390,19 +435,24 @@ impl<T> Processor<T> {
 
     /// Takes this P's fair share of the injector: one task to run, the rest into the FIFO.
     fn take_from_injector(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
-        let first = scheduler.injector.pop()?;
-        let share = scheduler.injector.len() / scheduler.num_processors() + 1;
-        let batch = share.min(LOCAL_QUEUE_CAPACITY / 2);
-        for _ in 0..batch {
-            match scheduler.injector.pop() {
-                Some(task) => self.local.push_back(task, &scheduler.injector),
-                None => break,
-            }
-        }
-        Some(first)
+        let processors = scheduler.num_processors();
+        take_share(
+            &scheduler.injector,
+            &mut self.local,
+            &scheduler.injector,
+            |left| left / processors + 1,
+        )
     }
 
-    /// Step 4: steal half of some victim's FIFO, or fall back to the injector. Returns
+    /// Takes this P's inbox: one task to run, the rest (at most half a local queue) into
+    /// the FIFO, where they wait one round of it and can be stolen.
+    fn take_from_inbox(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
+        let inbox = &scheduler.remotes[self.index].inbox;
+        take_share(inbox, &mut self.local, &scheduler.injector, |left| left)
+    }
+
+    /// Step 5: steal a share of some victim's inbox or half of its FIFO, or fall back to
+    /// the injector. Returns
     /// `None` without searching when half of the Ps already search.
     pub fn steal_work(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
         if !self.searching {
@@ -435,10 +485,12 @@ impl<T> Processor<T> {
         let order = planner.plan(|p| remotes[p].latency.queue_wait_ns(), rng);
         for &victim in order {
             let before = local.queue_len();
-            let stolen = remotes[victim]
-                .stealer
-                .steal_half_into(local)
-                .or_else(|| remotes[victim].inbox.pop());
+            // The inbox first: its owner reaches it only after its FIFO or on its fairness
+            // tick, and not at all while it is stuck in a long poll.
+            let stolen = take_share(&remotes[victim].inbox, local, &scheduler.injector, |left| {
+                left / 2
+            })
+            .or_else(|| remotes[victim].stealer.steal_half_into(local));
             let relation = scheduler.steal.topology.relation(*index, victim);
             let taken = stolen
                 .as_ref()
@@ -497,7 +549,7 @@ impl<T> Processor<T> {
             .idle
             .transition_worker_to_parked(self.index, self.searching);
         self.searching = false;
-        if was_last_searcher && scheduler.has_stealable_work() {
+        if was_last_searcher && scheduler.recheck_after_announcing_sleep() {
             scheduler.notify_parked();
         }
         let parker = &scheduler.remotes[self.index].parker;
@@ -523,6 +575,25 @@ impl<T> Processor<T> {
         let _ = scheduler.idle.unpark_worker_by_id(self.index);
         self.searching = true;
     }
+}
+
+/// Takes the oldest task of `queue` to run and moves `share(tasks left)` more (at most half
+/// a local queue) to the back of `local`, which spills into `overflow` if full.
+fn take_share<T>(
+    queue: &Injector<T>,
+    local: &mut Local<T>,
+    overflow: &Injector<T>,
+    share: impl FnOnce(usize) -> usize,
+) -> Option<T> {
+    let first = queue.pop()?;
+    let batch = share(queue.len()).min(LOCAL_QUEUE_CAPACITY / 2);
+    for _ in 0..batch {
+        match queue.pop() {
+            Some(task) => local.push_back(task, overflow),
+            None => break,
+        }
+    }
+    Some(first)
 }
 
 impl<T> fmt::Debug for Scheduler<T> {
@@ -703,6 +774,81 @@ mod tests {
         ps[0].push_local(&sched, 1, LocalSlot::Back);
         let polled: Vec<_> = std::iter::from_fn(|| ps[0].next_task(&sched)).collect();
         assert_eq!(polled, vec![1, 7, 100]);
+    }
+
+    #[test]
+    fn inbox_checked_on_fairness_tick() {
+        let (sched, mut ps) = Scheduler::new(config(1));
+        let p = &mut ps[0];
+        for i in 0..100 {
+            p.push_local(&sched, i, LocalSlot::Back);
+        }
+        assert_eq!(sched.push_to_processor(0, 1000), Ok(()));
+        let polled: Vec<_> = (0..DEFAULT_GLOBAL_QUEUE_INTERVAL)
+            .map(|_| p.next_task(&sched).unwrap())
+            .collect();
+        // The injector is empty, so the tick serves the inbox, behind 100 queued tasks.
+        assert_eq!(polled.last(), Some(&1000));
+    }
+
+    #[test]
+    fn fairness_ticks_alternate_between_injector_and_inbox() {
+        let (sched, mut ps) = Scheduler::new(config(1));
+        let p = &mut ps[0];
+        for i in 0..200 {
+            p.push_local(&sched, i, LocalSlot::Back);
+        }
+        sched.push_remote(1000);
+        assert_eq!(sched.push_to_processor(0, 2000), Ok(()));
+        assert_eq!(sched.push_to_processor(0, 2001), Ok(()));
+        let interval = DEFAULT_GLOBAL_QUEUE_INTERVAL as usize;
+        let polled: Vec<_> = (0..2 * interval)
+            .map(|_| p.next_task(&sched).unwrap())
+            .collect();
+        // Tick 61: the injector's turn; tick 122: the inbox's, whose rest joins the FIFO.
+        assert_eq!(polled[interval - 1], 1000);
+        assert_eq!(polled[2 * interval - 1], 2000);
+        assert_eq!(p.local().queue_len(), 200 - (2 * interval - 2) + 1);
+    }
+
+    #[test]
+    fn thief_takes_a_victims_inbox_before_its_fifo() {
+        let (sched, mut ps) = Scheduler::new(config(2));
+        for i in 0..8 {
+            ps[0].push_local(&sched, i, LocalSlot::Back);
+        }
+        for task in 100..104 {
+            assert_eq!(sched.push_to_processor(0, task), Ok(()));
+        }
+        // One to run and half of the 3 left; the victim's FIFO is left alone.
+        assert_eq!(ps[1].steal_work(&sched), Some(100));
+        assert_eq!(ps[1].local().queue_len(), 1);
+        assert_eq!(ps[0].local().queue_len(), 8);
+        assert_eq!(sched.steal_stats().processors[1].tasks_stolen.total(), 2);
+    }
+
+    #[test]
+    fn inbox_push_to_a_busy_processor_wakes_an_idle_one() {
+        let (sched, mut ps) = Scheduler::new(config(2));
+        let sched = std::sync::Arc::new(sched);
+        let mut p1 = ps.pop().unwrap();
+        let remote = std::sync::Arc::clone(&sched);
+        let (found_tx, found_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            p1.park(&remote, None, || false);
+            let _ = found_tx.send(p1.steal_work(&remote));
+        });
+        while !sched.idle().is_parked(1) {
+            std::thread::yield_now();
+        }
+        // P0 is awake and never looks at its inbox (a long poll): only P1 can run the task.
+        assert_eq!(sched.push_to_processor(0, 7), Ok(()));
+        let found = found_rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            found,
+            Ok(Some(7)),
+            "the idle P was not woken for the inbox task"
+        );
     }
 
     #[test]

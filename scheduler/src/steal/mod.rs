@@ -3,8 +3,9 @@
 //! # Split
 //!
 //! The steal *loop* is shared and lives in [`crate::processor`] (`Processor::steal_work`):
-//! visit victims in some order, take half of the first non-empty FIFO, else fall back to
-//! the injector. A [`StealPolicy`] only decides the *order*. Each P owns a
+//! visit victims in some order, take a share of the first non-empty inbox (tasks woken
+//! off the Ps for that victim, which its owner reaches last) or else half of the FIFO,
+//! else fall back to the injector. A [`StealPolicy`] only decides the *order*. Each P owns a
 //! [`VictimPlanner`], built once at start-up from the policy and a [`StealTopology`] (per P:
 //! its PU, L3 domain and NUMA node, and the node distance matrix), which writes that order
 //! into a buffer it owns: no allocation, no lock, no shared write on the steal path.
