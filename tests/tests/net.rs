@@ -1,11 +1,14 @@
 //! `gpm::net`: an echo server with 100 concurrent clients, UDP, tokio's io traits, errors
-//! from refused and reset connections, and shutdown failing pending I/O instead of hanging.
+//! from refused and reset connections, shutdown failing pending I/O instead of hanging, and a
+//! foreign waker that panics when the reactor fires it.
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
-use gpm_tests::{catch_panic_message, rt_test, watchdog};
+use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 
 /// Echoes every connection until the peer closes its write half.
 async fn echo_server() -> SocketAddr {
@@ -95,6 +98,54 @@ rt_test! {
             echo.await.unwrap();
         });
     }
+}
+
+rt_test! {
+    /// A future of some other executor waits on a gpm socket with a waker that panics on
+    /// wake. The reactor fires it; the panic stays inside that one wake: the runtime still
+    /// runs tasks and I/O on every worker, and drops without hanging (watchdog).
+    fn panicking_foreign_waker_on_a_socket(rt: &gpm::Runtime) {
+        let socket = {
+            let _guard = rt.enter();
+            UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap()
+        };
+        let addr = socket.local_addr().unwrap();
+        let (waker, woken) = panicking_waker();
+        let mut buf = [0; 16];
+        let mut recv = Box::pin(socket.recv_from(&mut buf));
+        assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"hi", addr).unwrap();
+        woken.recv().unwrap();
+        let noop = futures::task::noop_waker();
+        match recv.as_mut().poll(&mut Context::from_waker(&noop)) {
+            Poll::Ready(result) => assert_eq!(result.unwrap().0, 2),
+            Poll::Pending => panic!("the datagram that fired the waker is not readable"),
+        }
+        still_serves_io(rt);
+    }
+}
+
+/// Echo round trips from as many tasks as the runtime has workers (and then some).
+fn still_serves_io(rt: &gpm::Runtime) {
+    let tasks = 4 * rt.handle().num_workers();
+    rt.block_on(async {
+        let addr = echo_server().await;
+        let clients: Vec<_> = (0..tasks)
+            .map(|seed| {
+                gpm::spawn(async move {
+                    let mut stream = TcpStream::connect(addr).await.unwrap();
+                    stream.write_all(&pattern(seed, 64)).await.unwrap();
+                    let mut echo = vec![0; 64];
+                    stream.read_exact(&mut echo).await.unwrap();
+                    assert_eq!(echo, pattern(seed, 64));
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+    });
 }
 
 rt_test! {

@@ -184,7 +184,7 @@ impl Reactor {
         for io in ios {
             io.set_readiness(SHUTDOWN, &mut wake);
         }
-        wake.into_iter().for_each(Waker::wake);
+        super::wake_all(wake);
         self.wake();
     }
 }
