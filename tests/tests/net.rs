@@ -1,6 +1,6 @@
 //! `gpm::net`: an echo server with 100 concurrent clients, UDP, tokio's io traits, errors
-//! from refused and reset connections, shutdown failing pending I/O instead of hanging, and a
-//! foreign waker that panics when the reactor fires it.
+//! from refused and reset connections, shutdown failing pending I/O instead of hanging, many
+//! tasks waiting on one socket, and a foreign waker that panics when the reactor fires it.
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
@@ -8,6 +8,8 @@ use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
 use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Echoes every connection until the peer closes its write half.
@@ -96,6 +98,74 @@ rt_test! {
                 assert_eq!(&buf[..n], &[i; 8]);
             }
             echo.await.unwrap();
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `accept_many`: 50 tasks accept on one shared listener while 50 clients
+    /// connect, and every accept finishes. With one waker slot per direction only the last
+    /// task to wait was ever woken, and the other accepts hung.
+    fn accept_many(rt: &gpm::Runtime) {
+        const N: usize = 50;
+        rt.block_on(async {
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+            let addr = listener.local_addr().unwrap();
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let acceptors: Vec<_> = (0..N)
+                .map(|_| {
+                    let (listener, waiting) = (Arc::clone(&listener), Arc::clone(&waiting));
+                    gpm::spawn(async move {
+                        waiting.fetch_add(1, Ordering::SeqCst);
+                        listener.accept().await.map(drop)
+                    })
+                })
+                .collect();
+            while waiting.load(Ordering::SeqCst) < N {
+                gpm::task::yield_now().await;
+            }
+            let clients: Vec<_> = (0..N)
+                .map(|_| gpm::spawn(async move { TcpStream::connect(addr).await.map(drop) }))
+                .collect();
+            for task in acceptors.into_iter().chain(clients) {
+                task.await.unwrap().unwrap();
+            }
+        });
+    }
+}
+
+rt_test! {
+    /// Two tasks wait in `recv_from` on one shared UDP socket; two datagrams arrive and both
+    /// receives finish (one readiness event may announce both: every waiter is woken).
+    fn two_receivers_on_one_udp_socket(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            let addr = socket.local_addr().unwrap();
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let receivers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (socket, waiting) = (Arc::clone(&socket), Arc::clone(&waiting));
+                    gpm::spawn(async move {
+                        waiting.fetch_add(1, Ordering::SeqCst);
+                        let mut buf = [0; 16];
+                        socket.recv_from(&mut buf).await.map(|(n, _)| buf[..n].to_vec())
+                    })
+                })
+                .collect();
+            while waiting.load(Ordering::SeqCst) < 2 {
+                gpm::task::yield_now().await;
+            }
+            // One more turn so the receivers' first polls are over on one worker too.
+            gpm::task::yield_now().await;
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sender.send_to(b"one", addr).await.unwrap();
+            sender.send_to(b"two", addr).await.unwrap();
+            let mut received = Vec::new();
+            for receiver in receivers {
+                received.push(receiver.await.unwrap().unwrap());
+            }
+            received.sort();
+            assert_eq!(received, [b"one".to_vec(), b"two".to_vec()]);
         });
     }
 }

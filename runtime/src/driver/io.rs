@@ -7,10 +7,12 @@
 //! [`ScheduledIo`] keeps one atomic word: readiness bits plus a 16-bit *tick* that counts
 //! events. An operation:
 //!
-//! 1. waits until the direction's bits are set ([`ScheduledIo::poll_ready`]), which stores
-//!    the task's waker under a mutex and then re-reads the word, so an event that lands
-//!    between the first read and storing the waker is seen by the re-read, and one that lands
-//!    after finds the waker;
+//! 1. waits until the direction's bits are set ([`Waiter::poll_ready`] for the async-fn
+//!    operations, [`ScheduledIo::poll_ready`] for the poll-based paths), which stores the
+//!    task's waker under a mutex (in the operation's own entry of the direction's waiter
+//!    list, or in the direction's one shared slot: see `super::scheduled_io` for who is
+//!    woken) and then re-reads the word, so an event that lands between the first read and
+//!    storing the waker is seen by the re-read, and one that lands after finds the waker;
 //! 2. tries the syscall;
 //! 3. on `WouldBlock` clears the bits it waited for, *only if the tick is unchanged*
 //!    ([`ScheduledIo::clear_readiness`]): if an event arrived since step 1, clearing would
@@ -18,7 +20,7 @@
 //!
 //! # Shutdown
 //!
-//! [`Reactor::shutdown`] marks every socket `SHUTDOWN` and wakes its waiters; from then on
+//! [`Reactor::shutdown`] marks every socket `SHUTDOWN` and wakes all its waiters; from then on
 //! every readiness wait, and every new registration, fails with an error saying the runtime
 //! is gone. Sockets owned by tasks are closed when shutdown drops those tasks' futures.
 //!
@@ -26,7 +28,7 @@
 //! old socket then marks the new one ready once, which costs one `WouldBlock` and is
 //! harmless (step 3).
 
-pub(crate) use super::scheduled_io::{Direction, ScheduledIo};
+pub(crate) use super::scheduled_io::{Direction, ReadyEvent, ScheduledIo, Waiter};
 use super::scheduled_io::{ERROR, READABLE, READ_CLOSED, SHUTDOWN, WRITABLE, WRITE_CLOSED};
 use mio::event::Source;
 use mio::{Events, Interest, Poll as MioPoll, Registry, Token, Waker as MioWaker};
