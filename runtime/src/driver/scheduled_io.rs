@@ -22,8 +22,8 @@
 //!   through these paths is a misuse (one of them is not woken); use the async-fn operations
 //!   for that.
 //!
-//! A readiness event wakes the waiters of the directions it concerns; `SHUTDOWN` wakes
-//! everyone.
+//! A readiness event wakes the waiters of the directions it concerns; `SHUTDOWN` and
+//! `FAILED` (the reactor can no longer poll, see `super::io`) wake everyone.
 //!
 //! Invariant (checked by the loom models below): a waiter that is `Pending` is either in its
 //! direction's list with its current waker, or a readiness event that concerns it has
@@ -41,6 +41,8 @@ pub(crate) const READ_CLOSED: usize = 1 << 2;
 pub(crate) const WRITE_CLOSED: usize = 1 << 3;
 pub(crate) const ERROR: usize = 1 << 4;
 pub(crate) const SHUTDOWN: usize = 1 << 5;
+/// The reactor can no longer poll (its `epoll_wait` failed): every wait fails.
+pub(crate) const FAILED: usize = 1 << 6;
 const READINESS_MASK: usize = (1 << 16) - 1;
 const TICK_ONE: usize = 1 << 16;
 /// An empty waiter list with more slots than this gives its memory back.
@@ -63,7 +65,7 @@ impl Direction {
 
     /// Whether an event with `bits` concerns the waiters of this direction.
     fn woken_by(self, bits: usize) -> bool {
-        bits & (self.mask() | SHUTDOWN) != 0
+        bits & (self.mask() | SHUTDOWN | FAILED) != 0
     }
 }
 
@@ -147,6 +149,9 @@ impl ScheduledIo {
         let current = self.readiness.load(Ordering::SeqCst);
         if current & SHUTDOWN != 0 {
             return Some(Err(shutdown_error()));
+        }
+        if current & FAILED != 0 {
+            return Some(Err(failed_error()));
         }
         let ready = current & direction.mask();
         (ready != 0).then_some(Ok(ReadyEvent {
@@ -248,11 +253,16 @@ impl Drop for Waiter<'_> {
 }
 
 #[cfg(not(gpm_loom))]
-use super::io::shutdown_error;
+use super::io::{failed_error, shutdown_error};
 
 #[cfg(gpm_loom)]
 fn shutdown_error() -> io::Error {
     io::Error::other("shut down")
+}
+
+#[cfg(gpm_loom)]
+fn failed_error() -> io::Error {
+    io::Error::other("failed")
 }
 
 #[cfg(all(test, gpm_loom))]
