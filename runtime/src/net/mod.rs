@@ -7,7 +7,7 @@
 //! wakes the waiting task through its waker, so it is scheduled like any other wake-up.
 //!
 //! The async-fn operations (`accept`, `read`, `write`, `recv_from`, `send_to`, `connect`,
-//! `readable`, ...) each register their own waiter ([`PollEvented::async_io`]), so any number
+//! `readable`, ...) each register their own waiter (`PollEvented::async_io`), so any number
 //! of tasks may wait on one shared socket and all are woken by readiness. The poll-based
 //! ones (`AsyncRead`/`AsyncWrite`, `poll_accept`, `poll_recv_from`, `poll_send_to`) keep one
 //! waker per direction, the last poller's, as tokio's do (`crate::driver::scheduled_io`).
