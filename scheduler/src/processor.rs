@@ -14,13 +14,18 @@
 //!    of the queue it serves (as in step 3), not one task as Go does: the share joins the
 //!    FIFO, which a P busy with a chain of `runnext` spawns still visits every
 //!    `RUNNEXT_STREAK_MAX + 1` polls, while the injector waits another 61 (this took
-//!    `spawn_many_remote_busy2` from 4x slower than tokio to faster). The same tick returns
-//!    yielded (deferred) tasks to the FIFO.
+//!    `spawn_many_remote_busy2` from 4x slower than tokio to faster).
 //! 2. `runnext`, then the local FIFO, then the P's inbox (tasks woken off the runtime's
 //!    threads that last ran on this P; see "Last P" below).
 //! 3. A batch from the injector (its fair share, at most half a local queue).
 //! 4. The tasks that yielded since the FIFO last ran dry (see [`crate::queue`]: yielders
-//!    wait behind the global queue, as in Go's `Gosched`).
+//!    wait behind the global queue, as in Go's `Gosched`). [`Processor::next_task`] never
+//!    returns them itself: when it finds nothing and [`Processor::has_deferred`] says they
+//!    wait, the M first gives its driver (timers, I/O) a non-blocking turn and then calls
+//!    [`Processor::release_deferred`], so a task yielding in a loop cannot spin while the
+//!    timer or socket that would end its loop waits (tokio's `yield_defers_until_park`). The
+//!    M also releases them after its periodic driver turn, so they wait a bounded number of
+//!    polls on a busy P too.
 //! 5. Steal: become a searcher (at most half of the Ps may), then take a share of a
 //!    victim's inbox or else half of its FIFO, visiting victims in the order this P's
 //!    [`VictimPlanner`] writes for the runtime's [`StealPolicy`] (see [`crate::steal`]);
@@ -390,8 +395,8 @@ impl<T> Processor<T> {
         }
     }
 
-    /// Steps 1 to 4 of finding work: injector and inbox on the fairness tick, local queue,
-    /// inbox, injector, deferred tasks.
+    /// Steps 1 to 3 of finding work: injector and inbox on the fairness tick, local queue,
+    /// inbox, injector. Yielded tasks stay deferred (step 4 is the caller's: module docs).
     pub fn next_task(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
         self.tick = self.tick.wrapping_add(1);
         if self.tick % scheduler.global_queue_interval == 0 {
@@ -405,17 +410,12 @@ impl<T> Processor<T> {
         if let Some(task) = self.take_from_inbox(scheduler) {
             return Some(task);
         }
-        if let Some(task) = self.take_from_injector(scheduler) {
-            return Some(task);
-        }
-        self.release_deferred(scheduler);
-        self.local.pop().map(|(task, _)| task)
+        self.take_from_injector(scheduler)
     }
 
-    /// Step 1: releases the deferred tasks, then serves the injector and the inbox, taking
-    /// turns at going first (the other queue is served when the first is empty).
+    /// Step 1: serves the injector and the inbox, taking turns at going first (the other
+    /// queue is served when the first is empty).
     fn fairness_tick(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
-        self.release_deferred(scheduler);
         let inbox_turn = (self.tick / scheduler.global_queue_interval) % 2 == 0;
         if inbox_turn {
             self.take_from_inbox(scheduler)
@@ -426,8 +426,14 @@ impl<T> Processor<T> {
         }
     }
 
-    /// Returns the deferred tasks to the FIFO and wakes a P to steal them if there are many.
-    fn release_deferred(&mut self, scheduler: &Scheduler<T>) {
+    /// Whether tasks that yielded wait in this P's deferred list.
+    pub fn has_deferred(&self) -> bool {
+        self.local.deferred_len() > 0
+    }
+
+    /// Step 4: returns the deferred tasks to the FIFO (call it after a turn of the driver)
+    /// and wakes a P to steal them if there are many.
+    pub fn release_deferred(&mut self, scheduler: &Scheduler<T>) {
         if self.local.release_deferred(&scheduler.injector) > 1 {
             scheduler.notify_parked();
         }
@@ -687,7 +693,7 @@ mod tests {
     }
 
     #[test]
-    fn deferred_tasks_run_after_the_injector() {
+    fn deferred_tasks_run_after_the_injector_once_released() {
         let (sched, mut ps) = Scheduler::new(config(1));
         let p = &mut ps[0];
         p.push_local(&sched, 1, LocalSlot::Deferred);
@@ -695,21 +701,25 @@ mod tests {
         sched.push_remote(100);
         sched.push_remote(101);
         let polled: Vec<_> = std::iter::from_fn(|| p.next_task(&sched)).collect();
-        assert_eq!(polled, vec![100, 101, 1, 2]);
+        assert_eq!(polled, vec![100, 101]);
+        assert!(p.has_deferred());
+        p.release_deferred(&sched);
+        assert!(!p.has_deferred());
+        let polled: Vec<_> = std::iter::from_fn(|| p.next_task(&sched)).collect();
+        assert_eq!(polled, vec![1, 2]);
     }
 
     #[test]
-    fn deferred_tasks_are_released_on_the_fairness_tick() {
+    fn deferred_tasks_stay_deferred_over_the_fairness_tick() {
         let (sched, mut ps) = Scheduler::new(config(1));
         let p = &mut ps[0];
         for i in 0..200 {
             p.push_local(&sched, i, LocalSlot::Back);
         }
         p.push_local(&sched, 1000, LocalSlot::Deferred);
-        let polled: Vec<_> = (0..201).map(|_| p.next_task(&sched).unwrap()).collect();
-        let position = polled.iter().position(|&t| t == 1000).unwrap();
-        // Released to the back of the FIFO on tick 61, behind the 200 queued tasks.
-        assert_eq!(position, 200);
+        let polled: Vec<_> = std::iter::from_fn(|| p.next_task(&sched)).collect();
+        assert_eq!(polled, (0..200).collect::<Vec<_>>());
+        assert!(p.has_deferred());
     }
 
     #[test]

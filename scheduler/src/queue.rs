@@ -34,14 +34,16 @@
 //!
 //! A task that yields (or is woken while it runs) goes to a private `deferred` list, not to
 //! the FIFO. The list returns to the FIFO only when the FIFO and `runnext` are empty (after
-//! the P has looked at the injector, see `crate::processor`) or on the fairness tick. Go
-//! puts a `Gosched`-ing goroutine on the global queue and tokio defers `yield_now` wakers
-//! for the same reason: were yielders queued in the FIFO, a P kept busy by tasks that stall
-//! and yield would look at the injector only once every 61 polls, and a burst of remote
-//! spawns would wait `burst * 61 / Ps` polls (seconds, with 10 us polls: our
-//! `spawn_many_remote_busy1` bench took 3 s per iteration before this list existed).
-//! Invariant: a deferred task is polled after at most one injector batch and one round of
-//! the FIFO, or `global_queue_interval` ticks, whichever comes first.
+//! the P has looked at the injector and its M has given the driver a turn, see
+//! `crate::processor`) or after the M's periodic driver turn. Go puts a `Gosched`-ing
+//! goroutine on the global queue and tokio defers `yield_now` wakers for the same reason:
+//! were yielders queued in the FIFO, a P kept busy by tasks that stall and yield would look
+//! at the injector only once every 61 polls, and a burst of remote spawns would wait
+//! `burst * 61 / Ps` polls (seconds, with 10 us polls: our `spawn_many_remote_busy1` bench
+//! took 3 s per iteration before this list existed). Invariant: a deferred task returns to
+//! the back of the FIFO once the FIFO and `runnext` are empty, or at the M's next periodic
+//! driver turn (every 61 polls in gpm), whichever comes first; the FIFO's bound applies
+//! from there.
 //!
 //! # Rejected options
 //!

@@ -7,12 +7,14 @@
 //! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
 //!   exactly once.
 //! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
+//! * [`panicking_waker`] is a foreign executor's waker that reports its wake and then panics.
 
 use std::any::Any;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Wake, Waker};
 use std::time::Duration;
 
 /// How long a test body may run before the watchdog declares it hung.
@@ -210,5 +212,27 @@ pub fn catch_panic_message<R>(f: impl FnOnce() -> R) -> String {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(_) => panic!("expected a panic, but the call returned normally"),
         Err(payload) => panic_message(&*payload),
+    }
+}
+
+/// A waker of some other executor that misbehaves: each wake first sends `()` on the
+/// returned channel, then panics. Poll a gpm future with it from outside the runtime to
+/// check that the runtime's driver survives firing it.
+pub fn panicking_waker() -> (Waker, mpsc::Receiver<()>) {
+    let (woken_tx, woken_rx) = mpsc::channel();
+    let waker = Waker::from(Arc::new(PanickingWaker(Mutex::new(woken_tx))));
+    (waker, woken_rx)
+}
+
+struct PanickingWaker(Mutex<mpsc::Sender<()>>);
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = self.0.lock().unwrap_or_else(|e| e.into_inner()).send(());
+        panic!("a foreign waker panics on wake (expected by this test)");
     }
 }

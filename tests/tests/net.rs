@@ -1,11 +1,16 @@
 //! `gpm::net`: an echo server with 100 concurrent clients, UDP, tokio's io traits, errors
-//! from refused and reset connections, and shutdown failing pending I/O instead of hanging.
+//! from refused and reset connections, shutdown failing pending I/O instead of hanging, many
+//! tasks waiting on one socket, and a foreign waker that panics when the reactor fires it.
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
-use gpm_tests::{catch_panic_message, rt_test, watchdog};
+use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// Echoes every connection until the peer closes its write half.
 async fn echo_server() -> SocketAddr {
@@ -95,6 +100,122 @@ rt_test! {
             echo.await.unwrap();
         });
     }
+}
+
+rt_test! {
+    /// tokio's `accept_many`: 50 tasks accept on one shared listener while 50 clients
+    /// connect, and every accept finishes. With one waker slot per direction only the last
+    /// task to wait was ever woken, and the other accepts hung.
+    fn accept_many(rt: &gpm::Runtime) {
+        const N: usize = 50;
+        rt.block_on(async {
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+            let addr = listener.local_addr().unwrap();
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let acceptors: Vec<_> = (0..N)
+                .map(|_| {
+                    let (listener, waiting) = (Arc::clone(&listener), Arc::clone(&waiting));
+                    gpm::spawn(async move {
+                        waiting.fetch_add(1, Ordering::SeqCst);
+                        listener.accept().await.map(drop)
+                    })
+                })
+                .collect();
+            while waiting.load(Ordering::SeqCst) < N {
+                gpm::task::yield_now().await;
+            }
+            let clients: Vec<_> = (0..N)
+                .map(|_| gpm::spawn(async move { TcpStream::connect(addr).await.map(drop) }))
+                .collect();
+            for task in acceptors.into_iter().chain(clients) {
+                task.await.unwrap().unwrap();
+            }
+        });
+    }
+}
+
+rt_test! {
+    /// Two tasks wait in `recv_from` on one shared UDP socket; two datagrams arrive and both
+    /// receives finish (one readiness event may announce both: every waiter is woken).
+    fn two_receivers_on_one_udp_socket(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            let addr = socket.local_addr().unwrap();
+            let waiting = Arc::new(AtomicUsize::new(0));
+            let receivers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (socket, waiting) = (Arc::clone(&socket), Arc::clone(&waiting));
+                    gpm::spawn(async move {
+                        waiting.fetch_add(1, Ordering::SeqCst);
+                        let mut buf = [0; 16];
+                        socket.recv_from(&mut buf).await.map(|(n, _)| buf[..n].to_vec())
+                    })
+                })
+                .collect();
+            while waiting.load(Ordering::SeqCst) < 2 {
+                gpm::task::yield_now().await;
+            }
+            // One more turn so the receivers' first polls are over on one worker too.
+            gpm::task::yield_now().await;
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sender.send_to(b"one", addr).await.unwrap();
+            sender.send_to(b"two", addr).await.unwrap();
+            let mut received = Vec::new();
+            for receiver in receivers {
+                received.push(receiver.await.unwrap().unwrap());
+            }
+            received.sort();
+            assert_eq!(received, [b"one".to_vec(), b"two".to_vec()]);
+        });
+    }
+}
+
+rt_test! {
+    /// A future of some other executor waits on a gpm socket with a waker that panics on
+    /// wake. The reactor fires it; the panic stays inside that one wake: the runtime still
+    /// runs tasks and I/O on every worker, and drops without hanging (watchdog).
+    fn panicking_foreign_waker_on_a_socket(rt: &gpm::Runtime) {
+        let socket = {
+            let _guard = rt.enter();
+            UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap()
+        };
+        let addr = socket.local_addr().unwrap();
+        let (waker, woken) = panicking_waker();
+        let mut buf = [0; 16];
+        let mut recv = Box::pin(socket.recv_from(&mut buf));
+        assert!(recv.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"hi", addr).unwrap();
+        woken.recv().unwrap();
+        let noop = futures::task::noop_waker();
+        match recv.as_mut().poll(&mut Context::from_waker(&noop)) {
+            Poll::Ready(result) => assert_eq!(result.unwrap().0, 2),
+            Poll::Pending => panic!("the datagram that fired the waker is not readable"),
+        }
+        still_serves_io(rt);
+    }
+}
+
+/// Echo round trips from as many tasks as the runtime has workers (and then some).
+fn still_serves_io(rt: &gpm::Runtime) {
+    let tasks = 4 * rt.handle().num_workers();
+    rt.block_on(async {
+        let addr = echo_server().await;
+        let clients: Vec<_> = (0..tasks)
+            .map(|seed| {
+                gpm::spawn(async move {
+                    let mut stream = TcpStream::connect(addr).await.unwrap();
+                    stream.write_all(&pattern(seed, 64)).await.unwrap();
+                    let mut echo = vec![0; 64];
+                    stream.read_exact(&mut echo).await.unwrap();
+                    assert_eq!(echo, pattern(seed, 64));
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+    });
 }
 
 rt_test! {

@@ -1,10 +1,11 @@
 //! `gpm::time`: sleeps never end early and fire in deadline order, `timeout` gives `Elapsed`,
 //! intervals tick on schedule, a million timers leave nothing behind, timers fire while every
-//! worker is busy, and misuse panics with a clear message instead of hanging.
+//! worker is busy, misuse panics with a clear message instead of hanging, and a foreign
+//! waker that panics when the timer wheel fires it harms nothing else.
 
 use futures::task::noop_waker_ref;
 use gpm::time::{self, Duration, Elapsed, Instant, MissedTickBehavior};
-use gpm_tests::{catch_panic_message, rt_test, watchdog};
+use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -269,5 +270,38 @@ rt_test! {
                 interval.reset();
             }
         });
+    }
+}
+
+rt_test! {
+    /// A future of some other executor waits on a gpm sleep with a waker that panics on
+    /// wake. The timer wheel fires it; the panic stays inside that one wake: the runtime
+    /// still runs tasks and timers on every worker, and drops without hanging (watchdog).
+    fn panicking_foreign_waker_on_a_timer(rt: &gpm::Runtime) {
+        let mut sleep = {
+            let _guard = rt.enter();
+            Box::pin(time::sleep(Duration::from_millis(1)))
+        };
+        let (waker, woken) = panicking_waker();
+        assert!(sleep.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        woken.recv().unwrap();
+        assert!(poll_once(&mut sleep).is_ready());
+        let tasks = 4 * rt.handle().num_workers();
+        let sum: usize = rt.block_on(async {
+            let handles: Vec<_> = (0..tasks)
+                .map(|i| {
+                    gpm::spawn(async move {
+                        time::sleep(Duration::from_millis(1)).await;
+                        i
+                    })
+                })
+                .collect();
+            let mut sum = 0;
+            for handle in handles {
+                sum += handle.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sum, tasks * (tasks - 1) / 2);
     }
 }

@@ -203,3 +203,57 @@ fn remote_burst_is_not_starved_by_a_yielder() {
         );
     });
 }
+
+/// tokio's `yield_defers_until_park`: on one worker, a task yields in a loop until another
+/// task, blocked in `accept`, sets a flag. The connection is queued on the listener before
+/// the loop starts, so the flag is set as soon as the I/O driver has had a turn: a yielded
+/// task must not run again before that turn. Were yielders re-run at once, the loop would
+/// spin until the next maintenance turn of the driver (every 61 polls). Five rounds, each
+/// allowed fewer than 10 yields, as tokio's test allows.
+#[test]
+fn yield_defers_until_the_driver_had_a_turn() {
+    const ROUNDS: usize = 5;
+    const MAX_YIELDS: usize = 10;
+    watchdog("yield_defers_until_the_driver_had_a_turn", || {
+        let rt = gpm_tests::runtime(1);
+        let yields = rt
+            .block_on(rt.spawn(async {
+                let mut yields = Vec::new();
+                for _ in 0..ROUNDS {
+                    yields.push(yields_until_accepted().await);
+                }
+                yields
+            }))
+            .unwrap();
+        assert!(
+            yields.iter().all(|&n| n < MAX_YIELDS),
+            "yield_now re-ran the task before the driver saw a queued connection: {yields:?}"
+        );
+    });
+}
+
+/// One round of [`yield_defers_until_the_driver_had_a_turn`]: the yields it took.
+async fn yields_until_accepted() -> usize {
+    let listener = gpm::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicBool::new(false));
+    let acceptor = gpm::spawn({
+        let accepted = Arc::clone(&accepted);
+        async move {
+            let connection = listener.accept().await.unwrap();
+            accepted.store(true, Ordering::SeqCst);
+            connection
+        }
+    });
+    // The acceptor (in `runnext`) runs now and waits in `accept`.
+    gpm::task::yield_now().await;
+    // Blocking on purpose: when it returns, the connection is queued on the listener.
+    let _client = std::net::TcpStream::connect(addr).unwrap();
+    let mut yields = 0;
+    while !accepted.load(Ordering::SeqCst) {
+        gpm::task::yield_now().await;
+        yields += 1;
+    }
+    acceptor.await.unwrap();
+    yields
+}

@@ -7,10 +7,12 @@
 //! [`ScheduledIo`] keeps one atomic word: readiness bits plus a 16-bit *tick* that counts
 //! events. An operation:
 //!
-//! 1. waits until the direction's bits are set ([`ScheduledIo::poll_ready`]), which stores
-//!    the task's waker under a mutex and then re-reads the word, so an event that lands
-//!    between the first read and storing the waker is seen by the re-read, and one that lands
-//!    after finds the waker;
+//! 1. waits until the direction's bits are set ([`Waiter::poll_ready`] for the async-fn
+//!    operations, [`ScheduledIo::poll_ready`] for the poll-based paths), which stores the
+//!    task's waker under a mutex (in the operation's own entry of the direction's waiter
+//!    list, or in the direction's one shared slot: see `super::scheduled_io` for who is
+//!    woken) and then re-reads the word, so an event that lands between the first read and
+//!    storing the waker is seen by the re-read, and one that lands after finds the waker;
 //! 2. tries the syscall;
 //! 3. on `WouldBlock` clears the bits it waited for, *only if the tick is unchanged*
 //!    ([`ScheduledIo::clear_readiness`]): if an event arrived since step 1, clearing would
@@ -18,22 +20,43 @@
 //!
 //! # Shutdown
 //!
-//! [`Reactor::shutdown`] marks every socket `SHUTDOWN` and wakes its waiters; from then on
+//! [`Reactor::shutdown`] marks every socket `SHUTDOWN` and wakes all its waiters; from then on
 //! every readiness wait, and every new registration, fails with an error saying the runtime
 //! is gone. Sockets owned by tasks are closed when shutdown drops those tasks' futures.
+//!
+//! # Failure
+//!
+//! `epoll_wait` fails, besides `EINTR` (a signal: the caller's loop polls again), only with
+//! `EBADF`, `EFAULT` or `EINVAL`: the epoll instance or the event buffer is broken, and every
+//! later call would fail the same way. Panicking there would kill the M that drives (and
+//! strand its P), so the reactor *fails* instead ([`Reactor::poll`]): it reports the error
+//! once on stderr, marks every registered socket `FAILED` and wakes all their waiters (their
+//! operations return an error saying the I/O driver failed), and refuses new registrations.
+//! The runtime goes on: its Ms keep running tasks, and the driving M keeps firing timers,
+//! sleeping until the next deadline on a condition variable (`Fallback`) instead of in
+//! `epoll_wait`.
+//!
+//! No wake-up is lost in the switch: [`Reactor::wake`] writes the eventfd and then, if it
+//! reads `failed`, also signals the condition variable (a sticky flag under its mutex). The
+//! failing turn stores `failed` and returns without sleeping. A wake whose read of `failed`
+//! came before that store (`SeqCst` both) was made before the turn returned, so the parker's
+//! token (set before `wake` is called) is seen when the turn returns; a wake that reads
+//! `failed` sets the flag that the next fallback sleep checks under the mutex. Non-blocking
+//! turns (zero timeout) never touch the flag, so they cannot eat a wake meant for the
+//! driving M.
 //!
 //! Tokens are slab keys. A key is reused after its socket deregisters; a late event for the
 //! old socket then marks the new one ready once, which costs one `WouldBlock` and is
 //! harmless (step 3).
 
-pub(crate) use super::scheduled_io::{Direction, ScheduledIo};
-use super::scheduled_io::{ERROR, READABLE, READ_CLOSED, SHUTDOWN, WRITABLE, WRITE_CLOSED};
+pub(crate) use super::scheduled_io::{Direction, ReadyEvent, ScheduledIo, Waiter};
+use super::scheduled_io::{ERROR, FAILED, READABLE, READ_CLOSED, SHUTDOWN, WRITABLE, WRITE_CLOSED};
 use mio::event::Source;
 use mio::{Events, Interest, Poll as MioPoll, Registry, Token, Waker as MioWaker};
 use slab::Slab;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -44,6 +67,13 @@ pub(crate) fn shutdown_error() -> io::Error {
     io::Error::other("the gpm runtime owning this socket has shut down")
 }
 
+pub(crate) fn failed_error() -> io::Error {
+    io::Error::other(
+        "the I/O driver of the gpm runtime owning this socket failed (epoll_wait returned an \
+         error, reported on stderr): its sockets can no longer wait for readiness",
+    )
+}
+
 /// The reactor shared by the runtime's threads.
 pub(crate) struct Reactor {
     poller: Mutex<Poller>,
@@ -51,6 +81,42 @@ pub(crate) struct Reactor {
     waker: MioWaker,
     ios: Mutex<Slab<Arc<ScheduledIo>>>,
     shutdown: AtomicBool,
+    /// Set once `epoll_wait` failed (module docs, "Failure"); written under `ios`' lock.
+    failed: AtomicBool,
+    fallback: Fallback,
+    /// Makes the next `epoll_wait` fail (tests of the failure path).
+    #[cfg(test)]
+    fail_next_poll: AtomicBool,
+}
+
+/// Where the driving M sleeps once the reactor has failed: a sticky flag and a condition
+/// variable, standing in for the eventfd.
+#[derive(Default)]
+struct Fallback {
+    woken: Mutex<bool>,
+    condvar: Condvar,
+}
+
+impl Fallback {
+    /// Sleeps until [`Fallback::wake`] (now or earlier, once) or `timeout`.
+    fn sleep(&self, timeout: Option<Duration>) {
+        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        if !*woken {
+            woken = match timeout {
+                None => self.condvar.wait(woken).unwrap_or_else(|e| e.into_inner()),
+                Some(timeout) => {
+                    let waited = self.condvar.wait_timeout(woken, timeout);
+                    waited.unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
+        }
+        *woken = false;
+    }
+
+    fn wake(&self) {
+        *self.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.condvar.notify_one();
+    }
 }
 
 struct Poller {
@@ -75,6 +141,10 @@ impl Reactor {
             waker,
             ios: Mutex::new(Slab::new()),
             shutdown: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            fallback: Fallback::default(),
+            #[cfg(test)]
+            fail_next_poll: AtomicBool::new(false),
         })
     }
 
@@ -82,9 +152,13 @@ impl Reactor {
         self.ios.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Wakes the thread blocked in [`Reactor::try_poll`] (sticky: an eventfd write).
+    /// Wakes the thread blocked in [`Reactor::poll`] (sticky: an eventfd write, and the
+    /// fallback's flag once the reactor has failed).
     pub(crate) fn wake(&self) {
-        if let Err(error) = self.waker.wake() {
+        let woke = self.waker.wake();
+        if self.failed.load(Ordering::SeqCst) {
+            self.fallback.wake();
+        } else if let Err(error) = woke {
             // Only fails if the eventfd is gone or full, both of which mean it is already
             // signalled or the reactor is being torn down.
             debug_assert!(false, "gpm: could not wake the I/O driver: {error}");
@@ -103,19 +177,55 @@ impl Reactor {
     }
 
     /// Waits up to `timeout` for events and records them; the wakers of the tasks they
-    /// concern go to `wake`.
+    /// concern go to `wake`. May return early. Once the reactor has failed, only sleeps.
     pub(crate) fn poll(
         &self,
         poller: &mut PollerGuard<'_>,
         timeout: Option<Duration>,
         wake: &mut Vec<Waker>,
     ) {
+        if self.failed.load(Ordering::SeqCst) {
+            if timeout != Some(Duration::ZERO) {
+                self.fallback.sleep(timeout);
+            }
+            return;
+        }
         let Poller { poll, events } = &mut *poller.0;
-        match poll.poll(events, timeout) {
+        match self.epoll_wait(poll, events, timeout) {
             Ok(()) => self.dispatch(events, wake),
             // A signal: the caller's loop polls again.
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => panic!("gpm: the I/O driver's epoll_wait failed: {error}"),
+            Err(error) => self.fail(&error, wake),
+        }
+    }
+
+    fn epoll_wait(
+        &self,
+        poll: &mut MioPoll,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_next_poll.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        poll.poll(events, timeout)
+    }
+
+    /// `epoll_wait` failed for good (module docs, "Failure"): fail every socket's waits, wake
+    /// their waiters (through `wake`) and refuse new sockets.
+    fn fail(&self, error: &io::Error, wake: &mut Vec<Waker>) {
+        eprintln!(
+            "gpm: the I/O driver's epoll_wait failed ({error}); pending and later socket waits \
+             of this runtime fail with an error, timers and tasks go on"
+        );
+        let ios: Vec<Arc<ScheduledIo>> = {
+            let ios = self.ios();
+            self.failed.store(true, Ordering::SeqCst);
+            ios.iter().map(|(_, io)| Arc::clone(io)).collect()
+        };
+        for io in ios {
+            io.set_readiness(FAILED, wake);
         }
     }
 
@@ -146,6 +256,9 @@ impl Reactor {
             let mut ios = self.ios();
             if self.shutdown.load(Ordering::SeqCst) {
                 return Err(shutdown_error());
+            }
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(failed_error());
             }
             ios.insert(Arc::clone(&io))
         };
@@ -184,7 +297,7 @@ impl Reactor {
         for io in ios {
             io.set_readiness(SHUTDOWN, &mut wake);
         }
-        wake.into_iter().for_each(Waker::wake);
+        super::wake_all(wake);
         self.wake();
     }
 }
@@ -214,6 +327,64 @@ impl std::fmt::Debug for Reactor {
         f.debug_struct("Reactor")
             .field("registered", &self.registered())
             .field("shutdown", &self.shutdown.load(Ordering::Relaxed))
+            .field("failed", &self.failed.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::net::UdpSocket;
+    use crate::Runtime;
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Runs `body` on its own thread; fails if it has not finished within a minute (a hang).
+    fn watchdog(body: impl FnOnce() + Send + 'static) {
+        let (done_tx, done_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            body();
+            let _ = done_tx.send(());
+        });
+        match done_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Err(payload) = thread.join() {
+                    std::panic::resume_unwind(payload);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung"),
+        }
+    }
+
+    /// An `epoll_wait` error (injected: `EBADF`) fails the task waiting in `recv_from` with
+    /// an error naming the driver, and new sockets; the worker that drove survives: it still
+    /// runs tasks, fires timers, and hears wake-ups; the runtime drops.
+    #[test]
+    fn a_failed_epoll_wait_fails_socket_waits_and_keeps_the_worker() {
+        watchdog(|| {
+            let rt = Runtime::builder().worker_threads(1).build().unwrap();
+            let (waiting_tx, waiting_rx) = mpsc::channel();
+            let receiver = rt.spawn(async move {
+                let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                waiting_tx.send(()).unwrap();
+                socket.recv_from(&mut [0; 8]).await.map(|(n, _)| n)
+            });
+            waiting_rx.recv().unwrap();
+            // The receiver's poll has returned: it waits in `recv_from`.
+            rt.handle().stop_the_world(|_| ());
+            let driver = &rt.handle().shared.driver;
+            driver.io.fail_next_poll.store(true, Ordering::SeqCst);
+            driver.wake();
+            let error = rt.block_on(receiver).unwrap().unwrap_err();
+            assert!(error.to_string().contains("I/O driver"), "{error}");
+            assert!(driver.io.failed.load(Ordering::SeqCst));
+            let bind = rt.block_on(async { UdpSocket::bind("127.0.0.1:0").await });
+            assert!(bind.unwrap_err().to_string().contains("I/O driver"));
+            let slept = rt.spawn(async { crate::time::sleep(Duration::from_millis(5)).await });
+            rt.block_on(slept).unwrap();
+            // A task spawned from outside reaches the worker asleep in the fallback.
+            assert_eq!(rt.block_on(rt.spawn(async { 7 })).unwrap(), 7);
+        });
     }
 }

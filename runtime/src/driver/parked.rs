@@ -1,8 +1,19 @@
 //! The driver proper: the timer wheel and reactor together, and the parked turn.
+//!
+//! # Wakers that panic
+//!
+//! The wakers the driver fires are not all gpm's: a future polled by another executor (or
+//! by hand) may wait on a gpm timer or socket with a waker whose `wake` panics. That panic
+//! must not unwind into the M that happens to run the driver (it would take the M, and the
+//! P it holds, with it), so every wake of a batch runs inside its own `catch_unwind`
+//! ([`wake_all`]): a panicking waker is reported by the panic hook as usual, dropped, and the
+//! rest of the batch is still woken. gpm's own wakers never panic, so this costs the happy
+//! path nothing but the landing pad.
 
 use super::{io, time};
 use gpm_scheduler::ParkDriver;
 use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -20,7 +31,17 @@ pub(crate) fn has_deferred_wakes() -> bool {
 /// Wakes the tasks made ready by parked turns of the driver on this thread.
 pub(crate) fn wake_deferred() {
     let wakers = DEFERRED.with(|deferred| std::mem::take(&mut *deferred.borrow_mut()));
-    wakers.into_iter().for_each(Waker::wake);
+    wake_all(wakers);
+}
+
+/// Wakes each of `wakers`; a wake that panics (a foreign waker's) is contained and the
+/// others are still woken (module docs).
+pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
+    for waker in wakers {
+        // Unwind safety: the waker is consumed by the call, and no state of ours is
+        // borrowed across it, so nothing half-updated can be observed after a panic.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+    }
 }
 
 /// Polls between two non-blocking turns of the driver by a busy M.
@@ -47,7 +68,7 @@ impl Driver {
             self.io.poll(&mut poller, Some(Duration::ZERO), &mut wake);
         }
         self.time.end_park_and_fire(false, &mut wake);
-        wake.into_iter().for_each(Waker::wake);
+        wake_all(wake);
     }
 
     /// Fails pending I/O, fires every timer.

@@ -151,7 +151,7 @@ impl TimeDriver {
             inner.shutdown = true;
             inner.wheel.fire_all(&mut fired);
         }
-        fired.into_iter().for_each(Waker::wake);
+        super::wake_all(fired);
     }
 }
 

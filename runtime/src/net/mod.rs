@@ -6,6 +6,12 @@
 //! `WouldBlock` clear the readiness (unless a newer event arrived) and wait again. Readiness
 //! wakes the waiting task through its waker, so it is scheduled like any other wake-up.
 //!
+//! The async-fn operations (`accept`, `read`, `write`, `recv_from`, `send_to`, `connect`,
+//! `readable`, ...) each register their own waiter (`PollEvented::async_io`), so any number
+//! of tasks may wait on one shared socket and all are woken by readiness. The poll-based
+//! ones (`AsyncRead`/`AsyncWrite`, `poll_accept`, `poll_recv_from`, `poll_send_to`) keep one
+//! waker per direction, the last poller's, as tokio's do (`crate::driver::scheduled_io`).
+//!
 //! [`TcpStream`] implements futures-io's `AsyncRead`/`AsyncWrite` (use `futures::io`'s
 //! extension traits for `read`, `write_all`, ...), tokio's with the `tokio-io` feature, and
 //! hyper's `rt::Read`/`rt::Write` with the `hyper` feature (`crate::compat::hyper`).
@@ -27,10 +33,11 @@ mod udp;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
-use crate::driver::io::{Direction, ScheduledIo};
+use crate::driver::io::{Direction, ReadyEvent, ScheduledIo, Waiter};
 use crate::driver::Driver;
 use crate::task::coop;
 use mio::event::Source;
+use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -72,16 +79,38 @@ impl<E: Source> PollEvented<E> {
         &self.io
     }
 
-    /// Runs `op` once the socket is ready in `direction`, retrying after `WouldBlock`.
+    /// Runs `op` once the socket is ready in `direction`, retrying after `WouldBlock`; waits
+    /// in the direction's shared slot (the poll-based paths: only the last poller is woken).
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
+        op: impl FnMut(&E) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io_with(cx, |cx| self.scheduled.poll_ready(cx, direction), op)
+    }
+
+    /// Like [`PollEvented::poll_io`] to completion, for the async-fn operations: waits as its
+    /// own waiter, so concurrent operations on one socket are all woken.
+    pub(crate) async fn async_io<R>(
+        &self,
+        direction: Direction,
+        mut op: impl FnMut(&E) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut waiter = Waiter::new(&self.scheduled, direction);
+        poll_fn(|cx| self.poll_io_with(cx, |cx| waiter.poll_ready(cx), &mut op)).await
+    }
+
+    /// The operation loop: `wait` is step 1 of the readiness protocol.
+    fn poll_io_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        mut wait: impl FnMut(&mut Context<'_>) -> Poll<io::Result<ReadyEvent>>,
         mut op: impl FnMut(&E) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         let spent = ready!(coop::poll_proceed(cx));
         loop {
-            let event = ready!(self.scheduled.poll_ready(cx, direction))?;
+            let event = ready!(wait(cx))?;
             match op(&self.io) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.scheduled.clear_readiness(event);
@@ -94,13 +123,10 @@ impl<E: Source> PollEvented<E> {
         }
     }
 
-    /// Waits for readiness in `direction` without doing I/O.
-    pub(crate) fn poll_ready(
-        &self,
-        cx: &mut Context<'_>,
-        direction: Direction,
-    ) -> Poll<io::Result<()>> {
-        self.scheduled.poll_ready(cx, direction).map_ok(|_| ())
+    /// Waits, as its own waiter, for readiness in `direction` without doing I/O.
+    pub(crate) async fn ready(&self, direction: Direction) -> io::Result<()> {
+        let mut waiter = Waiter::new(&self.scheduled, direction);
+        poll_fn(|cx| waiter.poll_ready(cx).map_ok(drop)).await
     }
 }
 

@@ -4,7 +4,6 @@ use super::{each_addr, PollEvented};
 use crate::driver::io::Direction;
 use futures_io::{AsyncRead, AsyncWrite};
 use std::fmt;
-use std::future::poll_fn;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
@@ -64,11 +63,19 @@ impl TcpListener {
     }
 
     /// Waits for a connection.
+    ///
+    /// Any number of tasks may wait in `accept` on one (shared) listener: each connection
+    /// goes to one of them.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        poll_fn(|cx| self.poll_accept(cx)).await
+        let (stream, addr) = self
+            .io
+            .async_io(Direction::Read, |listener| listener.accept())
+            .await?;
+        Ok((TcpStream::from_mio(stream)?, addr))
     }
 
-    /// Polls for a connection.
+    /// Polls for a connection. Only the last task to poll is woken: for several tasks
+    /// accepting on one listener, use [`TcpListener::accept`].
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         self.io
             .poll_io(cx, Direction::Read, |listener| listener.accept())
@@ -109,8 +116,9 @@ impl TcpStream {
         let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
         // mio's recipe: wait until writable, then a pending error or a peer address tells
         // whether the connection is established; "not connected" means wait again.
-        poll_fn(|cx| {
-            stream.io.poll_io(cx, Direction::Write, |socket| {
+        stream
+            .io
+            .async_io(Direction::Write, |socket| {
                 if let Some(error) = socket.take_error()? {
                     return Err(error);
                 }
@@ -122,8 +130,7 @@ impl TcpStream {
                     Err(error) => Err(error),
                 }
             })
-        })
-        .await?;
+            .await?;
         Ok(stream)
     }
 
@@ -166,17 +173,21 @@ impl TcpStream {
 
     /// Waits until the stream is readable (or closed, or failed).
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.io.poll_ready(cx, Direction::Read)).await
+        self.io.ready(Direction::Read).await
     }
 
     /// Reads into `buf`, like tokio's `AsyncReadExt::read`; `Ok(0)` at end of stream.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+        self.io
+            .async_io(Direction::Read, |mut socket| socket.read(buf))
+            .await
     }
 
     /// Writes some of `buf`, like tokio's `AsyncWriteExt::write`.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+        self.io
+            .async_io(Direction::Write, |mut socket| socket.write(buf))
+            .await
     }
 
     /// Writes all of `buf`.

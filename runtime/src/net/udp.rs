@@ -3,7 +3,6 @@
 use super::{each_addr, PollEvented};
 use crate::driver::io::Direction;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
@@ -68,10 +67,13 @@ impl UdpSocket {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to send to"))?;
-        poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
+        self.io
+            .async_io(Direction::Write, |socket| socket.send_to(buf, target))
+            .await
     }
 
-    /// Polls sending one datagram to `target`.
+    /// Polls sending one datagram to `target`. Only the last task to poll is woken: for
+    /// several tasks sending on one socket, use [`UdpSocket::send_to`].
     pub fn poll_send_to(
         &self,
         cx: &mut Context<'_>,
@@ -84,10 +86,13 @@ impl UdpSocket {
 
     /// Receives one datagram; returns its length and sender.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+        self.io
+            .async_io(Direction::Read, |socket| socket.recv_from(buf))
+            .await
     }
 
-    /// Polls receiving one datagram.
+    /// Polls receiving one datagram. Only the last task to poll is woken: for several tasks
+    /// receiving on one socket, use [`UdpSocket::recv_from`].
     pub fn poll_recv_from(
         &self,
         cx: &mut Context<'_>,
@@ -99,12 +104,12 @@ impl UdpSocket {
 
     /// Sends to the connected peer.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(cx, Direction::Write, |s| s.send(buf))).await
+        self.io.async_io(Direction::Write, |s| s.send(buf)).await
     }
 
     /// Receives from the connected peer.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |s| s.recv(buf))).await
+        self.io.async_io(Direction::Read, |s| s.recv(buf)).await
     }
 }
 

@@ -5,11 +5,22 @@
 //! ```text
 //! loop {
 //!     if shutdown { drain the P's queues; exit }
-//!     task = P.next_task() or P.steal_work()      // gpm_scheduler::processor
+//!     task = P.next_task()                        // gpm_scheduler::processor
+//!     if !task && P.has_deferred() { turn the driver; P.release_deferred(); continue }
+//!     task = task or P.steal_work()
 //!     if task { leave searching; poll it with a fresh coop budget }
 //!     else    { park the P until woken }
 //! }
 //! ```
+//!
+//! # Yielded tasks wait for a driver turn
+//!
+//! A task that yields (`yield_now`, an exhausted coop budget, a wake during its own poll) is
+//! deferred by its P, and the P never hands it back by itself: the M releases the deferred
+//! tasks only right after a turn of the driver, either because nothing else is left to run
+//! (a non-blocking turn, then release) or at its periodic maintenance turn. So a task looping
+//! on `yield_now` until a timer fires or a socket becomes ready never spins past the event:
+//! the event is delivered before the task runs again (tokio's `yield_defers_until_park`).
 //!
 //! The P (a boxed `Processor`) sits in the M's [`WorkerContext`] while tasks are polled, so a
 //! spawn or a wake by the running task can push to the local queue (`runnext`) without any
@@ -475,11 +486,12 @@ impl WorkerContext {
                 self.find_task(processor)
             };
             match next {
-                Some((task, index)) => {
+                Next::Run(task, index) => {
                     run_task_contained(&self.shared, task, index);
                     self.maintain_driver();
                 }
-                None => self.park(),
+                Next::OnlyYielded => self.turn_driver_and_release_yielded(),
+                Next::Nothing => self.park(),
             }
         }
     }
@@ -492,17 +504,31 @@ impl WorkerContext {
             self.polls_since_maintenance.set(polls);
             return;
         }
-        self.polls_since_maintenance.set(0);
-        self.shared.driver.maintain();
+        self.turn_driver_and_release_yielded();
     }
 
-    fn find_task(&self, processor: &mut Proc) -> Option<(TaskRef, usize)> {
+    /// A non-blocking turn of the driver (its wakes land in this P's queue), then the tasks
+    /// that yielded before it go back to the FIFO (module docs).
+    fn turn_driver_and_release_yielded(&self) {
+        self.polls_since_maintenance.set(0);
+        self.shared.driver.maintain();
+        if let Some(processor) = self.processor.borrow_mut().as_mut() {
+            processor.release_deferred(&self.shared.scheduler);
+        }
+    }
+
+    fn find_task(&self, processor: &mut Proc) -> Next {
         let scheduler = &self.shared.scheduler;
-        let task = processor
-            .next_task(scheduler)
-            .or_else(|| processor.steal_work(scheduler))?;
+        let task = match processor.next_task(scheduler) {
+            Some(task) => task,
+            None if processor.has_deferred() => return Next::OnlyYielded,
+            None => match processor.steal_work(scheduler) {
+                Some(task) => task,
+                None => return Next::Nothing,
+            },
+        };
         processor.transition_from_searching(scheduler);
-        Some((task, processor.index()))
+        Next::Run(task, processor.index())
     }
 
     /// Parks the P (the M may sleep in the driver), then wakes the tasks the driver made
@@ -563,6 +589,16 @@ impl WorkerContext {
             *self.processor.borrow_mut() = Some(processor);
         }
     }
+}
+
+/// What an M found to do.
+enum Next {
+    /// Poll this task on the P of that index.
+    Run(TaskRef, usize),
+    /// Only tasks that yielded are left: turn the driver, then release them.
+    OnlyYielded,
+    /// Nothing at all: park.
+    Nothing,
 }
 
 /// [`run_task`], with any panic that escapes the task's own containment (the task catches
