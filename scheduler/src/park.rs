@@ -31,6 +31,13 @@
 //! sleep is never lost. A `wake` that reaches a thread that already left the driver only
 //! costs that driver one spurious return.
 //!
+//! Sticky is not enough on its own: until the sleeper holds the driver, another thread may
+//! be inside it (a busy M's non-blocking maintenance turn) and consume the wake meant for
+//! the sleeper (the eventfd's one edge). So [`ParkDriver::try_drive`] asks `cancelled`
+//! once it holds the driver, before it sleeps (tokio's order: take the driver, then look
+//! for a token): a token that came before that point is seen there, and a wake that comes
+//! after it reaches the holder, the only thread that can consume it now.
+//!
 //! The scheduler knows nothing of I/O or time: the trait is all it sees. Rejected: putting
 //! mio in this crate (it would tie the queueing code to one reactor and make it untestable
 //! without sockets), and a dedicated driver thread (every readiness event would cross
@@ -52,7 +59,11 @@ pub trait ParkDriver: Send + Sync {
     /// If no other thread drives, sleeps in the driver until [`ParkDriver::wake`] is called,
     /// `timeout` passes, or the driver has events to deliver, and returns true. Returns false
     /// at once, without sleeping, when another thread is driving. May return early.
-    fn try_drive(&self, timeout: Option<Duration>) -> bool;
+    ///
+    /// Once it holds the driver (no other thread can consume a wake from then on) and
+    /// before it sleeps, it calls `cancelled`; on true it does not sleep (it may still
+    /// deliver ready events without waiting). See the module docs for why.
+    fn try_drive(&self, timeout: Option<Duration>, cancelled: &dyn Fn() -> bool) -> bool;
 
     /// Ends the current `try_drive` sleep, or the next one if none is in progress (sticky).
     fn wake(&self);
@@ -154,7 +165,8 @@ impl Parker {
             }
             Err(actual) => unreachable!("parker state {actual} while driving"),
         }
-        let drove = driver.try_drive(timeout);
+        let woken = || self.state.load(Ordering::SeqCst) != DRIVING;
+        let drove = driver.try_drive(timeout, &woken);
         match self.state.swap(EMPTY, Ordering::SeqCst) {
             NOTIFIED => Driven::Returned,
             DRIVING if drove => Driven::Returned,
@@ -246,12 +258,15 @@ mod tests {
     }
 
     impl ParkDriver for FlagDriver {
-        fn try_drive(&self, _timeout: Option<Duration>) -> bool {
+        fn try_drive(&self, _timeout: Option<Duration>, cancelled: &dyn Fn() -> bool) -> bool {
             if self.busy.load(Ordering::SeqCst) {
                 return false;
             }
             self.drives.fetch_add(1, Ordering::SeqCst);
             let mut woken = self.woken.lock().unwrap();
+            if cancelled() {
+                return true;
+            }
             while !*woken {
                 woken = self.condvar.wait(woken).unwrap();
             }
@@ -279,6 +294,62 @@ mod tests {
             std::thread::yield_now();
         }
         sleeper.join().unwrap();
+    }
+
+    /// A driver whose wake another thread can consume before the sleeper holds it, as a
+    /// busy M's maintenance turn consumes the eventfd's edge. `before_holding` plays that
+    /// race at the worst moment: the sleeper is `DRIVING`, an unpark lands (its wake sets
+    /// the flag), and another thread's turn consumes the flag. The sleeper must not then
+    /// sleep in the driver with its token unseen.
+    struct RacedDriver {
+        flag: FlagDriver,
+        parker: std::sync::OnceLock<std::sync::Weak<Parker>>,
+        slept_without_wake: std::sync::atomic::AtomicBool,
+    }
+
+    impl ParkDriver for RacedDriver {
+        fn try_drive(&self, _timeout: Option<Duration>, cancelled: &dyn Fn() -> bool) -> bool {
+            if let Some(parker) = self.parker.get().and_then(std::sync::Weak::upgrade) {
+                parker.unpark();
+            }
+            *self.flag.woken.lock().unwrap() = false; // another M's turn took the edge
+            if cancelled() {
+                return true;
+            }
+            // Sleeping now would wait for a wake that never comes (bounded here, so the
+            // test reports it instead of hanging).
+            let woken = self.flag.woken.lock().unwrap();
+            let (woken, timeout) = self
+                .flag
+                .condvar
+                .wait_timeout_while(woken, Duration::from_secs(2), |woken| !*woken)
+                .unwrap();
+            drop(woken);
+            self.slept_without_wake
+                .store(timeout.timed_out(), Ordering::SeqCst);
+            true
+        }
+
+        fn wake(&self) {
+            self.flag.wake();
+        }
+    }
+
+    #[test]
+    fn a_wake_consumed_by_another_driver_turn_is_not_lost() {
+        let driver = Arc::new(RacedDriver {
+            flag: FlagDriver::default(),
+            parker: std::sync::OnceLock::new(),
+            slept_without_wake: std::sync::atomic::AtomicBool::new(false),
+        });
+        let parker = Arc::new(Parker::new());
+        assert!(parker.install_driver(driver.clone()));
+        driver.parker.set(Arc::downgrade(&parker)).unwrap();
+        parker.park();
+        assert!(
+            !driver.slept_without_wake.load(Ordering::SeqCst),
+            "the sleeper slept in the driver although its token had come"
+        );
     }
 
     #[test]

@@ -84,13 +84,16 @@ impl Driver {
 }
 
 impl ParkDriver for Driver {
-    fn try_drive(&self, timeout: Option<Duration>) -> bool {
+    fn try_drive(&self, timeout: Option<Duration>, cancelled: &dyn Fn() -> bool) -> bool {
         let Some(mut poller) = self.io.try_lock_poller() else {
             return false;
         };
         // `parked_until` is only touched by the poller's holder, so it belongs to this M.
         let timer = self.time.begin_park();
         let timeout = match (timeout, timer) {
+            // Woken before this M held the poller: the wake may have been consumed by
+            // another M's maintenance turn, so do not sleep (`gpm_scheduler::park` docs).
+            _ if cancelled() => Some(Duration::ZERO),
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

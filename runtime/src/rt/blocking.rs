@@ -274,7 +274,7 @@ impl Pool {
     }
 
     fn spawn_thread(&self, state: &mut PoolState, shared: &Arc<Shared>) -> std::io::Result<()> {
-        state.handles.retain(|h| !h.is_finished());
+        join_finished_threads(&mut state.handles);
         let mut builder = thread::Builder::new().name(self.config.thread_name.clone());
         if let Some(size) = self.config.stack_size {
             builder = builder.stack_size(size);
@@ -405,6 +405,20 @@ impl Drop for LiveThread<'_> {
     fn drop(&mut self) {
         self.0.lock().live -= 1;
         self.0.exited.notify_all();
+    }
+}
+
+/// Joins the threads that have left the pool (keep-alive expired) and forgets their
+/// handles. Joined, not detached: once shutdown has joined the rest, no thread of the
+/// runtime is left, not even one still exiting. Their `thread_main` has returned, so the
+/// joins do not wait on the pool lock held here.
+fn join_finished_threads(handles: &mut Vec<thread::JoinHandle<()>>) {
+    let (finished, running) = std::mem::take(handles)
+        .into_iter()
+        .partition::<Vec<_>, _>(thread::JoinHandle::is_finished);
+    *handles = running;
+    for handle in finished {
+        let _ = handle.join();
     }
 }
 
