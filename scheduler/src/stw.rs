@@ -249,8 +249,11 @@ impl<S: Default> World<S> {
         let time_to_stop = started.elapsed();
         let stops: Vec<PStop<S>> = inner.stops.iter_mut().map(|s| s.take().unwrap()).collect();
         drop(inner);
+        // `inspect` is user code: if it panics, the world resumes all the same while the
+        // panic unwinds to the requester, instead of staying stopped for ever.
+        let resume = ResumeOnDrop(self);
         let result = inspect(&stops);
-        self.resume();
+        drop(resume);
         let report = report(&stops, time_to_stop, started.elapsed());
         (result, report)
     }
@@ -392,6 +395,15 @@ impl<S: Default> World<S> {
             inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
         }
         inner
+    }
+}
+
+/// Step 4 of a request, when dropped (on return or on a panic in `inspect`).
+struct ResumeOnDrop<'a, S: Default>(&'a World<S>);
+
+impl<S: Default> Drop for ResumeOnDrop<'_, S> {
+    fn drop(&mut self) {
+        self.0.resume();
     }
 }
 

@@ -3,7 +3,7 @@
 //! and from many threads at once neither deadlock nor overlap a poll.
 
 use gpm::probe::StopReason;
-use gpm_tests::watchdog;
+use gpm_tests::{rt_test, watchdog};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -293,4 +293,53 @@ fn stop_after_shutdown_returns_with_every_processor_exited() {
             .iter()
             .all(|(r, _)| *r == StopReason::Exited || *r == StopReason::Idle));
     });
+}
+
+rt_test! {
+    /// A stop of the same runtime requested from inside `inspect` would wait for itself: it
+    /// panics with a message saying so (from a task and from a plain thread), and the
+    /// world resumes; a stop of another runtime from inside `inspect` is allowed.
+    fn stop_the_world_inside_inspect_panics_instead_of_hanging(rt: &gpm::Runtime) {
+        let handle = rt.handle().clone();
+        let message = gpm_tests::catch_panic_message(|| {
+            handle.stop_the_world(|_| handle.stop_the_world(|_| ()))
+        });
+        assert!(message.contains("wait for itself"), "{message}");
+        let from_task = rt.block_on(rt.spawn(async {
+            let handle = gpm::Handle::current();
+            handle.stop_the_world(|_| handle.stop_the_world(|_| ()));
+        }));
+        assert!(from_task.unwrap_err().is_panic());
+        let other = gpm_tests::runtime(1);
+        let (workers, _) = handle.stop_the_world(|_| {
+            other.handle().stop_the_world(|world| world.processors.len()).0
+        });
+        assert_eq!(workers, 1);
+        assert_eq!(rt.block_on(rt.spawn(async { 3 })).unwrap(), 3);
+    }
+}
+
+rt_test! {
+    /// An `inspect` closure that panics: the panic reaches the caller and the world
+    /// resumes (every P runs tasks again, and the next stop succeeds).
+    fn panicking_inspect_resumes_the_world(rt: &gpm::Runtime) {
+        let handle = rt.handle().clone();
+        let message = gpm_tests::catch_panic_message(|| {
+            handle.stop_the_world(|_| -> () { panic!("inspect gave up") })
+        });
+        assert_eq!(message, "inspect gave up");
+        let workers = handle.num_workers();
+        let barrier = Arc::new(std::sync::Barrier::new(workers));
+        let tasks: Vec<_> = (0..workers)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                rt.spawn(async move { gpm::task::block_in_place(|| barrier.wait()) })
+            })
+            .collect();
+        for task in tasks {
+            rt.block_on(task).unwrap();
+        }
+        let (seen, _) = handle.stop_the_world(|world| world.processors.len());
+        assert_eq!(seen, workers);
+    }
 }

@@ -175,7 +175,11 @@ impl Handle {
     /// it returns. Concurrent calls are served one after the other. Called from a task, the
     /// task's own P counts as stopped, for this call and for every call it waits behind,
     /// and reports its queues as the task's thread reads them. `inspect` must not wait for
-    /// tasks of this runtime (none runs until it returns) nor stop the world itself.
+    /// tasks of this runtime (none runs until it returns).
+    ///
+    /// # Panics
+    /// When called from inside `inspect` of a stop of this same runtime (it would wait for
+    /// itself).
     ///
     /// ```
     /// let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
@@ -183,6 +187,7 @@ impl Handle {
     /// assert_eq!(runnable, 0);
     /// assert!(report.pause >= report.time_to_stop);
     /// ```
+    #[track_caller]
     pub fn stop_the_world<R>(&self, inspect: impl FnOnce(&StoppedWorld) -> R) -> (R, StwReport) {
         self.shared.stop_the_world(inspect)
     }

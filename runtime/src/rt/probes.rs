@@ -543,16 +543,29 @@ impl Shared {
     /// Stops the world; see [`Handle::stop_the_world`](super::Handle::stop_the_world).
     /// Called from a task, the task's own P is the requester: it counts as stopped, and
     /// publishes its queues as this thread reads them (nothing else runs them meanwhile).
+    ///
+    /// # Panics
+    /// Called from inside `inspect` of a stop of this same runtime: that stop cannot end
+    /// before the call returns, so it would wait for itself for ever.
+    #[track_caller]
     pub(crate) fn stop_the_world<R>(
         self: &Arc<Self>,
         inspect: impl FnOnce(&StoppedWorld) -> R,
     ) -> (R, StwReport) {
+        let world_id = Arc::as_ptr(self) as usize;
+        if INSPECTING.with(|worlds| worlds.borrow().contains(&world_id)) {
+            panic!(
+                "stop_the_world called from inside the inspect closure of a stop of the same \
+                 runtime: the world is already stopped, and this call would wait for itself"
+            );
+        }
         let inspect = |stops: &[PStop<QueueSnapshot>]| {
             let world = StoppedWorld {
                 processors: stops.iter().map(|s| s.snapshot).collect(),
                 injector_depth: self.scheduler.injector().len(),
                 tasks_alive: self.owned.len(),
             };
+            let _inspecting = Inspecting::enter(world_id);
             inspect(&world)
         };
         let world = &self.probes.world;
@@ -567,6 +580,32 @@ impl Shared {
     fn current_queue_snapshot(self: &Arc<Self>) -> QueueSnapshot {
         self.with_current_processor(|processor| QueueSnapshot::of(processor.local()))
             .unwrap_or_default()
+    }
+}
+
+thread_local! {
+    /// The runtimes (their `Shared`'s address) whose stopped world this thread inspects.
+    static INSPECTING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as inside `inspect` of a stop of one runtime, until dropped.
+struct Inspecting(usize);
+
+impl Inspecting {
+    fn enter(world_id: usize) -> Inspecting {
+        INSPECTING.with(|worlds| worlds.borrow_mut().push(world_id));
+        Inspecting(world_id)
+    }
+}
+
+impl Drop for Inspecting {
+    fn drop(&mut self) {
+        let _ = INSPECTING.try_with(|worlds| {
+            let mut worlds = worlds.borrow_mut();
+            if let Some(at) = worlds.iter().rposition(|&id| id == self.0) {
+                worlds.remove(at);
+            }
+        });
     }
 }
 
