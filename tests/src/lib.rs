@@ -236,3 +236,14 @@ impl Wake for PanickingWaker {
         panic!("a foreign waker panics on wake (expected by this test)");
     }
 }
+
+/// Stops the world of `rt` and checks that every P took part: a P whose M died (or hangs)
+/// never reaches a safepoint, so this call never returns and the watchdog fails the test.
+/// Then runs a task on the runtime.
+pub fn assert_every_processor_answers(rt: &gpm::Runtime) {
+    let workers = rt.handle().num_workers();
+    let (seen, report) = rt.handle().stop_the_world(|world| world.processors.len());
+    assert_eq!(seen, workers);
+    assert_eq!(report.processors.len(), workers);
+    assert_eq!(rt.block_on(rt.spawn(async { 7 })).unwrap(), 7);
+}

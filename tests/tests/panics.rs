@@ -217,26 +217,17 @@ rt_test! {
     }
 }
 
-/// A waker whose `wake` panics: the join waker of an executor that misbehaves.
-struct PanickingWaker;
-
-impl std::task::Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics when woken");
-    }
-}
-
 rt_test! {
     /// A join handle polled with a waker that panics when woken: the task completes on an
     /// M, which wakes that waker. The panic stays inside the task's completion: the M keeps
-    /// its P, so every P still runs tasks (a barrier of one task per P), a stop-the-world
-    /// reaches every P, and the runtime shuts down (the watchdog fails a hang).
+    /// its P, so a stop-the-world reaches every P (a dead M's P would never stop), and the
+    /// runtime shuts down (the watchdog fails a hang).
     fn panicking_join_waker_does_not_kill_the_worker(rt: &gpm::Runtime) {
         let workers = rt.handle().num_workers();
         for _ in 0..2 * workers {
             let (tx, rx) = futures::channel::oneshot::channel::<()>();
             let mut join = rt.spawn(async move { rx.await.is_ok() });
-            let waker = std::task::Waker::from(Arc::new(PanickingWaker));
+            let (waker, _woken) = gpm_tests::panicking_waker();
             let mut cx = std::task::Context::from_waker(&waker);
             assert!(std::pin::Pin::new(&mut join).poll(&mut cx).is_pending());
             tx.send(()).unwrap();
@@ -246,19 +237,7 @@ rt_test! {
             }
             assert!(rt.block_on(join).unwrap());
         }
-        let barrier = Arc::new(Barrier::new(workers));
-        let tasks: Vec<_> = (0..workers)
-            .map(|_| {
-                let barrier = Arc::clone(&barrier);
-                rt.spawn(async move { gpm::task::block_in_place(|| barrier.wait()) })
-            })
-            .collect();
-        for task in tasks {
-            rt.block_on(task).unwrap();
-        }
-        let (seen, report) = rt.handle().stop_the_world(|world| world.processors.len());
-        assert_eq!(seen, workers);
-        assert_eq!(report.processors.len(), workers);
+        gpm_tests::assert_every_processor_answers(rt);
     }
 }
 

@@ -328,18 +328,6 @@ rt_test! {
             handle.stop_the_world(|_| -> () { panic!("inspect gave up") })
         });
         assert_eq!(message, "inspect gave up");
-        let workers = handle.num_workers();
-        let barrier = Arc::new(std::sync::Barrier::new(workers));
-        let tasks: Vec<_> = (0..workers)
-            .map(|_| {
-                let barrier = Arc::clone(&barrier);
-                rt.spawn(async move { gpm::task::block_in_place(|| barrier.wait()) })
-            })
-            .collect();
-        for task in tasks {
-            rt.block_on(task).unwrap();
-        }
-        let (seen, _) = handle.stop_the_world(|world| world.processors.len());
-        assert_eq!(seen, workers);
+        gpm_tests::assert_every_processor_answers(rt);
     }
 }
