@@ -309,7 +309,7 @@ fn panicking_join_waker(round: &Arc<Round>) {
 
 fn abort_from_task_or_thread(round: &Arc<Round>, salt: u64) {
     let victim = round.spawn(std::future::pending());
-    if salt % 2 == 0 {
+    if salt & 1 == 0 {
         round.spawn_must(async move {
             gpm::task::yield_now().await;
             victim.abort();

@@ -4,8 +4,12 @@
 //! gives up, and follows the transitions in `state.rs`. Panics from user code (poll, or the
 //! drop of the future or the output) are caught and never unwind into the scheduler: a
 //! panicking poll completes the task with `JoinError::Panic`.
+//!
+//! Whatever runs user code of the task (its poll, the drop of its future or output) does it
+//! under an [`IdGuard`], so `gpm::task::id()` names the task there (see `current.rs`).
 
 use super::core::{Cell, Core, Header, Stage, Trailer, Vtable};
+use super::current::IdGuard;
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToRunning};
 use super::{waker, Notified, RawTask, Schedule, Task};
@@ -77,6 +81,8 @@ where
 
     /// Runs one notification (whose reference the caller gave up).
     fn poll(self) {
+        // Set for the whole run (poll, cancellation, completion): one swap and one store.
+        let _id = IdGuard::enter(self.header().id);
         match self.state().transition_to_running() {
             ToRunning::Success => self.poll_running(),
             ToRunning::Cancelled => {
@@ -202,6 +208,7 @@ where
             self.raw().drop_reference();
             return;
         }
+        let _id = IdGuard::enter(self.header().id);
         self.cancel_future();
         self.complete();
     }
@@ -216,6 +223,7 @@ where
     fn drop_join_handle(self) {
         let (before, after) = self.state().transition_to_join_handle_dropped();
         if before.is_complete() {
+            let _id = IdGuard::enter(self.header().id);
             // SAFETY: the task completed while the handle was interested: the output is
             // the handle's to drop.
             let _ = catch_unwind(AssertUnwindSafe(|| unsafe {

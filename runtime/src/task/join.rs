@@ -1,7 +1,7 @@
 //! `JoinHandle` and `JoinError`: the spawner's side of a task.
 
 use super::coop;
-use super::{Id, RawTask};
+use super::{AbortHandle, Id, RawTask};
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -50,12 +50,14 @@ impl<T> JoinHandle<T> {
     /// task being polled is cancelled when the poll returns. Awaiting the handle then gives
     /// a [`JoinError`] for which `is_cancelled()` holds, unless the task completed first.
     pub fn abort(&self) {
-        use super::state::ToNotified;
-        match self.raw.header().state.transition_to_notified_and_cancel() {
-            ToNotified::Submit => self.raw.schedule(),
-            ToNotified::DoNothing => {}
-            ToNotified::Dealloc => unreachable!("abort dropped the last reference"),
-        }
+        super::abort::abort_task(self.raw);
+    }
+
+    /// A handle that can abort the task without owning its output (and outlive this one).
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.raw.header().state.ref_inc();
+        // SAFETY: the reference was just counted for the new handle.
+        unsafe { AbortHandle::from_raw(self.raw) }
     }
 
     /// Whether the task has completed (with output, panic or cancellation).

@@ -11,6 +11,7 @@
 //! | [`Task`] | 1 | the runtime's owned-task list, so shutdown can reach every live task |
 //! | [`Notified`] | 1 | a run queue: "poll me"; at most one exists per task at a time |
 //! | [`JoinHandle`] | 1 | the spawner |
+//! | [`AbortHandle`] | 1 each | whoever may cancel the task (never reads the output) |
 //! | `Waker` | 1 each | whoever will wake the task |
 //!
 //! The state machine guarantees: a wake reschedules a task at most once (the `NOTIFIED`
@@ -29,8 +30,10 @@
 //! * A mutex around the future: simple, but costs a lock per poll and does not give
 //!   "reschedule exactly once" by itself.
 
+mod abort;
 pub(crate) mod coop;
 pub(crate) mod core;
+mod current;
 mod harness;
 mod join;
 pub(crate) mod list;
@@ -41,6 +44,8 @@ mod yield_now;
 #[cfg(all(test, gpm_loom))]
 mod loom_tests;
 
+pub use abort::AbortHandle;
+pub use current::{id, try_id};
 pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
 pub use yield_now::yield_now;
