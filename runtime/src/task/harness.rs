@@ -31,6 +31,7 @@ where
         schedule: schedule::<F, S>,
         dealloc: dealloc::<F, S>,
         try_read_output: try_read_output::<F, S>,
+        register_join_waker: register_join_waker::<F, S>,
         drop_join_handle: drop_join_handle::<F, S>,
         shutdown: shutdown::<F, S>,
     }
@@ -363,6 +364,17 @@ where
     let dst = unsafe { &mut *dst.cast::<Poll<Result<F::Output, JoinError>>>() };
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
     unsafe { Harness::<F, S>::from_raw(ptr) }.try_read_output(dst, waker);
+}
+
+unsafe fn register_join_waker<F, S>(ptr: NonNull<Header>, waker: &Waker) -> bool
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    let harness = unsafe { Harness::<F, S>::from_raw(ptr) };
+    can_read_output(harness.state(), harness.trailer(), waker)
 }
 
 unsafe fn drop_join_handle<F, S>(ptr: NonNull<Header>)

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::panic::UnwindSafe;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 /// An owned permission to await a task's output, like tokio's `JoinHandle`.
 ///
@@ -68,6 +68,14 @@ impl<T> JoinHandle<T> {
     /// The task's id.
     pub fn id(&self) -> Id {
         self.raw.header().id
+    }
+
+    /// Registers `waker` to be woken when the task completes, as a poll would, but without
+    /// spending budget or taking the output. Returns true (and registers nothing) if the
+    /// task is already complete.
+    pub(crate) fn register_waker(&self, waker: &Waker) -> bool {
+        // SAFETY: this handle holds JOIN_INTEREST, which the join waker protocol requires.
+        unsafe { (self.raw.header().vtable.register_join_waker)(self.raw.header_ptr(), waker) }
     }
 }
 

@@ -36,6 +36,7 @@ pub(crate) mod core;
 mod current;
 mod harness;
 mod join;
+mod join_set;
 pub(crate) mod list;
 pub(crate) mod state;
 mod waker;
@@ -48,6 +49,7 @@ pub use abort::AbortHandle;
 pub use current::{id, try_id};
 pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
+pub use join_set::JoinSet;
 pub use yield_now::yield_now;
 
 #[cfg(not(gpm_loom))]
