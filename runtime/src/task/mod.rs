@@ -39,6 +39,7 @@ mod join;
 mod join_set;
 pub(crate) mod list;
 pub(crate) mod state;
+mod task_local;
 mod waker;
 mod yield_now;
 
@@ -50,6 +51,7 @@ pub use current::{id, try_id};
 pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub use yield_now::yield_now;
 
 #[cfg(not(gpm_loom))]
