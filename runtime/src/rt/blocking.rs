@@ -94,7 +94,7 @@ where
     }
     let _reclaim = Reclaim(handed_off);
     let _region = context::enter_blocking_region();
-    coop::unconstrained(func)
+    coop::with_unlimited_budget(func)
 }
 
 /// A closure as a future that completes in its single poll.
@@ -122,7 +122,7 @@ where
             .func
             .take()
             .expect("a blocking task is polled only once");
-        Poll::Ready(coop::unconstrained(func))
+        Poll::Ready(coop::with_unlimited_budget(func))
     }
 }
 

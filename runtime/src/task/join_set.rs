@@ -270,7 +270,7 @@ impl<T> JoinSet<T> {
                 continue;
             }
             // Not async, so it cannot yield: check readiness without spending budget.
-            if let Poll::Ready(result) = coop::unconstrained(|| self.poll_member(&notify)) {
+            if let Poll::Ready(result) = coop::with_unlimited_budget(|| self.poll_member(&notify)) {
                 return Some(result);
             }
         }

@@ -31,7 +31,7 @@
 //!   "reschedule exactly once" by itself.
 
 mod abort;
-pub(crate) mod coop;
+pub mod coop;
 pub(crate) mod core;
 mod current;
 mod harness;
@@ -47,6 +47,7 @@ mod yield_now;
 mod loom_tests;
 
 pub use abort::AbortHandle;
+pub use coop::{consume_budget, unconstrained, Unconstrained};
 pub use current::{id, try_id};
 pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
