@@ -68,8 +68,8 @@ pub mod steal {
 #[cfg(not(gpm_loom))]
 pub mod runtime {
     pub use crate::rt::{
-        BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError, MAX_BLOCKING_THREADS,
-        MAX_WORKER_THREADS, MIN_STACK_SIZE,
+        BuildError, Builder, EnterGuard, Handle, Id, Runtime, TryCurrentError,
+        MAX_BLOCKING_THREADS, MAX_WORKER_THREADS, MIN_STACK_SIZE,
     };
 }
 
