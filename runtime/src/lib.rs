@@ -48,6 +48,72 @@ pub use alloc::{NodeAllocStats, ProcessorAllocStats, TaskAllocator, TaskAllocato
 pub use rt::{BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError};
 pub use task::{JoinError, JoinHandle};
 
+/// Runs `async fn main` on a gpm runtime, like `#[tokio::main]`.
+///
+/// Arguments: `worker_threads = N` (default: one P per core), `steal_policy = "random" |
+/// "affinity" | "hierarchical"` (default: `GPM_STEAL`, else the cargo feature), and for
+/// tokio's lines `flavor = "multi_thread" | "current_thread"` (gpm has no current-thread
+/// runtime yet: `current_thread` means one worker) and `crate = "path"`. A bad argument is a
+/// compile error pointing at it.
+///
+/// ```
+/// #[gpm::main(worker_threads = 2, steal_policy = "hierarchical")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let answer = gpm::spawn(async { 42 }).await?;
+///     assert_eq!(answer, 42);
+///     assert_eq!(gpm::Handle::current().num_workers(), 2);
+///     Ok(())
+/// }
+/// ```
+#[cfg(not(gpm_loom))]
+pub use gpm_macros::main;
+
+/// Runs an `async fn` test on a fresh gpm runtime, like `#[tokio::test]`; takes the
+/// arguments of [`macro@main`]. The runtime is built for the test and dropped after it.
+///
+/// ```no_run
+/// #[gpm::test(worker_threads = 1)]
+/// async fn adds() {
+///     assert_eq!(gpm::spawn(async { 1 + 1 }).await.unwrap(), 2);
+/// }
+/// ```
+#[cfg(not(gpm_loom))]
+pub use gpm_macros::test;
+
+/// Compile-failure checks of the attribute macros' arguments (doc tests only).
+///
+/// ```compile_fail
+/// #[gpm::main(worker_threads = 0)]
+/// async fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[gpm::main(steal_policy = "greedy")]
+/// async fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[gpm::main(workers = 2)]
+/// async fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[gpm::main]
+/// fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[gpm::test(start_paused = true)]
+/// async fn paused() {}
+/// ```
+///
+/// ```compile_fail
+/// #[gpm::main(worker_threads = 2, worker_threads = 3)]
+/// async fn main() {}
+/// ```
+#[cfg(doctest)]
+pub struct MacroErrors;
+
 /// Machine topology, placement and pinning (the `gpm-numa` crate), re-exported so that
 /// [`Builder::topology`] and [`Builder::placement`] need no extra dependency.
 #[cfg(not(gpm_loom))]
@@ -68,8 +134,8 @@ pub mod steal {
 #[cfg(not(gpm_loom))]
 pub mod runtime {
     pub use crate::rt::{
-        BuildError, Builder, EnterGuard, Handle, Runtime, TryCurrentError, MAX_BLOCKING_THREADS,
-        MAX_WORKER_THREADS, MIN_STACK_SIZE,
+        BuildError, Builder, EnterGuard, Handle, Id, Runtime, TryCurrentError,
+        MAX_BLOCKING_THREADS, MAX_WORKER_THREADS, MIN_STACK_SIZE,
     };
 }
 

@@ -244,3 +244,79 @@ rt_test! {
         assert!(!reached.load(Ordering::SeqCst), "the task ran on after aborting itself");
     }
 }
+
+rt_test! {
+    /// `AbortHandle` (from `JoinHandle::abort_handle`) cancels a pending task like
+    /// `JoinHandle::abort`, reports the same id, and sees the task finish.
+    fn abort_handle_cancels(rt: &gpm::Runtime) {
+        let drops = DropCounter::new();
+        let guard = drops.guard();
+        let task = rt.spawn(async move {
+            let _guard = guard;
+            futures::future::pending::<()>().await;
+        });
+        let abort = task.abort_handle();
+        assert_eq!(abort.id(), task.id());
+        assert!(!abort.is_finished());
+        let clone = abort.clone();
+        drop(abort);
+        clone.abort();
+        let error = rt.block_on(task).unwrap_err();
+        assert!(error.is_cancelled(), "expected cancellation, got {error:?}");
+        assert!(clone.is_finished());
+        assert_eq!(drops.drops(), 1);
+    }
+}
+
+rt_test! {
+    /// An `AbortHandle` outlives the join handle and the task: it keeps the task's header
+    /// (not its output) alive, and aborting a finished task does nothing.
+    fn abort_handle_outlives_task(rt: &gpm::Runtime) {
+        let drops = DropCounter::new();
+        let output = drops.guard();
+        let task = rt.spawn(async move { output });
+        let abort = task.abort_handle();
+        let guard = rt.block_on(task).unwrap();
+        drop(guard);
+        assert_eq!(drops.drops(), 1);
+        assert!(abort.is_finished());
+        abort.abort();
+        assert!(abort.is_finished());
+        // Send + Sync: usable from another thread.
+        std::thread::spawn(move || abort.abort()).join().unwrap();
+    }
+}
+
+rt_test! {
+    /// Dropping the join handle detaches: an `AbortHandle` can still cancel the task, and
+    /// its future is dropped exactly once.
+    fn abort_handle_after_join_handle_dropped(rt: &gpm::Runtime) {
+        let drops = DropCounter::new();
+        let guard = drops.guard();
+        let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
+        struct Notify(std::sync::mpsc::Sender<()>);
+        impl Drop for Notify {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let notify = Notify(dropped_tx);
+        let task = rt.spawn(async move {
+            let _guard = guard;
+            let _notify = notify;
+            futures::future::pending::<()>().await;
+        });
+        let abort = task.abort_handle();
+        drop(task);
+        abort.abort();
+        dropped_rx.recv().unwrap();
+        assert_eq!(drops.drops(), 1);
+        drop(abort);
+    }
+}
+
+#[test]
+fn abort_handle_is_send_sync_clone() {
+    fn assert_traits<T: Send + Sync + Clone + std::panic::UnwindSafe + std::fmt::Debug>() {}
+    assert_traits::<gpm::task::AbortHandle>();
+}

@@ -14,6 +14,12 @@
 //! A submitted job reserves an idle thread (`idle -= 1`, `notified += 1`) before notifying,
 //! so two quick submissions never count on the same sleeper.
 //!
+//! Every thread is named by the builder's `thread_name` / `thread_name_fn` when it starts,
+//! runs the `on_thread_start` hook (inside the runtime context, so `Handle::current` works)
+//! before its first job and `on_thread_stop` after its last. A panic in a hook is caught and
+//! reported: a pool thread that died there would never be counted out, and shutdown would
+//! wait for it for ever.
+//!
 //! Shutdown wakes every idle thread and waits, with an optional timeout, for every thread
 //! to exit. Closures submitted before shutdown still run (tokio's behaviour: the threads
 //! drain the queue before they exit; `shutdown_timeout` bounds only the wait); closures
@@ -94,7 +100,7 @@ where
     }
     let _reclaim = Reclaim(handed_off);
     let _region = context::enter_blocking_region();
-    coop::unconstrained(func)
+    coop::with_unlimited_budget(func)
 }
 
 /// A closure as a future that completes in its single poll.
@@ -122,7 +128,7 @@ where
             .func
             .take()
             .expect("a blocking task is polled only once");
-        Poll::Ready(coop::unconstrained(func))
+        Poll::Ready(coop::with_unlimited_budget(func))
     }
 }
 
@@ -187,10 +193,66 @@ struct PoolState {
     handles: Vec<thread::JoinHandle<()>>,
 }
 
+/// A user hook run on every thread of the pool (`Builder::on_thread_start` / `_stop`).
+#[derive(Clone)]
+pub(crate) struct ThreadHook(pub(crate) Arc<dyn Fn() + Send + Sync>);
+
+impl ThreadHook {
+    /// Runs the hook, containing a panic (see the module documentation).
+    fn run(&self, which: &str) {
+        let hook = std::panic::AssertUnwindSafe(|| (self.0)());
+        if let Err(panic) = std::panic::catch_unwind(hook) {
+            let message = crate::task::panic_payload_message(&*panic);
+            eprintln!("gpm: the {which} hook panicked and was contained: {message}");
+        }
+    }
+}
+
+impl fmt::Debug for ThreadHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ThreadHook(..)")
+    }
+}
+
+/// How pool threads are named (`Builder::thread_name` / `thread_name_fn`).
+#[derive(Clone)]
+pub(crate) enum ThreadName {
+    Fixed(String),
+    Generated(Arc<dyn Fn() -> String + Send + Sync>),
+}
+
+impl ThreadName {
+    /// The name of the next thread. A generated name is cut at its first NUL byte (the OS
+    /// cannot take it); a fixed one was checked by `Builder::build`.
+    fn next(&self) -> String {
+        match self {
+            ThreadName::Fixed(name) => name.clone(),
+            ThreadName::Generated(make) => {
+                let mut name = make();
+                if let Some(nul) = name.find('\0') {
+                    name.truncate(nul);
+                }
+                name
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ThreadName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadName::Fixed(name) => name.fmt(f),
+            ThreadName::Generated(_) => f.write_str("<thread_name_fn>"),
+        }
+    }
+}
+
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolConfig {
-    pub(crate) thread_name: String,
+    pub(crate) thread_name: ThreadName,
+    pub(crate) on_thread_start: Option<ThreadHook>,
+    pub(crate) on_thread_stop: Option<ThreadHook>,
     pub(crate) stack_size: Option<usize>,
     pub(crate) max_threads: usize,
     pub(crate) keep_alive: Duration,
@@ -275,7 +337,7 @@ impl Pool {
 
     fn spawn_thread(&self, state: &mut PoolState, shared: &Arc<Shared>) -> std::io::Result<()> {
         join_finished_threads(&mut state.handles);
-        let mut builder = thread::Builder::new().name(self.config.thread_name.clone());
+        let mut builder = thread::Builder::new().name(self.config.thread_name.next());
         if let Some(size) = self.config.stack_size {
             builder = builder.stack_size(size);
         }
@@ -286,7 +348,13 @@ impl Pool {
             let _context = context::set_handle(Handle {
                 shared: Arc::clone(&shared),
             });
+            if let Some(hook) = &pool.config.on_thread_start {
+                hook.run("on_thread_start");
+            }
             pool.thread_main();
+            if let Some(hook) = &pool.config.on_thread_stop {
+                hook.run("on_thread_stop");
+            }
         })?;
         state.live += 1;
         state.handles.push(handle);

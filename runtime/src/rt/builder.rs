@@ -1,6 +1,6 @@
 //! `Builder`: configure and start a runtime, reporting bad settings as `BuildError`.
 
-use super::blocking::{Pool, PoolConfig};
+use super::blocking::{Pool, PoolConfig, ThreadHook, ThreadName};
 use super::handle::Handle;
 use super::runtime::Runtime;
 use super::worker::{Shared, SharedOptions, TaskMemory};
@@ -10,7 +10,7 @@ use gpm_numa::{Placement, Topology};
 use gpm_scheduler::steal::{AffinityWeights, StealPolicy, StealTopology};
 use gpm_scheduler::{Config as SchedulerConfig, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL};
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Most Ps a runtime may have. Far above any machine gpm targets; a larger number is a typo.
@@ -64,11 +64,19 @@ pub const MIN_STACK_SIZE: usize = 64 * 1024;
 /// assert_eq!(rt.block_on(async { 2 + 2 }), 4);
 /// assert!(gpm::Runtime::builder().worker_threads(0).build().is_err());
 /// ```
+///
+/// # tokio's settings that gpm always has on
+///
+/// [`Builder::enable_all`], [`Builder::enable_io`] and [`Builder::enable_time`] are accepted
+/// and do nothing: gpm's I/O and timer driver is part of every runtime, so a builder line
+/// ported from tokio compiles unchanged.
 #[derive(Debug, Clone)]
 pub struct Builder {
     worker_threads: Option<usize>,
     max_blocking_threads: usize,
-    thread_name: String,
+    thread_name: ThreadName,
+    on_thread_start: Option<ThreadHook>,
+    on_thread_stop: Option<ThreadHook>,
     thread_stack_size: Option<usize>,
     thread_keep_alive: Duration,
     global_queue_interval: u32,
@@ -160,7 +168,9 @@ impl Builder {
         Builder {
             worker_threads: None,
             max_blocking_threads: 512,
-            thread_name: "gpm-worker".to_owned(),
+            thread_name: ThreadName::Fixed("gpm-worker".to_owned()),
+            on_thread_start: None,
+            on_thread_stop: None,
             thread_stack_size: None,
             thread_keep_alive: Duration::from_secs(10),
             global_queue_interval: DEFAULT_GLOBAL_QUEUE_INTERVAL,
@@ -231,7 +241,69 @@ impl Builder {
 
     /// Name of the runtime's threads (default `gpm-worker`); no NUL bytes.
     pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Self {
-        self.thread_name = name.into();
+        self.thread_name = ThreadName::Fixed(name.into());
+        self
+    }
+
+    /// Names each runtime thread with what `make` returns when the thread starts (replacing
+    /// [`Builder::thread_name`]), like tokio's. A name is cut at its first NUL byte.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static NEXT: AtomicUsize = AtomicUsize::new(0);
+    /// let rt = gpm::Runtime::builder()
+    ///     .worker_threads(1)
+    ///     .thread_name_fn(|| format!("my-pool-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+    ///     .build()
+    ///     .unwrap();
+    /// let name = rt.block_on(rt.spawn(async {
+    ///     std::thread::current().name().unwrap().to_owned()
+    /// }));
+    /// assert!(name.unwrap().starts_with("my-pool-"));
+    /// ```
+    pub fn thread_name_fn<F>(&mut self, make: F) -> &mut Self
+    where
+        F: Fn() -> String + Send + Sync + 'static,
+    {
+        self.thread_name = ThreadName::Generated(Arc::new(make));
+        self
+    }
+
+    /// Runs `hook` on every runtime thread (the Ms and the blocking pool's threads: gpm
+    /// takes both from one pool) when it starts, before it runs anything, inside the
+    /// runtime context. A panic in the hook is caught and reported on stderr.
+    pub fn on_thread_start<F>(&mut self, hook: F) -> &mut Self
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.on_thread_start = Some(ThreadHook(Arc::new(hook)));
+        self
+    }
+
+    /// Runs `hook` on every runtime thread just before it exits (idle past its keep-alive,
+    /// or at shutdown; dropping the runtime waits for it). A panic in the hook is caught
+    /// and reported on stderr.
+    pub fn on_thread_stop<F>(&mut self, hook: F) -> &mut Self
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.on_thread_stop = Some(ThreadHook(Arc::new(hook)));
+        self
+    }
+
+    /// Accepted for tokio compatibility; does nothing: gpm's I/O and timer driver is always
+    /// on.
+    pub fn enable_all(&mut self) -> &mut Self {
+        self
+    }
+
+    /// Accepted for tokio compatibility; does nothing: the I/O driver is always on.
+    pub fn enable_io(&mut self) -> &mut Self {
+        self
+    }
+
+    /// Accepted for tokio compatibility; does nothing: the timer driver is always on.
+    pub fn enable_time(&mut self) -> &mut Self {
         self
     }
 
@@ -323,6 +395,8 @@ impl Builder {
         let (topology, pins) = self.placed_topology(workers)?;
         let pool = Pool::new(PoolConfig {
             thread_name: self.thread_name.clone(),
+            on_thread_start: self.on_thread_start.clone(),
+            on_thread_stop: self.on_thread_stop.clone(),
             stack_size: self.thread_stack_size,
             max_threads: self.max_blocking_threads + workers,
             keep_alive: self.thread_keep_alive,
@@ -461,11 +535,13 @@ impl Builder {
                 ),
             ));
         }
-        if self.thread_name.contains('\0') {
-            return Err(BuildError::invalid(
-                "thread_name",
-                format!("{:?} contains a NUL byte", self.thread_name),
-            ));
+        if let ThreadName::Fixed(name) = &self.thread_name {
+            if name.contains('\0') {
+                return Err(BuildError::invalid(
+                    "thread_name",
+                    format!("{name:?} contains a NUL byte"),
+                ));
+            }
         }
         if let Some(size) = self.thread_stack_size.filter(|&s| s < MIN_STACK_SIZE) {
             return Err(BuildError::invalid(

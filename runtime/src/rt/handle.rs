@@ -6,7 +6,35 @@ use super::worker::Shared;
 use crate::task::JoinHandle;
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::sync::Arc;
+
+/// A runtime's identity, unique within the process, like tokio's `runtime::Id`: `Display`
+/// shows the number, `Debug` shows `Id(n)`.
+///
+/// ```
+/// let a = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+/// let b = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+/// assert_ne!(a.handle().id(), b.handle().id());
+/// assert_eq!(a.block_on(async { gpm::Handle::current().id() }), a.handle().id());
+/// ```
+#[derive(Clone, Copy, Debug, Hash, Eq, PartialEq)]
+pub struct Id(NonZeroU64);
+
+impl Id {
+    pub(crate) fn next() -> Id {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        Id(NonZeroU64::new(id).expect("runtime id counter wrapped around"))
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// A cheap, cloneable reference to a runtime (`Clone + Send + Sync`), like tokio's `Handle`.
 #[derive(Clone)]
@@ -69,6 +97,12 @@ impl fmt::Display for TryCurrentError {
 impl std::error::Error for TryCurrentError {}
 
 impl Handle {
+    /// The runtime's id: the same for every handle of one runtime, different between
+    /// runtimes.
+    pub fn id(&self) -> Id {
+        self.shared.id
+    }
+
     /// The handle of the runtime this thread is in.
     ///
     /// # Panics

@@ -13,7 +13,7 @@ pub(crate) mod worker;
 pub use blocking::{block_in_place, spawn_blocking};
 pub use builder::{BuildError, Builder, MAX_BLOCKING_THREADS, MAX_WORKER_THREADS, MIN_STACK_SIZE};
 pub use context::EnterGuard;
-pub use handle::{Handle, TryCurrentError};
+pub use handle::{Handle, Id, TryCurrentError};
 pub use probes::{
     KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, RelationProbe,
     StopReason, StoppedWorld, StwReport, TaskMemoryProbe,

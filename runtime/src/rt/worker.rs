@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     last_p_wakeups: bool,
     pub(crate) probes: ProbeState,
     task_memory: TaskMemory,
+    /// The runtime's identity (`Handle::id`).
+    pub(crate) id: super::handle::Id,
 }
 
 /// Settings of [`Shared`] beyond the scheduler's.
@@ -145,6 +147,7 @@ impl Shared {
                 options.sample_every,
             ),
             task_memory,
+            id: super::handle::Id::next(),
         });
         (shared, processors)
     }

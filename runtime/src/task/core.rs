@@ -40,6 +40,9 @@ pub(crate) struct Vtable {
     /// Moves the output into `*mut Poll<Result<T, JoinError>>` if complete, else registers
     /// the waker.
     pub(crate) try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
+    /// Registers the join waker without reading the output; true if the task is complete
+    /// (nothing was registered then).
+    pub(crate) register_join_waker: unsafe fn(NonNull<Header>, &Waker) -> bool,
     /// The join handle is gone.
     pub(crate) drop_join_handle: unsafe fn(NonNull<Header>),
     /// Cancels the task on runtime shutdown, consuming one reference.

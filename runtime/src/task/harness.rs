@@ -4,8 +4,12 @@
 //! gives up, and follows the transitions in `state.rs`. Panics from user code (poll, or the
 //! drop of the future or the output) are caught and never unwind into the scheduler: a
 //! panicking poll completes the task with `JoinError::Panic`.
+//!
+//! Whatever runs user code of the task (its poll, the drop of its future or output) does it
+//! under an [`IdGuard`], so `gpm::task::id()` names the task there (see `current.rs`).
 
 use super::core::{Cell, Core, Header, Stage, Trailer, Vtable};
+use super::current::IdGuard;
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToRunning};
 use super::{waker, Notified, RawTask, Schedule, Task};
@@ -27,6 +31,7 @@ where
         schedule: schedule::<F, S>,
         dealloc: dealloc::<F, S>,
         try_read_output: try_read_output::<F, S>,
+        register_join_waker: register_join_waker::<F, S>,
         drop_join_handle: drop_join_handle::<F, S>,
         shutdown: shutdown::<F, S>,
     }
@@ -77,6 +82,8 @@ where
 
     /// Runs one notification (whose reference the caller gave up).
     fn poll(self) {
+        // Set for the whole run (poll, cancellation, completion): one swap and one store.
+        let _id = IdGuard::enter(self.header().id);
         match self.state().transition_to_running() {
             ToRunning::Success => self.poll_running(),
             ToRunning::Cancelled => {
@@ -202,6 +209,7 @@ where
             self.raw().drop_reference();
             return;
         }
+        let _id = IdGuard::enter(self.header().id);
         self.cancel_future();
         self.complete();
     }
@@ -216,6 +224,7 @@ where
     fn drop_join_handle(self) {
         let (before, after) = self.state().transition_to_join_handle_dropped();
         if before.is_complete() {
+            let _id = IdGuard::enter(self.header().id);
             // SAFETY: the task completed while the handle was interested: the output is
             // the handle's to drop.
             let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
@@ -355,6 +364,17 @@ where
     let dst = unsafe { &mut *dst.cast::<Poll<Result<F::Output, JoinError>>>() };
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
     unsafe { Harness::<F, S>::from_raw(ptr) }.try_read_output(dst, waker);
+}
+
+unsafe fn register_join_waker<F, S>(ptr: NonNull<Header>, waker: &Waker) -> bool
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the vtable is only installed on `Cell<F, S>`.
+    let harness = unsafe { Harness::<F, S>::from_raw(ptr) };
+    can_read_output(harness.state(), harness.trailer(), waker)
 }
 
 unsafe fn drop_join_handle<F, S>(ptr: NonNull<Header>)

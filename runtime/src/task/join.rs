@@ -1,7 +1,7 @@
 //! `JoinHandle` and `JoinError`: the spawner's side of a task.
 
 use super::coop;
-use super::{Id, RawTask};
+use super::{AbortHandle, Id, RawTask};
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::panic::UnwindSafe;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 /// An owned permission to await a task's output, like tokio's `JoinHandle`.
 ///
@@ -50,12 +50,14 @@ impl<T> JoinHandle<T> {
     /// task being polled is cancelled when the poll returns. Awaiting the handle then gives
     /// a [`JoinError`] for which `is_cancelled()` holds, unless the task completed first.
     pub fn abort(&self) {
-        use super::state::ToNotified;
-        match self.raw.header().state.transition_to_notified_and_cancel() {
-            ToNotified::Submit => self.raw.schedule(),
-            ToNotified::DoNothing => {}
-            ToNotified::Dealloc => unreachable!("abort dropped the last reference"),
-        }
+        super::abort::abort_task(self.raw);
+    }
+
+    /// A handle that can abort the task without owning its output (and outlive this one).
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.raw.header().state.ref_inc();
+        // SAFETY: the reference was just counted for the new handle.
+        unsafe { AbortHandle::from_raw(self.raw) }
     }
 
     /// Whether the task has completed (with output, panic or cancellation).
@@ -66,6 +68,14 @@ impl<T> JoinHandle<T> {
     /// The task's id.
     pub fn id(&self) -> Id {
         self.raw.header().id
+    }
+
+    /// Registers `waker` to be woken when the task completes, as a poll would, but without
+    /// spending budget or taking the output. Returns true (and registers nothing) if the
+    /// task is already complete.
+    pub(crate) fn register_waker(&self, waker: &Waker) -> bool {
+        // SAFETY: this handle holds JOIN_INTEREST, which the join waker protocol requires.
+        unsafe { (self.raw.header().vtable.register_join_waker)(self.raw.header_ptr(), waker) }
     }
 }
 

@@ -11,6 +11,7 @@
 //! | [`Task`] | 1 | the runtime's owned-task list, so shutdown can reach every live task |
 //! | [`Notified`] | 1 | a run queue: "poll me"; at most one exists per task at a time |
 //! | [`JoinHandle`] | 1 | the spawner |
+//! | [`AbortHandle`] | 1 each | whoever may cancel the task (never reads the output) |
 //! | `Waker` | 1 each | whoever will wake the task |
 //!
 //! The state machine guarantees: a wake reschedules a task at most once (the `NOTIFIED`
@@ -29,20 +30,29 @@
 //! * A mutex around the future: simple, but costs a lock per poll and does not give
 //!   "reschedule exactly once" by itself.
 
-pub(crate) mod coop;
+mod abort;
+pub mod coop;
 pub(crate) mod core;
+mod current;
 mod harness;
 mod join;
+mod join_set;
 pub(crate) mod list;
 pub(crate) mod state;
+mod task_local;
 mod waker;
 mod yield_now;
 
 #[cfg(all(test, gpm_loom))]
 mod loom_tests;
 
+pub use abort::AbortHandle;
+pub use coop::{consume_budget, unconstrained, Unconstrained};
+pub use current::{id, try_id};
 pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
+pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub use yield_now::yield_now;
 
 #[cfg(not(gpm_loom))]
@@ -51,9 +61,11 @@ pub use crate::rt::{block_in_place, spawn_blocking};
 /// Futures larger than this many bytes are boxed at the public entry points (`spawn`,
 /// `block_on`) before they are moved any further. Building a task moves the future a few
 /// times on the way into its cell, and each move of a big future is a stack copy: a 1 MiB
-/// future spawned from a worker would overflow the worker's stack. tokio uses the same
-/// numbers (its PR #6826): unoptimised builds move more, so their threshold is lower.
-pub(crate) const BOX_FUTURE_THRESHOLD: usize = if cfg!(debug_assertions) { 2048 } else { 16384 };
+/// future spawned from a worker would overflow the worker's stack. tokio boxes above the
+/// same 16 KiB (its PR #6826) in optimised builds and above 2 KiB in unoptimised ones; gpm
+/// uses 16 KiB in both, so that task cells between the slab's largest class (4 KiB) and
+/// 16 KiB take the same path (the global allocator) in every build and its tests.
+pub(crate) const BOX_FUTURE_THRESHOLD: usize = 16 * 1024;
 
 /// Whether a future of type `F` is boxed by the entry points (see [`BOX_FUTURE_THRESHOLD`]).
 pub(crate) const fn is_large_future<F>() -> bool {

@@ -253,7 +253,7 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Ready(Ok(output));
         }
         // The inner future may have spent the budget; the deadline must still be seen.
-        coop::unconstrained(|| this.sleep.poll_elapsed(cx)).map(|()| Err(Elapsed(())))
+        coop::with_unlimited_budget(|| this.sleep.poll_elapsed(cx)).map(|()| Err(Elapsed(())))
     }
 }
 
