@@ -302,8 +302,9 @@ rt_test! {
         }
         let notify = Notify(dropped_tx);
         let task = rt.spawn(async move {
-            let _guard = guard;
+            // Locals drop in reverse order: the guard counts before the notification.
             let _notify = notify;
+            let _guard = guard;
             futures::future::pending::<()>().await;
         });
         let abort = task.abort_handle();
