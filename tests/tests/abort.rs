@@ -292,19 +292,19 @@ rt_test! {
     /// its future is dropped exactly once.
     fn abort_handle_after_join_handle_dropped(rt: &gpm::Runtime) {
         let drops = DropCounter::new();
-        let guard = drops.guard();
         let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
-        struct Notify(std::sync::mpsc::Sender<()>);
-        impl Drop for Notify {
+        /// Counts its drop, then says so (in that order, whatever order the future's
+        /// fields drop in).
+        struct CountThenNotify(Option<gpm_tests::DropGuard>, std::sync::mpsc::Sender<()>);
+        impl Drop for CountThenNotify {
             fn drop(&mut self) {
-                let _ = self.0.send(());
+                drop(self.0.take());
+                let _ = self.1.send(());
             }
         }
-        let notify = Notify(dropped_tx);
+        let probe = CountThenNotify(Some(drops.guard()), dropped_tx);
         let task = rt.spawn(async move {
-            // Locals drop in reverse order: the guard counts before the notification.
-            let _notify = notify;
-            let _guard = guard;
+            let _probe = probe;
             futures::future::pending::<()>().await;
         });
         let abort = task.abort_handle();
