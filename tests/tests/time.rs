@@ -305,3 +305,33 @@ rt_test! {
         assert_eq!(sum, tasks * (tasks - 1) / 2);
     }
 }
+
+rt_test! {
+    /// tokio's `Interval::reset_*`: `reset_immediately` makes the next tick ready at once,
+    /// `reset_after` and `reset_at` move it (never earlier than asked), and the period goes
+    /// on from the new tick.
+    fn interval_resets_move_the_next_tick(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let period = Duration::from_secs(3600);
+            let mut interval = time::interval(period);
+            interval.tick().await;
+            let before = Instant::now();
+            interval.reset_immediately();
+            let tick = interval.tick().await;
+            assert!(before <= tick && tick <= Instant::now());
+            assert!(time::timeout(Duration::from_millis(2), interval.tick()).await.is_err());
+
+            let asked = Duration::from_millis(5);
+            let start = Instant::now();
+            interval.reset_after(asked);
+            interval.tick().await;
+            assert!(start.elapsed() >= asked);
+
+            let at = Instant::now() + Duration::from_millis(3);
+            interval.reset_at(at);
+            assert_eq!(interval.tick().await, at);
+            assert!(Instant::now() >= at);
+            assert!(time::timeout(Duration::from_millis(2), interval.tick()).await.is_err());
+        });
+    }
+}

@@ -333,8 +333,22 @@ impl Interval {
 
     /// Restarts the period from now: the next tick is one period away.
     pub fn reset(&mut self) {
-        self.sleep
-            .reset_unpinned(add_saturating(Instant::now(), self.period));
+        self.reset_after(self.period);
+    }
+
+    /// Makes the next tick complete at once; later ticks follow the period from there.
+    pub fn reset_immediately(&mut self) {
+        self.reset_at(Instant::now());
+    }
+
+    /// Makes the next tick come `after` from now; later ticks follow the period from there.
+    pub fn reset_after(&mut self, after: Duration) {
+        self.reset_at(add_saturating(Instant::now(), after));
+    }
+
+    /// Makes the next tick come at `deadline`; later ticks follow the period from there.
+    pub fn reset_at(&mut self, deadline: Instant) {
+        self.sleep.reset_unpinned(deadline);
     }
 
     /// The period.
