@@ -247,3 +247,8 @@ pub fn assert_every_processor_answers(rt: &gpm::Runtime) {
     assert_eq!(report.processors.len(), workers);
     assert_eq!(rt.block_on(rt.spawn(async { 7 })).unwrap(), 7);
 }
+
+/// docs/MIGRATING.md: its Rust blocks are doc tests of this crate, so the guide compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/MIGRATING.md")]
+pub struct MigratingGuide;
