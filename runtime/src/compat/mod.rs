@@ -2,6 +2,11 @@
 //!
 //! * `hyper`: [`hyper`](self::hyper) — hyper 1.x's `rt::Executor`, `rt::Timer` and
 //!   `rt::Read`/`rt::Write` for [`crate::net::TcpStream`].
+//! * `criterion`: [`criterion`](self::criterion) — criterion's `AsyncExecutor` for
+//!   [`crate::Runtime`] and [`crate::Handle`] (`b.to_async(&rt)`).
 
 #[cfg(feature = "hyper")]
 pub mod hyper;
+
+#[cfg(feature = "criterion")]
+pub mod criterion;
