@@ -9,8 +9,12 @@
 //!   ran it when it completes (spawn-only DAGs: the join of a fork-join tree costs nothing).
 //! * A P with an empty FIFO asks its planner for the victim order and visits victims in
 //!   that order; each visit costs time ([`CostModel`]), and the first non-empty victim gives
-//!   half its FIFO (rounded up), oldest first. A P that finds nothing retries after an
-//!   exponential back-off (1 us doubling to 64 us), standing in for parking and waking.
+//!   half its FIFO (rounded up), oldest first: the oldest is the thief's to run next, out of
+//!   other thieves' reach (as the runtime's steal returns one task to run at once), the
+//!   rest join the thief's FIFO. A P that finds nothing retries after an exponential
+//!   back-off (1 us doubling to 64 us), standing in for parking and waking.
+//! * The planners see each victim's FIFO length and latency history (a [`FnView`]), as the
+//!   runtime's do.
 //! * A task runs slower away from the P that spawned it (its data's home): factors by
 //!   relation in [`CostModel`]. Queue waits (enqueue to start) and run times feed each P's
 //!   real `LatencyHistory`, which the affinity policy reads.
@@ -19,7 +23,12 @@
 //!
 //! # Limits
 //!
-//! A steal inspects the victim's FIFO at the moment it starts (the cost is paid after);
+//! A steal inspects the victim's FIFO at the moment it starts (the cost is paid after), and
+//! the batch is stealable from the thief from then on. Before the stolen task to run was
+//! kept out of reach (2026-11-30), it sat in the thief's FIFO while the thief paid for the
+//! steal, and other thieves stole it back and forth: that alone made the old affinity policy
+//! 1.24x random's makespan on one-spawns-all on the EPYC instead of 1.01x (tables in
+//! docs/BENCHMARKS.md).
 //! there is no injector, no `runnext`, no searcher cap and no OS noise. The numbers compare
 //! policies with each other under this model; they are not predictions of wall time.
 
@@ -27,7 +36,9 @@ mod workload;
 
 pub use workload::Workload;
 
-use gpm_scheduler::steal::{LatencyHistory, Relation, StealPolicy, StealTopology, VictimPlanner};
+use gpm_scheduler::steal::{
+    FnView, LatencyHistory, Relation, StealPolicy, StealTopology, VictimPlanner,
+};
 use gpm_scheduler::FastRand;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -65,6 +76,20 @@ impl Default for CostModel {
 }
 
 impl CostModel {
+    /// Every cost times `factor`: steal costs, and each slow-down's excess over 1 (so a
+    /// factor of 2 turns 1.35x into 1.7x). The sensitivity runs use 0.5 and 2.
+    pub fn scaled(&self, factor: f64) -> CostModel {
+        let excess = |f: f64| 1.0 + (f - 1.0) * factor;
+        CostModel {
+            steal_same_l3_ns: self.steal_same_l3_ns * factor,
+            steal_same_node_ns: self.steal_same_node_ns * factor,
+            steal_other_node_ns: self.steal_other_node_ns * factor,
+            run_same_l3: excess(self.run_same_l3),
+            run_same_node: excess(self.run_same_node),
+            run_other_node: excess(self.run_other_node),
+        }
+    }
+
     fn steal_ns(&self, topology: &StealTopology, thief: usize, victim: usize) -> f64 {
         match topology.relation(thief, victim) {
             Relation::SameL3 => self.steal_same_l3_ns,
@@ -113,6 +138,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// The figure policies are compared by: the makespan (closed workloads).
+    pub fn primary_ns(&self) -> u64 {
+        self.makespan_ns
+    }
+
     /// Successful visits over all visits.
     pub fn success_rate(&self) -> f64 {
         ratio(self.steal_successes, self.steal_attempts)
@@ -142,6 +172,9 @@ struct Sim<'a> {
     topology: &'a StealTopology,
     costs: CostModel,
     queues: Vec<VecDeque<Task>>,
+    /// The task a thief took to run at once (the real steal returns one task besides the
+    /// batch); runs at the P's next event, out of other thieves' reach.
+    in_hand: Vec<Option<Task>>,
     planners: Vec<VictimPlanner>,
     rngs: Vec<FastRand>,
     histories: Vec<LatencyHistory>,
@@ -171,6 +204,7 @@ pub fn simulate(
         topology,
         costs,
         queues: (0..n).map(|_| VecDeque::new()).collect(),
+        in_hand: (0..n).map(|_| None).collect(),
         planners: (0..n)
             .map(|p| VictimPlanner::new(&policy, topology, p))
             .collect(),
@@ -219,7 +253,10 @@ impl Sim<'_> {
             if self.report.executed == total {
                 break;
             }
-            let next = match self.queues[p].pop_front() {
+            let next = match self.in_hand[p]
+                .take()
+                .or_else(|| self.queues[p].pop_front())
+            {
                 Some(task) => self.execute(now, p, task, workload),
                 None => self.steal(now, p),
             };
@@ -259,7 +296,12 @@ impl Sim<'_> {
     /// `p` looks for work in its planner's order; returns when it is free again.
     fn steal(&mut self, now: u64, p: usize) -> u64 {
         let histories = &self.histories;
-        let order = self.planners[p].plan(|v| histories[v].queue_wait_ns(), &mut self.rngs[p]);
+        let queues = &self.queues;
+        let view = FnView(
+            |v: usize| queues[v].len(),
+            |v: usize| histories[v].queue_wait_ns(),
+        );
+        let order = self.planners[p].plan(&view, &mut self.rngs[p]);
         let mut spent = 0.0;
         for &victim in order {
             self.report.steal_attempts += 1;
@@ -272,7 +314,9 @@ impl Sim<'_> {
             spent += cost;
             self.report.steal_successes += 1;
             self.report.successes_by_relation[self.topology.relation(p, victim).index()] += 1;
-            let batch: Vec<Task> = self.queues[victim].drain(..available.div_ceil(2)).collect();
+            let mut batch: VecDeque<Task> =
+                self.queues[victim].drain(..available.div_ceil(2)).collect();
+            self.in_hand[p] = batch.pop_front();
             self.queues[p].extend(batch);
             return now + spent.round() as u64;
         }

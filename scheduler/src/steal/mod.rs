@@ -14,14 +14,19 @@
 //!
 //! * **random**: a uniformly random start, then round robin over every other P. tokio's and
 //!   Go's choice; the control of every comparison.
-//! * **affinity**: `score(thief, victim) = w_cache * shares_L3 + w_numa * (1 - d) + w_lat *
-//!   lat`, where `d` is the NUMA distance between the two Ps' nodes scaled to `0..=1` over
+//! * **affinity** (load-aware): every plan reads a snapshot of each victim's queue length
+//!   and average queue wait (a [`VictimView`]) and scores
+//!   `score(thief, victim) = w_cache * shares_L3 + w_numa * (1 - d) + w_lat * lat + w_load *
+//!   load`, where `d` is the NUMA distance between the two Ps' nodes scaled to `0..=1` over
 //!   the distances that occur between the Ps' nodes (so a placement that uses two nodes of
-//!   a four-node machine spreads its own two distances over the whole range), and `lat` is
-//!   the victim's average queue wait divided by the largest among the thief's victims (0
-//!   when none has a sample): a victim whose tasks wait longer is the better one to help.
-//!   The thief visits the top [`AFFINITY_TOP_K`] (3) first, then the rest by score, then
-//!   the injector. Default weights 0.5 / 0.3 / 0.2 ([`AffinityWeights::DEFAULT`]).
+//!   a four-node machine spreads its own two distances over the whole range), `lat` is the
+//!   victim's average queue wait divided by the largest among the thief's victims (0 when
+//!   none has a sample), and `load` is its queue length divided by the longest. A victim
+//!   seen empty ranks after every victim with work (its score drops by more than any score
+//!   can be), in its static place among the empty ones. The thief visits the top
+//!   [`AFFINITY_TOP_K`] (3) first, then the rest by score, then the injector. Default
+//!   weights 0.5 / 0.3 / 0.2 ([`AffinityWeights::DEFAULT`]) and [`AFFINITY_LOAD_WEIGHT`]
+//!   0.25.
 //! * **hierarchical**: the Ps of the thief's L3 domain, then the rest of its node, then the
 //!   other nodes by increasing distance (nodes at the same distance form one tier); a
 //!   random start within each tier, so thieves of one tier do not all hit the same victim.
@@ -33,11 +38,38 @@
 //! EPYC Ps took 1.32x random's makespan with that order and 0.88x with random ties (Xeon:
 //! 1.89x and 0.97x). The tests check each tier as "some rotation of this list".
 //!
+//! # Why load-aware
+//!
+//! The first affinity policy ranked by the static terms and the wait average only. When all
+//! work starts on one P it lost to random stealing in the simulator (1.13-1.77x random's
+//! makespan on one-spawns-all and skewed): a thief walked its whole neighbourhood of empty
+//! victims first, each visit a round trip, and the work spread hop by hop. What a thief
+//! needs to know is where work is *now*, and the queue length says that at the cost of one
+//! relaxed load per victim, within the round. So:
+//!
+//! * **Empty victims last.** A thief goes straight to the nearest victim that has work, as
+//!   a random thief does by luck, and pays no visits to empty neighbours on the way. An
+//!   empty victim is still in the plan (the snapshot is racy: it may have work by the time
+//!   the thief gets there), just after the others.
+//! * **A load term, small.** Among victims with work, locality still decides, except that
+//!   a far queue much longer than the near ones wins one distance step: with weight 0.25 a
+//!   victim one node away holding the longest queue (0.15 + 0.25 on the EPYC) passes a
+//!   node peer with a short one (0.3 + ~0), never an L3 peer (0.8 + ...). Weights 0.15 to
+//!   0.35 gave the same makespans within 1% in the simulator; 0.25 gave the fewest remote
+//!   steals, and 1.0 doubled them (thieves crossed nodes for queues of similar length).
+//!
+//! Measured in `gpm-sim` (docs/BENCHMARKS.md, "Load-aware affinity"): at most 1.0x random's
+//! makespan on every workload and topology simulated, with a third or less of its remote
+//! steals. The makespans of one-spawns-all and skewed cannot drop much below random's in
+//! that model: every task's data lives on P0's node, so the far Ps run them slower whoever
+//! steals them, and the best schedule is within a few percent of random's.
+//!
 //! # What is precomputed, what is live
 //!
 //! The static part of each affinity score (cache and NUMA terms) is computed once per
-//! thief. The latency term is read at steal time from every victim's [`LatencyHistory`]
-//! (one relaxed load each, no lock). Then: the top [`AFFINITY_TOP_K`] victims are picked by
+//! thief. The latency and load terms are read at steal time through the [`VictimView`]:
+//! in the runtime, every victim's [`LatencyHistory`] and its FIFO and inbox lengths (a
+//! few relaxed loads each, no lock). Then: the top [`AFFINITY_TOP_K`] victims are picked by
 //! live score on every plan (O(n k)), and the rest follow in the order of the last full
 //! sort, which is redone only every [`AFFINITY_REFRESH_INTERVAL`] (32) plans (O(n log n)).
 //! So a victim whose queue wait jumps is helped at the next steal, while the full re-sort
@@ -86,20 +118,26 @@
 //!   of a big machine would then see all its victims as "near" and the NUMA term would not
 //!   separate them; the placement is what the thief can choose among.
 //! * **Letting the latency term rank victims with empty queues first.** A victim's wait is
-//!   an average of the past; the steal loop still moves on at once from an empty FIFO, so a
-//!   stale high average costs one failed attempt, not a wrong decision.
+//!   an average of the past: the first version let a stale high average send a thief to an
+//!   empty victim; the load-aware score demotes a victim seen empty whatever its average.
+//! * **Going to the longest queue (or the longer of two sampled, power of two choices)
+//!   regardless of distance.** Balances as fast as random, but then thieves cross nodes
+//!   for queues no longer than their neighbours': a load weight of 1.0, close to that,
+//!   doubled the remote steals in the simulator for under 1% of makespan.
 
 pub mod latency;
 mod plan;
 mod policy;
 pub mod stats;
 mod topology;
+mod view;
 
 pub use latency::LatencyHistory;
-pub use plan::{VictimPlanner, AFFINITY_REFRESH_INTERVAL, AFFINITY_TOP_K};
+pub use plan::{VictimPlanner, AFFINITY_LOAD_WEIGHT, AFFINITY_REFRESH_INTERVAL, AFFINITY_TOP_K};
 pub use policy::{AffinityWeights, ParsePolicyError, StealPolicy, WeightError, STEAL_ENV};
 pub use stats::{ByRelation, ProcessorStealStats, StealCounters, StealStats};
 pub use topology::{Relation, StealTopology};
+pub use view::{FnView, VictimView};
 
 #[cfg(test)]
 mod tests;

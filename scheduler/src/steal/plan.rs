@@ -2,6 +2,7 @@
 
 use super::policy::{AffinityWeights, StealPolicy};
 use super::topology::StealTopology;
+use super::view::VictimView;
 use crate::processor::FastRand;
 use std::fmt;
 
@@ -11,6 +12,19 @@ pub const AFFINITY_TOP_K: usize = 3;
 /// The affinity policy re-sorts every victim by its full score once per this many plans;
 /// in between only the top [`AFFINITY_TOP_K`] are chosen afresh.
 pub const AFFINITY_REFRESH_INTERVAL: u32 = 32;
+
+/// Weight of the load term of the affinity score: a victim with the longest queue among the
+/// thief's victims gains this much, one with half of it half as much. See the
+/// [module documentation](super) for why 0.25.
+pub const AFFINITY_LOAD_WEIGHT: f64 = 0.25;
+
+/// `weight / max`, or 0 when `max` is 0 or absent: scales a term so the largest is `weight`.
+fn per_unit(weight: f64, max: Option<u64>) -> f64 {
+    match max {
+        Some(max) if max > 0 => weight / max as f64,
+        _ => 0.0,
+    }
+}
 
 /// One thief's view of the victims under one policy; owned by the thief's P (no sharing,
 /// no locks). [`VictimPlanner::plan`] writes the order in which to visit the victims.
@@ -38,6 +52,9 @@ struct AffinityRanking {
     /// Static score plus the latency term, as of the current plan.
     live_scores: Vec<f64>,
     waits: Vec<u64>,
+    lens: Vec<usize>,
+    /// Subtracted from the live score of a victim seen empty: more than any score can be.
+    empty_demotion: f64,
     /// Positions into `victims`, by decreasing live score as of the last refresh.
     ranked: Vec<usize>,
     top: Vec<usize>,
@@ -74,11 +91,9 @@ impl VictimPlanner {
     }
 
     /// The victims to visit, in order (every P but the thief, each once).
-    /// `queue_wait(p)` is P `p`'s average queue wait (its [`LatencyHistory`]); only the
-    /// affinity policy reads it. `rng` picks the random starts.
-    ///
-    /// [`LatencyHistory`]: super::LatencyHistory
-    pub fn plan(&mut self, queue_wait: impl Fn(usize) -> u64, rng: &mut FastRand) -> &[usize] {
+    /// `view` is a snapshot of the victims' queues; only the affinity policy reads it.
+    /// `rng` picks the random starts.
+    pub fn plan(&mut self, view: &impl VictimView, rng: &mut FastRand) -> &[usize] {
         self.order.clear();
         match &mut self.kind {
             Kind::Random { processors } => {
@@ -97,7 +112,7 @@ impl VictimPlanner {
             }
             Kind::Affinity(ranking) => {
                 let tie_start = rng.below(ranking.victims.len() as u32) as usize;
-                ranking.plan(queue_wait, tie_start, &mut self.order);
+                ranking.plan(view, tie_start, &mut self.order);
             }
         }
         &self.order
@@ -150,6 +165,12 @@ impl AffinityRanking {
             weights,
             live_scores: static_scores.clone(),
             waits: vec![0; victims.len()],
+            lens: vec![0; victims.len()],
+            empty_demotion: 1.0
+                + weights.cache()
+                + weights.numa()
+                + weights.latency()
+                + AFFINITY_LOAD_WEIGHT,
             ranked: (0..victims.len()).collect(),
             top: Vec::with_capacity(AFFINITY_TOP_K),
             victims,
@@ -162,13 +183,8 @@ impl AffinityRanking {
     /// [`AFFINITY_TOP_K`] by live score followed by the rest in the order of the last full
     /// ranking (re-ranked now if [`AFFINITY_REFRESH_INTERVAL`] plans have passed). Equal
     /// scores go in rotation order from position `tie_start` of `victims`.
-    fn plan(
-        &mut self,
-        queue_wait: impl Fn(usize) -> u64,
-        tie_start: usize,
-        order: &mut Vec<usize>,
-    ) {
-        self.score(queue_wait);
+    fn plan(&mut self, view: &impl VictimView, tie_start: usize, order: &mut Vec<usize>) {
+        self.score(view);
         if self.plans_since_refresh == 0 {
             self.refresh(tie_start);
         }
@@ -184,24 +200,24 @@ impl AffinityRanking {
         );
     }
 
-    /// Live score = static score + `latency * wait / max wait` over this thief's victims.
-    fn score(&mut self, queue_wait: impl Fn(usize) -> u64) {
-        for (wait, &v) in self.waits.iter_mut().zip(&self.victims) {
-            *wait = queue_wait(v);
+    /// Live score = static score + `latency * wait / max wait` + [`AFFINITY_LOAD_WEIGHT`]
+    /// `* len / max len` over this thief's victims; minus `empty_demotion` for a victim
+    /// whose queue is seen empty, which so ranks after every victim with work.
+    fn score(&mut self, view: &impl VictimView) {
+        for ((wait, len), &v) in self.waits.iter_mut().zip(&mut self.lens).zip(&self.victims) {
+            *wait = view.queue_wait_ns(v);
+            *len = view.queue_len(v);
         }
-        let max_wait = self.waits.iter().copied().max().unwrap_or(0);
-        let scale = if max_wait == 0 {
-            0.0
-        } else {
-            self.weights.latency() / max_wait as f64
-        };
-        for ((live, &base), &wait) in self
-            .live_scores
-            .iter_mut()
-            .zip(&self.static_scores)
-            .zip(&self.waits)
-        {
-            *live = base + scale * wait as f64;
+        let wait_scale = per_unit(self.weights.latency(), self.waits.iter().copied().max());
+        let max_len = self.lens.iter().copied().max().map(|l| l as u64);
+        let len_scale = per_unit(AFFINITY_LOAD_WEIGHT, max_len);
+        let live = self.live_scores.iter_mut().zip(&self.static_scores);
+        for ((live, &base), (&wait, &len)) in live.zip(self.waits.iter().zip(&self.lens)) {
+            *live = if len == 0 {
+                base - self.empty_demotion
+            } else {
+                base + wait_scale * wait as f64 + len_scale * len as f64
+            };
         }
     }
 
