@@ -54,15 +54,22 @@
 //! * **A load term, small.** Among victims with work, locality still decides, except that
 //!   a far queue much longer than the near ones wins one distance step: with weight 0.25 a
 //!   victim one node away holding the longest queue (0.15 + 0.25 on the EPYC) passes a
-//!   node peer with a short one (0.3 + ~0), never an L3 peer (0.8 + ...). Weights 0.15 to
-//!   0.35 gave the same makespans within 1% in the simulator; 0.25 gave the fewest remote
-//!   steals, and 1.0 doubled them (thieves crossed nodes for queues of similar length).
+//!   node peer with a short one (0.3 + ~0), never an L3 peer (0.8 + ...). In the simulator
+//!   (closed workloads, three topologies, seed 1) load weights 0.15, 0.25, 0.35 and 1.0 gave
+//!   geometric-mean makespans within 1% of each other (0.917-0.927 of random's), and worst
+//!   remote-steal ratios of 0.20, 0.10, 0.19 and 0.51 of random's: 0.25 it is.
+//! * **Work anywhere beats no work.** A victim on another node with one queued task still
+//!   ranks before every empty victim. Requiring two (so a thief crosses nodes only for a
+//!   queue worth splitting) cut the server load's remote steals from 0.53 to 0.17 of
+//!   random's on a 4-node, 128-P shape but made its P99 sojourn 1.04x random's (up to 1.17x
+//!   by seed) instead of 0.70x: when a thief's whole node is dry, the far task is the one
+//!   that waits.
 //!
 //! Measured in `gpm-sim` (docs/BENCHMARKS.md, "Load-aware affinity"): at most 1.0x random's
-//! makespan on every workload and topology simulated, with a third or less of its remote
-//! steals. The makespans of one-spawns-all and skewed cannot drop much below random's in
-//! that model: every task's data lives on P0's node, so the far Ps run them slower whoever
-//! steals them, and the best schedule is within a few percent of random's.
+//! makespan or P99 sojourn in every workload and shape simulated, and a third or less of
+//! its remote steals on the closed workloads. The makespans of one-spawns-all and skewed
+//! cannot drop much below random's in that model: every task's data lives on P0's node, so
+//! far Ps run them slower whoever steals them.
 //!
 //! # What is precomputed, what is live
 //!
@@ -71,12 +78,17 @@
 //! in the runtime, every victim's [`LatencyHistory`] and its FIFO and inbox lengths (a
 //! few relaxed loads each, no lock). Then: the top [`AFFINITY_TOP_K`] victims are picked by
 //! live score on every plan (O(n k)), and the rest follow in the order of the last full
-//! sort, which is redone only every [`AFFINITY_REFRESH_INTERVAL`] (32) plans (O(n log n)).
-//! So a victim whose queue wait jumps is helped at the next steal, while the full re-sort
-//! is amortised. The benchmark group `victim_order_64ps` in `bench/benches/policies.rs`
-//! measures one plan for a thief among 64 Ps: about 0.55 us for affinity (64 relaxed loads,
-//! the top-3 selection, the amortised sort) against 0.12 us for random and 0.06 us for
-//! hierarchical; a search that visits 63 empty victims costs far more than either.
+//! sort, which is redone only every [`AFFINITY_REFRESH_INTERVAL`] (32) plans (O(n log n))
+//! by the steady part of the score (static and latency terms): queue lengths are stale by
+//! the next plan, so a tail sorted by them would send thieves to where work was 31 plans
+//! ago. So a victim that gets work is visited first at the next steal, while the full
+//! re-sort is amortised. The benchmark group `victim_order_64ps` in
+//! `bench/benches/policies.rs` measures one plan for a thief among 64 Ps: about 0.55 us
+//! for the first affinity policy (64 relaxed loads, the top-3 selection, the amortised
+//! sort) against 0.12 us for random and 0.06 us for hierarchical, before the queue lengths
+//! were read too (three more loads per victim in the runtime: the FIFO's two indices and
+//! the inbox's; not re-measured, the machine was shared). The cost stays O(n k) per plan
+//! with per-P state only; a search that visits 63 empty victims costs far more.
 //!
 //! # Latency history
 //!

@@ -37,7 +37,8 @@ pub struct VictimPlanner {
 enum Kind {
     Random { processors: usize },
     Hierarchical { tiers: Vec<Vec<usize>> },
-    Affinity(AffinityRanking),
+    // Boxed: the ranking is far larger than the other variants.
+    Affinity(Box<AffinityRanking>),
 }
 
 /// The affinity policy's state for one thief. Slices are parallel: entry `i` describes
@@ -49,13 +50,16 @@ struct AffinityRanking {
     victims: Vec<usize>,
     /// `cache * shares_l3 + numa * (1 - normalised distance)`, fixed at start-up.
     static_scores: Vec<f64>,
-    /// Static score plus the latency term, as of the current plan.
+    /// Static score plus the latency term (an average: it moves slowly), as of the current
+    /// plan; the full re-sort uses it.
+    steady_scores: Vec<f64>,
+    /// Steady score plus the load term, or demoted: what the top of each plan is picked by.
     live_scores: Vec<f64>,
     waits: Vec<u64>,
     lens: Vec<usize>,
     /// Subtracted from the live score of a victim seen empty: more than any score can be.
     empty_demotion: f64,
-    /// Positions into `victims`, by decreasing live score as of the last refresh.
+    /// Positions into `victims`, by decreasing steady score as of the last refresh.
     ranked: Vec<usize>,
     top: Vec<usize>,
     plans_since_refresh: u32,
@@ -75,7 +79,7 @@ impl VictimPlanner {
                 tiers: hierarchical_tiers(topology, thief),
             },
             StealPolicy::Affinity(weights) => {
-                Kind::Affinity(AffinityRanking::new(*weights, topology, thief))
+                Kind::Affinity(Box::new(AffinityRanking::new(*weights, topology, thief)))
             }
         };
         VictimPlanner {
@@ -164,6 +168,7 @@ impl AffinityRanking {
         AffinityRanking {
             weights,
             live_scores: static_scores.clone(),
+            steady_scores: static_scores.clone(),
             waits: vec![0; victims.len()],
             lens: vec![0; victims.len()],
             empty_demotion: 1.0
@@ -211,19 +216,22 @@ impl AffinityRanking {
         let wait_scale = per_unit(self.weights.latency(), self.waits.iter().copied().max());
         let max_len = self.lens.iter().copied().max().map(|l| l as u64);
         let len_scale = per_unit(AFFINITY_LOAD_WEIGHT, max_len);
-        let live = self.live_scores.iter_mut().zip(&self.static_scores);
-        for ((live, &base), (&wait, &len)) in live.zip(self.waits.iter().zip(&self.lens)) {
+        let scores = self.live_scores.iter_mut().zip(&mut self.steady_scores);
+        let inputs = self.static_scores.iter().zip(&self.waits);
+        for ((live, steady), ((&base, &wait), &len)) in scores.zip(inputs.zip(&self.lens)) {
+            *steady = base + wait_scale * wait as f64;
             *live = if len == 0 {
-                base - self.empty_demotion
+                *steady - self.empty_demotion
             } else {
-                base + wait_scale * wait as f64 + len_scale * len as f64
+                *steady + len_scale * len as f64
             };
         }
     }
 
-    /// Full re-sort by live score, ties in rotation order from `tie_start`.
+    /// Full re-sort by steady score (not by queue lengths, which are stale by the next
+    /// plan), ties in rotation order from `tie_start`.
     fn refresh(&mut self, tie_start: usize) {
-        let live = &self.live_scores;
+        let live = &self.steady_scores;
         let n = self.victims.len();
         self.ranked.clear();
         self.ranked.extend((0..n).map(|i| (tie_start + i) % n));
