@@ -1,10 +1,15 @@
 //! `gpm-sim`: runs the work-stealing simulator (`gpm_bench::sim`) for every policy on a
-//! large topology and prints a Markdown table.
+//! large topology and prints a Markdown table: per workload and policy, medians over the
+//! seeds, and the spread (min, max) of the per-seed ratio to random stealing with the same
+//! seed. The first column is the makespan, or the P99 sojourn for the open-loop workloads
+//! (`server`, `hot-node`).
 //!
 //! ```text
 //! cargo run -p gpm-bench --release --bin gpm-sim -- \
-//!     --topology numa/topologies/epyc-1s-4n-8l3.xml --ps 64 [--seed 1] \
-//!     [--workload all|one-spawns-all|fork-join|skewed] [--placement compact|scatter|...] \
+//!     --topology numa/topologies/epyc-1s-4n-8l3.xml --ps 64 [--seed 1] [--seeds 5] \
+//!     [--cost-scale 0.5]                # every cost of the model times 0.5 (sensitivity)
+//!     [--workload all|one-spawns-all|fork-join|skewed|server|hot-node] \
+//!     [--placement compact|scatter|...] \
 //!     [--weights CACHE,NUMA,LATENCY]   # adds a row: affinity with these weights
 //! cargo run -p gpm-bench --release --bin gpm-sim -- --synthetic "pack:2 numa:2 l3:2 core:4 pu:2" --ps 128
 //! ```
@@ -103,7 +108,7 @@ fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
 fn usage() -> String {
     "usage: gpm-sim (--topology FILE.xml | --synthetic DESC) [--ps N] [--seed S] [--seeds N] \
      [--cost-scale X] \
-     [--workload all|one-spawns-all|fork-join|skewed] [--placement compact|scatter|node:N|cpus:LIST] \
+     [--workload all|one-spawns-all|fork-join|skewed|server|hot-node] [--placement compact|scatter|node:N|cpus:LIST] \
      [--weights CACHE,NUMA,LATENCY]"
         .to_owned()
 }
@@ -135,8 +140,8 @@ fn main() -> ExitCode {
         args.seed + args.seeds - 1,
         args.cost_scale,
     );
-    println!("| workload | policy | {METRIC} median (us) | vs random: median [min, max] | remote-steal ratio | vs random | success rate | tasks run off-node |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("| workload | policy | {METRIC} median (us) | vs random: median [min, max] | remote-steal ratio | vs random | success rate | tasks run off-node | tasks/s (M) |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut policies: Vec<(String, StealPolicy)> = StealPolicy::ALL
         .iter()
         .map(|p| (p.name().to_owned(), *p))
@@ -178,7 +183,7 @@ fn row(label: &str, reports: &[Report], random: &[Report]) -> String {
     let remote = median(per_seed(&|r| r.remote_steal_ratio()));
     let random_remote = median(random.iter().map(|r| r.remote_steal_ratio()).collect());
     format!(
-        "| {} | {} | {:.1} | {:.3} [{:.3}, {:.3}] | {:.3} | {:.2} | {:.3} | {:.1}% |",
+        "| {} | {} | {:.1} | {:.3} [{:.3}, {:.3}] | {:.3} | {:.2} | {:.3} | {:.1}% | {:.2} |",
         reports[0].workload,
         label,
         median(per_seed(&|r| r.primary_ns() as f64)) / 1e3,
@@ -196,6 +201,7 @@ fn row(label: &str, reports: &[Report], random: &[Report]) -> String {
             * median(per_seed(
                 &|r| r.runs_by_locality[3] as f64 / r.executed as f64
             )),
+        median(per_seed(&|r| r.throughput_per_s())) / 1e6,
     )
 }
 
