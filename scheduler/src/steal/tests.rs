@@ -322,3 +322,41 @@ fn affinity_load_term_outranks_one_distance_step_not_the_l3() {
     let order = plan_with(&mut p5, &lens);
     assert_eq!(order[..3], [6, 0, 9]);
 }
+
+#[test]
+fn affinity_on_xeon_scatter_takes_far_work_before_an_empty_l3_peer() {
+    // P0 -> PU 0 (node 0), P1 -> PU 16 (node 1), P2 -> PU 1 (node 0), P3 -> PU 17 (node 1).
+    let topo = placed(&shipped("xeon-2s-2n.xml"), Placement::ScatterNodes, 4);
+    let mut p0 = VictimPlanner::new(&affinity(), &topo, 0);
+    // Only P3 has work: it goes first (0 + 0.25 against P2's 0.8 minus the demotion),
+    // then the empty ones by static score: P2 (0.8), P1 (0).
+    assert_eq!(plan_with(&mut p0, &[0, 0, 0, 4]), [3, 2, 1]);
+    // Both L3 peer and far victim have work: the L3 peer first even with the shorter queue
+    // (0.8 + 0.25 / 4 against 0 + 0.25).
+    assert_eq!(plan_with(&mut p0, &[0, 0, 1, 4]), [2, 3, 1]);
+}
+
+#[test]
+fn affinity_on_synthetic_ranks_work_by_locality_then_load() {
+    // pack:2 numa:2 l3:2 core:4 pu:2, 32 Ps compact (as in the test above): thief P9
+    // (L3 2, node 1). Work on P20 (package 1: 0 + load), P2 (node 0: 0.164 + load) and
+    // P13 (node 1, other L3: 0.3 + load), queues 8, 8 and 2.
+    let machine = Topology::from_synthetic("pack:2 numa:2 l3:2 core:4 pu:2").unwrap();
+    let topo = placed(&machine, Placement::Compact, 32);
+    let mut p9 = VictimPlanner::new(&affinity(), &topo, 9);
+    let mut lens = [0; 32];
+    lens[20] = 8;
+    lens[2] = 8;
+    lens[13] = 2;
+    // P13: 0.3 + 0.0625 = 0.3625; P2: 0.164 + 0.25 = 0.414; P20: 0.25.
+    let order = plan_with(&mut p9, &lens);
+    assert_eq!(order[..3], [2, 13, 20]);
+    // The rest are empty, in static order: L3 peers, node peers, node 0, package 1.
+    let mut node1 = range(12..16);
+    node1.retain(|&p| p != 13);
+    let mut node0 = range(0..8);
+    node0.retain(|&p| p != 2);
+    let mut package1 = range(16..32);
+    package1.retain(|&p| p != 20);
+    assert_tiers(&order[3..], &[vec![10, 11, 8], node1, node0, package1]);
+}
