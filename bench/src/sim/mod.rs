@@ -11,15 +11,20 @@
 //!   that order; each visit costs time ([`CostModel`]), and the first non-empty victim gives
 //!   half its FIFO (rounded up), oldest first: the oldest is the thief's to run next, out of
 //!   other thieves' reach (as the runtime's steal returns one task to run at once), the
-//!   rest join the thief's FIFO. A P that finds nothing retries after an exponential
-//!   back-off (1 us doubling to 64 us), standing in for parking and waking.
+//!   rest join the thief's FIFO. A P with nothing to run takes its share of the injector
+//!   (`len / Ps + 1`) before it steals. A P that finds nothing retries after an exponential
+//!   back-off (1 us doubling to 64 us), standing in for parking; it is woken at once when
+//!   work appears (the owner of the FIFO that got it if it idles, else the next idle P).
+//! * Open workloads ([`Workload::is_open`]) add requests at their arrival times, to their
+//!   home P's FIFO or to the injector, and report the P99 sojourn.
 //! * The planners see each victim's FIFO length and latency history (a [`FnView`]), as the
 //!   runtime's do.
 //! * A task runs slower away from the P that spawned it (its data's home): factors by
 //!   relation in [`CostModel`]. Queue waits (enqueue to start) and run times feed each P's
 //!   real `LatencyHistory`, which the affinity policy reads.
 //! * Events are ordered by (time, sequence number); the only randomness is the planners'
-//!   `FastRand`, seeded from the run's seed and the P's index. Same inputs, same output.
+//!   `FastRand`, seeded from the run's seed and the P's index, and the open workloads'
+//!   arrivals, seeded from the run's seed. Same inputs, same output.
 //!
 //! # Limits
 //!
@@ -28,9 +33,11 @@
 //! kept out of reach (2026-11-30), it sat in the thief's FIFO while the thief paid for the
 //! steal, and other thieves stole it back and forth: that alone made the old affinity policy
 //! 1.24x random's makespan on one-spawns-all on the EPYC instead of 1.01x (tables in
-//! docs/BENCHMARKS.md).
-//! there is no injector, no `runnext`, no searcher cap and no OS noise. The numbers compare
-//! policies with each other under this model; they are not predictions of wall time.
+//! docs/BENCHMARKS.md). The injector is served only when a P runs dry (no fairness tick);
+//! there is no `runnext`, no searcher cap, no cost for reading the victims' state while
+//! planning (the affinity policy reads every victim's queue length and wait average), and
+//! no OS noise. The numbers compare policies with each other under this model; they are
+//! not predictions of wall time.
 
 mod workload;
 
