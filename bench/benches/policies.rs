@@ -9,7 +9,7 @@ use gpm::numa::{Placement, Topology};
 use gpm::steal::{StealPolicy, StealTopology};
 use gpm_bench::imbalanced;
 use gpm_bench::{bench_workers, Gpm, Rt, Tokio};
-use gpm_scheduler::steal::VictimPlanner;
+use gpm_scheduler::steal::{FnView, VictimPlanner};
 use gpm_scheduler::FastRand;
 use std::time::Duration;
 
@@ -79,8 +79,13 @@ fn victim_order(c: &mut Criterion) {
         let mut rng = FastRand::new(1);
         // Varying waits, as a running system would show; each plan reads all 64.
         let waits: Vec<u64> = (0..64u64).map(|p| (p * 7919) % 1000).collect();
+        let lens: Vec<usize> = (0..64).map(|p| (p * 31) % 7).collect();
         group.bench_function(policy.name(), |b| {
-            b.iter(|| planner.plan(|p| waits[p], &mut rng).len())
+            b.iter(|| {
+                planner
+                    .plan(&FnView(|p| lens[p], |p| waits[p]), &mut rng)
+                    .len()
+            })
         });
     }
     group.finish();

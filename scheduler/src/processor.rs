@@ -75,7 +75,7 @@ use crate::inject::Injector;
 use crate::park::{ParkDriver, Parker};
 use crate::queue::{Local, Stealer, LOCAL_QUEUE_CAPACITY};
 use crate::steal::{
-    LatencyHistory, StealCounters, StealPolicy, StealStats, StealTopology, VictimPlanner,
+    FnView, LatencyHistory, StealCounters, StealPolicy, StealStats, StealTopology, VictimPlanner,
 };
 use crossbeam_utils::CachePadded;
 use std::fmt;
@@ -488,7 +488,11 @@ impl<T> Processor<T> {
         } = self;
         let remotes = &scheduler.remotes;
         let counters = &remotes[*index].counters;
-        let order = planner.plan(|p| remotes[p].latency.queue_wait_ns(), rng);
+        let view = FnView(
+            |p: usize| remotes[p].stealer.len() + remotes[p].inbox.len(),
+            |p: usize| remotes[p].latency.queue_wait_ns(),
+        );
+        let order = planner.plan(&view, rng);
         for &victim in order {
             let before = local.queue_len();
             // The inbox first: its owner reaches it only after its FIFO or on its fairness

@@ -14,14 +14,19 @@
 //!
 //! * **random**: a uniformly random start, then round robin over every other P. tokio's and
 //!   Go's choice; the control of every comparison.
-//! * **affinity**: `score(thief, victim) = w_cache * shares_L3 + w_numa * (1 - d) + w_lat *
-//!   lat`, where `d` is the NUMA distance between the two Ps' nodes scaled to `0..=1` over
+//! * **affinity** (load-aware): every plan reads a snapshot of each victim's queue length
+//!   and average queue wait (a [`VictimView`]) and scores
+//!   `score(thief, victim) = w_cache * shares_L3 + w_numa * (1 - d) + w_lat * lat + w_load *
+//!   load`, where `d` is the NUMA distance between the two Ps' nodes scaled to `0..=1` over
 //!   the distances that occur between the Ps' nodes (so a placement that uses two nodes of
-//!   a four-node machine spreads its own two distances over the whole range), and `lat` is
-//!   the victim's average queue wait divided by the largest among the thief's victims (0
-//!   when none has a sample): a victim whose tasks wait longer is the better one to help.
-//!   The thief visits the top [`AFFINITY_TOP_K`] (3) first, then the rest by score, then
-//!   the injector. Default weights 0.5 / 0.3 / 0.2 ([`AffinityWeights::DEFAULT`]).
+//!   a four-node machine spreads its own two distances over the whole range), `lat` is the
+//!   victim's average queue wait divided by the largest among the thief's victims (0 when
+//!   none has a sample), and `load` is its queue length divided by the longest. A victim
+//!   seen empty ranks after every victim with work (its score drops by more than any score
+//!   can be), in its static place among the empty ones. The thief visits the top
+//!   [`AFFINITY_TOP_K`] (3) first, then the rest by score, then the injector. Default
+//!   weights 0.5 / 0.3 / 0.2 ([`AffinityWeights::DEFAULT`]) and [`AFFINITY_LOAD_WEIGHT`]
+//!   0.25.
 //! * **hierarchical**: the Ps of the thief's L3 domain, then the rest of its node, then the
 //!   other nodes by increasing distance (nodes at the same distance form one tier); a
 //!   random start within each tier, so thieves of one tier do not all hit the same victim.
@@ -33,18 +38,62 @@
 //! EPYC Ps took 1.32x random's makespan with that order and 0.88x with random ties (Xeon:
 //! 1.89x and 0.97x). The tests check each tier as "some rotation of this list".
 //!
+//! # Why load-aware
+//!
+//! The first affinity policy ranked by the static terms and the wait average only. When all
+//! work starts on one P it lost to random stealing in the simulator (1.13-1.77x random's
+//! makespan on one-spawns-all and skewed): a thief walked its whole neighbourhood of empty
+//! victims first, each visit a round trip, and the work spread hop by hop. What a thief
+//! needs to know is where work is *now*, and the queue length says that at the cost of one
+//! relaxed load per victim, within the round. So:
+//!
+//! * **Empty victims last.** A thief goes straight to the nearest victim that has work, as
+//!   a random thief does by luck, and pays no visits to empty neighbours on the way. An
+//!   empty victim is still in the plan (the snapshot is racy: it may have work by the time
+//!   the thief gets there), just after the others.
+//! * **A load term, small.** Among victims with work, locality still decides, except that
+//!   a far queue much longer than the near ones wins one distance step: with weight 0.25 a
+//!   victim one node away holding the longest queue (0.15 + 0.25 on the EPYC) passes a
+//!   node peer with a short one (0.3 + ~0), never an L3 peer (0.8 + ...). In the simulator
+//!   (closed workloads, three topologies, seed 1) load weights 0.15, 0.25, 0.35 and 1.0 gave
+//!   geometric-mean makespans within 1% of each other (0.917-0.927 of random's), and worst
+//!   remote-steal ratios of 0.20, 0.10, 0.19 and 0.51 of random's: 0.25 it is.
+//! * **Work anywhere beats no work.** A victim on another node with one queued task still
+//!   ranks before every empty victim. Requiring two (so a thief crosses nodes only for a
+//!   queue worth splitting) cut the server load's remote steals from 0.53 to 0.17 of
+//!   random's on a 4-node, 128-P shape but made its P99 sojourn 1.04x random's (up to 1.17x
+//!   by seed) instead of 0.70x: when a thief's whole node is dry, the far task is the one
+//!   that waits.
+//!
+//! Measured in `gpm-sim` (docs/BENCHMARKS.md, "Load-aware affinity"): at most 1.0x random's
+//! makespan or P99 sojourn in every workload and shape simulated (medians of 5 seeds, with
+//! every cost at 0.5x, 1x and 2x), and a third or less of its remote steals on the closed
+//! workloads; on the open ones (requests arriving on every P) more, see there. The makespans of one-spawns-all and skewed
+//! cannot drop much below random's in that model: every task's data lives on P0's node, so
+//! far Ps run them slower whoever steals them.
+//!
 //! # What is precomputed, what is live
 //!
 //! The static part of each affinity score (cache and NUMA terms) is computed once per
-//! thief. The latency term is read at steal time from every victim's [`LatencyHistory`]
-//! (one relaxed load each, no lock). Then: the top [`AFFINITY_TOP_K`] victims are picked by
+//! thief. The latency and load terms are read at steal time through the [`VictimView`]:
+//! in the runtime, every victim's [`LatencyHistory`] and its FIFO and inbox lengths (a
+//! few relaxed loads each, no lock). Then: the top [`AFFINITY_TOP_K`] victims are picked by
 //! live score on every plan (O(n k)), and the rest follow in the order of the last full
-//! sort, which is redone only every [`AFFINITY_REFRESH_INTERVAL`] (32) plans (O(n log n)).
-//! So a victim whose queue wait jumps is helped at the next steal, while the full re-sort
-//! is amortised. The benchmark group `victim_order_64ps` in `bench/benches/policies.rs`
-//! measures one plan for a thief among 64 Ps: about 0.55 us for affinity (64 relaxed loads,
-//! the top-3 selection, the amortised sort) against 0.12 us for random and 0.06 us for
-//! hierarchical; a search that visits 63 empty victims costs far more than either.
+//! sort, which is redone only every [`AFFINITY_REFRESH_INTERVAL`] (32) plans (O(n log n))
+//! by the steady part of the score (static and latency terms): queue lengths are stale by
+//! the next plan, so a tail sorted by them would send thieves to where work was 31 plans
+//! ago. So a victim that gets work is visited first at the next steal, while the full
+//! re-sort is amortised. The benchmark group `victim_order_64ps` in
+//! `bench/benches/policies.rs` measures one plan for a thief among 64 Ps: about 0.55 us
+//! for the first affinity policy (64 relaxed loads, the top-3 selection, the amortised
+//! sort) against 0.12 us for random and 0.06 us for hierarchical, before the queue lengths
+//! were read too. Counted in instructions instead (callgrind, same thief and topology,
+//! 10 000 plans, views in local memory): 10 856 per plan for the first affinity policy,
+//! 12 140 (+12%) for the load-aware one, 1 326 for random, 524 for hierarchical. In the
+//! runtime each victim also costs more cache lines than before (the FIFO's indices and the
+//! inbox's besides the latency history), which only a multi-node machine can price. The
+//! cost stays O(n k) per plan with per-P state only; a search that visits 63 empty victims
+//! costs far more.
 //!
 //! # Latency history
 //!
@@ -86,20 +135,26 @@
 //!   of a big machine would then see all its victims as "near" and the NUMA term would not
 //!   separate them; the placement is what the thief can choose among.
 //! * **Letting the latency term rank victims with empty queues first.** A victim's wait is
-//!   an average of the past; the steal loop still moves on at once from an empty FIFO, so a
-//!   stale high average costs one failed attempt, not a wrong decision.
+//!   an average of the past: the first version let a stale high average send a thief to an
+//!   empty victim; the load-aware score demotes a victim seen empty whatever its average.
+//! * **Going to the longest queue (or the longer of two sampled, power of two choices)
+//!   regardless of distance.** Balances as fast as random, but then thieves cross nodes
+//!   for queues no longer than their neighbours': a load weight of 1.0, close to that,
+//!   doubled the remote steals in the simulator for under 1% of makespan.
 
 pub mod latency;
 mod plan;
 mod policy;
 pub mod stats;
 mod topology;
+mod view;
 
 pub use latency::LatencyHistory;
-pub use plan::{VictimPlanner, AFFINITY_REFRESH_INTERVAL, AFFINITY_TOP_K};
+pub use plan::{VictimPlanner, AFFINITY_LOAD_WEIGHT, AFFINITY_REFRESH_INTERVAL, AFFINITY_TOP_K};
 pub use policy::{AffinityWeights, ParsePolicyError, StealPolicy, WeightError, STEAL_ENV};
 pub use stats::{ByRelation, ProcessorStealStats, StealCounters, StealStats};
 pub use topology::{Relation, StealTopology};
+pub use view::{FnView, VictimView};
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 
 use super::policy::{AffinityWeights, StealPolicy};
 use super::topology::StealTopology;
+use super::view::VictimView;
 use crate::processor::FastRand;
 use std::fmt;
 
@@ -11,6 +12,19 @@ pub const AFFINITY_TOP_K: usize = 3;
 /// The affinity policy re-sorts every victim by its full score once per this many plans;
 /// in between only the top [`AFFINITY_TOP_K`] are chosen afresh.
 pub const AFFINITY_REFRESH_INTERVAL: u32 = 32;
+
+/// Weight of the load term of the affinity score: a victim with the longest queue among the
+/// thief's victims gains this much, one with half of it half as much. See the
+/// [module documentation](super) for why 0.25.
+pub const AFFINITY_LOAD_WEIGHT: f64 = 0.25;
+
+/// `weight / max`, or 0 when `max` is 0 or absent: scales a term so the largest is `weight`.
+fn per_unit(weight: f64, max: Option<u64>) -> f64 {
+    match max {
+        Some(max) if max > 0 => weight / max as f64,
+        _ => 0.0,
+    }
+}
 
 /// One thief's view of the victims under one policy; owned by the thief's P (no sharing,
 /// no locks). [`VictimPlanner::plan`] writes the order in which to visit the victims.
@@ -23,7 +37,8 @@ pub struct VictimPlanner {
 enum Kind {
     Random { processors: usize },
     Hierarchical { tiers: Vec<Vec<usize>> },
-    Affinity(AffinityRanking),
+    // Boxed: the ranking is far larger than the other variants.
+    Affinity(Box<AffinityRanking>),
 }
 
 /// The affinity policy's state for one thief. Slices are parallel: entry `i` describes
@@ -35,10 +50,16 @@ struct AffinityRanking {
     victims: Vec<usize>,
     /// `cache * shares_l3 + numa * (1 - normalised distance)`, fixed at start-up.
     static_scores: Vec<f64>,
-    /// Static score plus the latency term, as of the current plan.
+    /// Static score plus the latency term (an average: it moves slowly), as of the current
+    /// plan; the full re-sort uses it.
+    steady_scores: Vec<f64>,
+    /// Steady score plus the load term, or demoted: what the top of each plan is picked by.
     live_scores: Vec<f64>,
     waits: Vec<u64>,
-    /// Positions into `victims`, by decreasing live score as of the last refresh.
+    lens: Vec<usize>,
+    /// Subtracted from the live score of a victim seen empty: more than any score can be.
+    empty_demotion: f64,
+    /// Positions into `victims`, by decreasing steady score as of the last refresh.
     ranked: Vec<usize>,
     top: Vec<usize>,
     plans_since_refresh: u32,
@@ -58,7 +79,7 @@ impl VictimPlanner {
                 tiers: hierarchical_tiers(topology, thief),
             },
             StealPolicy::Affinity(weights) => {
-                Kind::Affinity(AffinityRanking::new(*weights, topology, thief))
+                Kind::Affinity(Box::new(AffinityRanking::new(*weights, topology, thief)))
             }
         };
         VictimPlanner {
@@ -74,11 +95,9 @@ impl VictimPlanner {
     }
 
     /// The victims to visit, in order (every P but the thief, each once).
-    /// `queue_wait(p)` is P `p`'s average queue wait (its [`LatencyHistory`]); only the
-    /// affinity policy reads it. `rng` picks the random starts.
-    ///
-    /// [`LatencyHistory`]: super::LatencyHistory
-    pub fn plan(&mut self, queue_wait: impl Fn(usize) -> u64, rng: &mut FastRand) -> &[usize] {
+    /// `view` is a snapshot of the victims' queues; only the affinity policy reads it.
+    /// `rng` picks the random starts.
+    pub fn plan(&mut self, view: &impl VictimView, rng: &mut FastRand) -> &[usize] {
         self.order.clear();
         match &mut self.kind {
             Kind::Random { processors } => {
@@ -97,7 +116,7 @@ impl VictimPlanner {
             }
             Kind::Affinity(ranking) => {
                 let tie_start = rng.below(ranking.victims.len() as u32) as usize;
-                ranking.plan(queue_wait, tie_start, &mut self.order);
+                ranking.plan(view, tie_start, &mut self.order);
             }
         }
         &self.order
@@ -149,7 +168,14 @@ impl AffinityRanking {
         AffinityRanking {
             weights,
             live_scores: static_scores.clone(),
+            steady_scores: static_scores.clone(),
             waits: vec![0; victims.len()],
+            lens: vec![0; victims.len()],
+            empty_demotion: 1.0
+                + weights.cache()
+                + weights.numa()
+                + weights.latency()
+                + AFFINITY_LOAD_WEIGHT,
             ranked: (0..victims.len()).collect(),
             top: Vec::with_capacity(AFFINITY_TOP_K),
             victims,
@@ -162,13 +188,8 @@ impl AffinityRanking {
     /// [`AFFINITY_TOP_K`] by live score followed by the rest in the order of the last full
     /// ranking (re-ranked now if [`AFFINITY_REFRESH_INTERVAL`] plans have passed). Equal
     /// scores go in rotation order from position `tie_start` of `victims`.
-    fn plan(
-        &mut self,
-        queue_wait: impl Fn(usize) -> u64,
-        tie_start: usize,
-        order: &mut Vec<usize>,
-    ) {
-        self.score(queue_wait);
+    fn plan(&mut self, view: &impl VictimView, tie_start: usize, order: &mut Vec<usize>) {
+        self.score(view);
         if self.plans_since_refresh == 0 {
             self.refresh(tie_start);
         }
@@ -184,30 +205,33 @@ impl AffinityRanking {
         );
     }
 
-    /// Live score = static score + `latency * wait / max wait` over this thief's victims.
-    fn score(&mut self, queue_wait: impl Fn(usize) -> u64) {
-        for (wait, &v) in self.waits.iter_mut().zip(&self.victims) {
-            *wait = queue_wait(v);
+    /// Live score = static score + `latency * wait / max wait` + [`AFFINITY_LOAD_WEIGHT`]
+    /// `* len / max len` over this thief's victims; minus `empty_demotion` for a victim
+    /// whose queue is seen empty, which so ranks after every victim with work.
+    fn score(&mut self, view: &impl VictimView) {
+        for ((wait, len), &v) in self.waits.iter_mut().zip(&mut self.lens).zip(&self.victims) {
+            *wait = view.queue_wait_ns(v);
+            *len = view.queue_len(v);
         }
-        let max_wait = self.waits.iter().copied().max().unwrap_or(0);
-        let scale = if max_wait == 0 {
-            0.0
-        } else {
-            self.weights.latency() / max_wait as f64
-        };
-        for ((live, &base), &wait) in self
-            .live_scores
-            .iter_mut()
-            .zip(&self.static_scores)
-            .zip(&self.waits)
-        {
-            *live = base + scale * wait as f64;
+        let wait_scale = per_unit(self.weights.latency(), self.waits.iter().copied().max());
+        let max_len = self.lens.iter().copied().max().map(|l| l as u64);
+        let len_scale = per_unit(AFFINITY_LOAD_WEIGHT, max_len);
+        let scores = self.live_scores.iter_mut().zip(&mut self.steady_scores);
+        let inputs = self.static_scores.iter().zip(&self.waits);
+        for ((live, steady), ((&base, &wait), &len)) in scores.zip(inputs.zip(&self.lens)) {
+            *steady = base + wait_scale * wait as f64;
+            *live = if len == 0 {
+                *steady - self.empty_demotion
+            } else {
+                *steady + len_scale * len as f64
+            };
         }
     }
 
-    /// Full re-sort by live score, ties in rotation order from `tie_start`.
+    /// Full re-sort by steady score (not by queue lengths, which are stale by the next
+    /// plan), ties in rotation order from `tie_start`.
     fn refresh(&mut self, tie_start: usize) {
-        let live = &self.live_scores;
+        let live = &self.steady_scores;
         let n = self.victims.len();
         self.ranked.clear();
         self.ranked.extend((0..n).map(|i| (tie_start + i) % n));

@@ -30,7 +30,11 @@ fn plan(planner: &mut VictimPlanner, waits: &[u64]) -> Vec<usize> {
     thread_local! {
         static RNG: std::cell::RefCell<FastRand> = std::cell::RefCell::new(FastRand::new(1));
     }
-    RNG.with(|rng| planner.plan(|p| waits[p], &mut rng.borrow_mut()).to_vec())
+    RNG.with(|rng| {
+        planner
+            .plan(&FnView(|_| 1, |p| waits[p]), &mut rng.borrow_mut())
+            .to_vec()
+    })
 }
 
 fn affinity() -> StealPolicy {
@@ -188,14 +192,14 @@ fn hierarchical_on_epyc_goes_l3_node_then_by_distance() {
     let mut p20 = VictimPlanner::new(&StealPolicy::Hierarchical, &topo, 20);
     let mut starts = std::collections::HashSet::new();
     for _ in 0..50 {
-        let order = p5.plan(|_| 0, &mut rng).to_vec();
+        let order = p5.plan(&FnView(|_| 1, |_| 0), &mut rng).to_vec();
         // L3 peers; node 0; node 1 (distance 11); nodes 2 and 3 (distance 12).
         assert_tiers(
             &order,
             &[vec![4, 6, 7], range(0..4), range(8..16), range(16..32)],
         );
         starts.insert(order[0]);
-        let order = p20.plan(|_| 0, &mut rng).to_vec();
+        let order = p20.plan(&FnView(|_| 1, |_| 0), &mut rng).to_vec();
         assert_tiers(
             &order,
             &[vec![21, 22, 23], range(16..20), range(24..32), range(0..16)],
@@ -234,7 +238,7 @@ fn random_is_a_rotation_from_a_random_start() {
     let mut starts = std::collections::HashSet::new();
     let all_but_7: Vec<usize> = (0..32).filter(|&p| p != 7).collect();
     for _ in 0..200 {
-        let order = planner.plan(|_| 0, &mut rng).to_vec();
+        let order = planner.plan(&FnView(|_| 1, |_| 0), &mut rng).to_vec();
         assert_rotation(&order, &all_but_7);
         starts.insert(order[0]);
     }
@@ -262,7 +266,9 @@ fn every_plan_visits_every_other_processor_once() {
             for thief in 0..n {
                 let mut planner = VictimPlanner::new(&policy, topo, thief);
                 for _ in 0..3 {
-                    let mut order = planner.plan(|p| waits[p], &mut rng).to_vec();
+                    let mut order = planner
+                        .plan(&FnView(|_| 1, |p| waits[p]), &mut rng)
+                        .to_vec();
                     order.sort_unstable();
                     let expected: Vec<usize> = (0..n).filter(|&p| p != thief).collect();
                     assert_eq!(order, expected, "{policy} thief {thief} of {n}");
@@ -270,4 +276,87 @@ fn every_plan_visits_every_other_processor_once() {
             }
         }
     }
+}
+
+fn plan_with(planner: &mut VictimPlanner, lens: &[usize]) -> Vec<usize> {
+    let mut rng = FastRand::new(9);
+    planner.plan(&FnView(|p| lens[p], |_| 0), &mut rng).to_vec()
+}
+
+#[test]
+fn affinity_visits_a_victim_with_work_before_every_empty_one() {
+    // One-spawns-all seen from afar: only P20 (node 2) has work. Thief P5 (node 0) goes
+    // there first instead of visiting its 15 empty node peers and node 1 on the way.
+    let topo = epyc32();
+    let mut p5 = VictimPlanner::new(&affinity(), &topo, 5);
+    let mut lens = [0; 32];
+    lens[20] = 1000;
+    let order = plan_with(&mut p5, &lens);
+    assert_eq!(order[0], 20);
+    // The empty victims follow in the static order (the last full ranking).
+    let mut far_but_20 = range(16..20);
+    far_but_20.extend(21..32);
+    assert_tiers(
+        &order[1..],
+        &[vec![6, 7, 4], range(0..4), range(8..16), far_but_20],
+    );
+}
+
+#[test]
+fn affinity_load_term_outranks_one_distance_step_not_the_l3() {
+    let topo = epyc32();
+    let mut p5 = VictimPlanner::new(&affinity(), &topo, 5);
+    let mut lens = [0; 32];
+    // P6 (same L3) holds 1 task: 0.8 + 0.25 / 1000; P0 (same node) 1 task: 0.3 + 0.00025;
+    // P9 (node 1) 1000 tasks: 0.15 + 0.25 = 0.4; P20 (node 2) 1000: 0 + 0.25.
+    lens[6] = 1;
+    lens[0] = 1;
+    lens[9] = 1000;
+    lens[20] = 1000;
+    let order = plan_with(&mut p5, &lens);
+    assert_eq!(order[..3], [6, 9, 0]);
+    assert!(order[3..].contains(&20));
+    // With 800 tasks P0 scores 0.3 + 0.2 = 0.5 and passes P9 (still 0.4): nearer work
+    // wins once it is a good share of the longest queue.
+    lens[0] = 800;
+    let order = plan_with(&mut p5, &lens);
+    assert_eq!(order[..3], [6, 0, 9]);
+}
+
+#[test]
+fn affinity_on_xeon_scatter_takes_far_work_before_an_empty_l3_peer() {
+    // P0 -> PU 0 (node 0), P1 -> PU 16 (node 1), P2 -> PU 1 (node 0), P3 -> PU 17 (node 1).
+    let topo = placed(&shipped("xeon-2s-2n.xml"), Placement::ScatterNodes, 4);
+    let mut p0 = VictimPlanner::new(&affinity(), &topo, 0);
+    // Only P3 has work: it goes first (0 + 0.25 against P2's 0.8 minus the demotion),
+    // then the empty ones by static score: P2 (0.8), P1 (0).
+    assert_eq!(plan_with(&mut p0, &[0, 0, 0, 4]), [3, 2, 1]);
+    // Both L3 peer and far victim have work: the L3 peer first even with the shorter queue
+    // (0.8 + 0.25 / 4 against 0 + 0.25).
+    assert_eq!(plan_with(&mut p0, &[0, 0, 1, 4]), [2, 3, 1]);
+}
+
+#[test]
+fn affinity_on_synthetic_ranks_work_by_locality_then_load() {
+    // pack:2 numa:2 l3:2 core:4 pu:2, 32 Ps compact (as in the test above): thief P9
+    // (L3 2, node 1). Work on P20 (package 1: 0 + load), P2 (node 0: 0.164 + load) and
+    // P13 (node 1, other L3: 0.3 + load), queues 8, 8 and 2.
+    let machine = Topology::from_synthetic("pack:2 numa:2 l3:2 core:4 pu:2").unwrap();
+    let topo = placed(&machine, Placement::Compact, 32);
+    let mut p9 = VictimPlanner::new(&affinity(), &topo, 9);
+    let mut lens = [0; 32];
+    lens[20] = 8;
+    lens[2] = 8;
+    lens[13] = 2;
+    // P13: 0.3 + 0.0625 = 0.3625; P2: 0.164 + 0.25 = 0.414; P20: 0.25.
+    let order = plan_with(&mut p9, &lens);
+    assert_eq!(order[..3], [2, 13, 20]);
+    // The rest are empty, in static order: L3 peers, node peers, node 0, package 1.
+    let mut node1 = range(12..16);
+    node1.retain(|&p| p != 13);
+    let mut node0 = range(0..8);
+    node0.retain(|&p| p != 2);
+    let mut package1 = range(16..32);
+    package1.retain(|&p| p != 20);
+    assert_tiers(&order[3..], &[vec![10, 11, 8], node1, node0, package1]);
 }
