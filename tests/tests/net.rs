@@ -1,16 +1,20 @@
 //! `gpm::net`: an echo server with 100 concurrent clients, UDP, tokio's io traits, errors
 //! from refused and reset connections, shutdown failing pending I/O instead of hanging, many
-//! tasks waiting on one socket, and a foreign waker that panics when the reactor fires it.
+//! tasks waiting on one socket, a foreign waker that panics when the reactor fires it, and
+//! readiness (`readable`, `writable`, `ready`, `try_read`, `try_write`, `peek`), socket
+//! options and `into_std`.
 
 use futures::{AsyncReadExt, AsyncWriteExt};
+use gpm::io::Interest;
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
 use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
 use std::future::Future;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 /// Echoes every connection until the peer closes its write half.
 async fn echo_server() -> SocketAddr {
@@ -354,6 +358,184 @@ rt_test! {
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             assert!(socket.send_to(b"x", "nope:99999").await.is_err());
             assert!(UdpSocket::bind("127.0.0.1:99999").await.is_err());
+        });
+    }
+}
+
+/// Polls `future` once with a waker that does nothing (then drops it, and so its waiter).
+fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = std::pin::pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
+}
+
+/// A waker that records that it was woken.
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A connected pair: (client, server).
+async fn connected_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
+
+const DATA: &[u8] = &[2u8; 4000];
+
+/// Writes with `write` until the socket says `WouldBlock` and `writable()` then waits.
+/// Before each write the stream is still writable (tokio's "still ready"). A readiness
+/// event that lands between the check and the `WouldBlock` keeps the readiness (the
+/// protocol's step 3; the reactor runs on other threads here), so then fill on.
+fn fill(
+    client: &TcpStream,
+    written: &mut Vec<u8>,
+    write: impl Fn(&TcpStream) -> io::Result<usize>,
+) {
+    loop {
+        loop {
+            assert!(poll_once(client.writable()).is_ready(), "still ready");
+            match write(client) {
+                Ok(n) => written.extend(&DATA[..n]),
+                Err(ref e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("error = {e:?}"),
+            }
+        }
+        if poll_once(client.writable()).is_pending() {
+            return;
+        }
+    }
+}
+
+/// Reads `len` bytes with `readable()` + `try_read` (`vectored`: `try_read_vectored`).
+async fn drain(server: &TcpStream, len: usize, vectored: bool) -> Vec<u8> {
+    let mut read = vec![0; len];
+    let mut i = 0;
+    while i < read.len() {
+        server.readable().await.unwrap();
+        let result = if vectored {
+            let mut bufs: Vec<_> = read[i..].chunks_mut(0x10000).map(IoSliceMut::new).collect();
+            server.try_read_vectored(&mut bufs)
+        } else {
+            server.try_read(&mut read[i..])
+        };
+        match result {
+            Ok(n) => i += n,
+            Err(ref e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("error = {e:?}"),
+        }
+    }
+    read
+}
+
+rt_test! {
+    /// tokio's `try_read_write`: readiness wakes a waiting `readable()`, `try_write` fills
+    /// the send buffer until `WouldBlock`, after which `writable()` waits; `readable()` +
+    /// `try_read` (and the vectored pair) drain exactly what was written; a closed peer
+    /// shows as `is_read_closed()`.
+    fn try_read_write(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, server) = connected_pair().await;
+            let mut written = DATA.to_vec();
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(Arc::clone(&flag));
+            let mut readable = Box::pin(server.readable());
+            assert!(readable.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+            client.writable().await.unwrap();
+            assert_eq!(DATA.len(), client.try_write(DATA).unwrap());
+            while !flag.0.load(Ordering::SeqCst) {
+                gpm::task::yield_now().await;
+            }
+            drop(readable);
+
+            fill(&client, &mut written, |c| c.try_write(DATA));
+            assert!(poll_once(client.writable()).is_pending(), "write buffer full");
+            assert_eq!(drain(&server, written.len(), false).await, written);
+
+            written.clear();
+            client.writable().await.unwrap();
+            let data_bufs: Vec<_> = DATA.chunks(10).map(IoSlice::new).collect();
+            fill(&client, &mut written, |c| c.try_write_vectored(&data_bufs));
+            assert!(poll_once(client.writable()).is_pending(), "write buffer full");
+            assert_eq!(drain(&server, written.len(), true).await, written);
+
+            drop(client);
+            loop {
+                let ready = server.ready(Interest::READABLE).await.unwrap();
+                if ready.is_read_closed() {
+                    break;
+                }
+                gpm::task::yield_now().await;
+            }
+        });
+    }
+}
+
+rt_test! {
+    /// `try_read` on an empty stream is `WouldBlock` (and clears the readiness, so
+    /// `readable()` waits); `ready(READABLE | WRITABLE)` reports writable only; after the
+    /// peer writes, `peek` sees the data twice and `read` then takes the same bytes.
+    fn try_read_would_block_ready_and_peek(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, server) = connected_pair().await;
+            let mut buf = [0u8; 32];
+            assert_eq!(server.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert!(poll_once(server.readable()).is_pending());
+            let ready = server.ready(Interest::READABLE | Interest::WRITABLE).await.unwrap();
+            assert!(ready.is_writable() && !ready.is_readable(), "{ready:?}");
+            client.write_all(b"peek me").await.unwrap();
+            let peek1 = server.peek(&mut buf).await.unwrap();
+            let peek2 = server.peek(&mut buf).await.unwrap();
+            assert_eq!(peek1, peek2);
+            let read = server.read(&mut buf).await.unwrap();
+            assert_eq!(read, peek1);
+            assert_eq!(&buf[..read], &b"peek me"[..read]);
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `set_linger`, and `set_ttl`/`ttl`.
+    fn socket_options(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, _server) = connected_pair().await;
+            client.set_linger(Some(Duration::from_secs(1))).unwrap();
+            assert_eq!(client.linger().unwrap().unwrap().as_secs(), 1);
+            client.set_linger(Some(Duration::ZERO)).unwrap();
+            assert_eq!(client.linger().unwrap().unwrap().as_secs(), 0);
+            client.set_linger(None).unwrap();
+            assert!(client.linger().unwrap().is_none());
+            client.set_ttl(42).unwrap();
+            assert_eq!(client.ttl().unwrap(), 42);
+        });
+    }
+}
+
+rt_test! {
+    /// `into_std` leaves the reactor (one socket fewer registered) and gives a working,
+    /// still non-blocking std stream.
+    fn tcp_into_std(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, mut server) = connected_pair().await;
+            let registered = gpm::Handle::current().num_registered_sockets();
+            let mut client = client.into_std().unwrap();
+            assert_eq!(gpm::Handle::current().num_registered_sockets(), registered - 1);
+            let mut byte = [0u8; 1];
+            let would_block = std::io::Read::read(&mut client, &mut byte).unwrap_err();
+            assert_eq!(would_block.kind(), ErrorKind::WouldBlock);
+            client.set_nonblocking(false).unwrap();
+            std::io::Write::write_all(&mut client, b"std").unwrap();
+            let mut buf = [0u8; 3];
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"std");
         });
     }
 }

@@ -12,6 +12,14 @@
 //! ones (`AsyncRead`/`AsyncWrite`, `poll_accept`, `poll_recv_from`, `poll_send_to`) keep one
 //! waker per direction, the last poller's, as tokio's do (`crate::driver::scheduled_io`).
 //!
+//! The readiness operations follow tokio: `ready(Interest)` / `readable` / `writable` wait
+//! (as their own waiters, one per direction of the interest) and return what is ready, which
+//! may be stale; the `try_*` operations (`try_read`, `try_write`, `try_send_to`, ...) never
+//! wait: not ready is `WouldBlock`, and a `WouldBlock` from the syscall clears the readiness
+//! (step 3 of the protocol, so an event that arrived meanwhile is kept) and the next
+//! `readable()` waits for a new event. The readiness types are [`crate::io::Interest`] and
+//! [`crate::io::Ready`], where tokio has them.
+//!
 //! [`TcpStream`] implements futures-io's `AsyncRead`/`AsyncWrite` (use `futures::io`'s
 //! extension traits for `read`, `write_all`, ...), tokio's with the `tokio-io` feature, and
 //! hyper's `rt::Read`/`rt::Write` with the `hyper` feature (`crate::compat::hyper`).
@@ -34,12 +42,15 @@ pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
 use crate::driver::io::{Direction, ReadyEvent, ScheduledIo, Waiter};
+use crate::driver::scheduled_io::{ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
 use crate::driver::Driver;
+use crate::io::{Interest, Ready};
 use crate::task::coop;
 use mio::event::Source;
 use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -123,10 +134,79 @@ impl<E: Source> PollEvented<E> {
         }
     }
 
-    /// Waits, as its own waiter, for readiness in `direction` without doing I/O.
-    pub(crate) async fn ready(&self, direction: Direction) -> io::Result<()> {
-        let mut waiter = Waiter::new(&self.scheduled, direction);
-        poll_fn(|cx| waiter.poll_ready(cx).map_ok(drop)).await
+    /// Runs `op` at once if the socket is ready in `direction`, without waiting: the
+    /// `try_*` operations. Not ready is `WouldBlock`; a `WouldBlock` from `op` clears the
+    /// readiness (step 3 of the protocol) so that the next wait really waits.
+    pub(crate) fn try_io<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&E) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let Some(event) = self.scheduled.ready_event(direction) else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let event = event?;
+        let result = op(&self.io);
+        if matches!(&result, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
+            self.scheduled.clear_readiness(event);
+        }
+        result
+    }
+
+    /// Waits, as its own waiter in each direction of `interest`, for readiness in any of
+    /// them, without doing I/O; returns what is ready.
+    pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        let waiter =
+            |wanted: bool, direction| wanted.then(|| Waiter::new(&self.scheduled, direction));
+        let mut read = waiter(interest.is_readable(), Direction::Read);
+        let mut write = waiter(interest.is_writable(), Direction::Write);
+        poll_fn(|cx| poll_waiters(cx, [&mut read, &mut write])).await
+    }
+
+    /// The socket's fd for `into_std`, out of the reactor: the fd is duplicated, and the
+    /// original deregistered and closed when `self` drops here. The duplicate shares the
+    /// open file, so it stays non-blocking (as tokio's `into_std` leaves it).
+    pub(crate) fn into_std_fd(self) -> io::Result<OwnedFd>
+    where
+        E: AsFd,
+    {
+        self.io.as_fd().try_clone_to_owned()
+    }
+}
+
+/// Polls each waiter (all of them, so each that is pending holds the waker); ready with the
+/// union of what the ready ones saw.
+fn poll_waiters(
+    cx: &mut Context<'_>,
+    waiters: [&mut Option<Waiter<'_>>; 2],
+) -> Poll<io::Result<Ready>> {
+    let mut ready = Ready::EMPTY;
+    for waiter in waiters.into_iter().flatten() {
+        if let Poll::Ready(event) = waiter.poll_ready(cx) {
+            ready |= to_ready(event?, waiter.direction());
+        }
+    }
+    if ready.is_empty() {
+        Poll::Pending
+    } else {
+        Poll::Ready(Ok(ready))
+    }
+}
+
+/// The public view of a readiness event of `direction`. An error counts as readiness in
+/// that direction, so the caller's next `try_*` returns it (`crate::io` module docs).
+fn to_ready(event: ReadyEvent, direction: Direction) -> Ready {
+    let bits = event.bits();
+    let error = bits & ERROR != 0;
+    Ready::from_flags([
+        (bits & READABLE != 0, Ready::READABLE),
+        (bits & WRITABLE != 0, Ready::WRITABLE),
+        (bits & READ_CLOSED != 0, Ready::READ_CLOSED),
+        (bits & WRITE_CLOSED != 0, Ready::WRITE_CLOSED),
+    ]) | match (error, direction) {
+        (false, _) => Ready::EMPTY,
+        (true, Direction::Read) => Ready::READABLE,
+        (true, Direction::Write) => Ready::WRITABLE,
     }
 }
 
