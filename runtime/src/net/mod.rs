@@ -20,7 +20,11 @@
 //! `readable()` waits for a new event. The readiness types are [`crate::io::Interest`] and
 //! [`crate::io::Ready`], where tokio has them.
 //!
-//! [`TcpStream`] implements futures-io's `AsyncRead`/`AsyncWrite` (use `futures::io`'s
+//! [`TcpStream::split`] and [`TcpStream::into_split`] give read and write halves without a
+//! lock; a read half and a write half in two tasks each wait in their own direction, so
+//! neither takes the other's wake-up (see the `tcp::split` module docs for the invariant).
+//!
+//! [`TcpStream`] (and each half) implements futures-io's `AsyncRead`/`AsyncWrite` (use `futures::io`'s
 //! extension traits for `read`, `write_all`, ...), tokio's with the `tokio-io` feature, and
 //! hyper's `rt::Read`/`rt::Write` with the `hyper` feature (`crate::compat::hyper`).
 //!
@@ -38,7 +42,9 @@
 mod tcp;
 mod udp;
 
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{
+    OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener, TcpStream, WriteHalf,
+};
 pub use udp::UdpSocket;
 
 use crate::driver::io::{Direction, ReadyEvent, ScheduledIo, Waiter};

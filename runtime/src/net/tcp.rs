@@ -1,4 +1,8 @@
-//! TCP: a listener and a stream on the runtime's reactor.
+//! TCP: a listener and a stream on the runtime's reactor, and the stream's halves (`split`).
+
+mod split;
+
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 
 use super::{each_addr, PollEvented};
 use crate::driver::io::Direction;
@@ -366,11 +370,20 @@ mod tokio_io {
             cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
-            // `initialize_unfilled` zeroes only bytes never initialised before, once.
-            let n = ready!(self.poll_read_priv(cx, buf.initialize_unfilled()))?;
-            buf.advance(n);
-            Poll::Ready(Ok(()))
+            poll_read(&self, cx, buf)
         }
+    }
+
+    /// tokio's `poll_read` on `stream` (also used by the halves).
+    pub(super) fn poll_read(
+        stream: &TcpStream,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // `initialize_unfilled` zeroes only bytes never initialised before, once.
+        let n = ready!(stream.poll_read_priv(cx, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 
     impl AsyncWrite for TcpStream {
