@@ -362,9 +362,10 @@ rt_test! {
     }
 }
 
-/// Polls `future` once with a waker that does nothing (then drops it, and so its waiter).
+/// Polls `future` once with a waker that does nothing (then drops it, and so its waiter),
+/// outside the cooperative budget: the answer is about readiness only.
 fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
-    let mut future = std::pin::pin!(future);
+    let mut future = std::pin::pin!(gpm::task::unconstrained(future));
     future
         .as_mut()
         .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
@@ -536,6 +537,138 @@ rt_test! {
             let mut buf = [0u8; 3];
             server.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"std");
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `try_send_to_recv_from` and `try_send_recv`: `writable()` + `try_send*`, then
+    /// `readable()` + `try_recv*`, retrying on `WouldBlock`, five times each.
+    fn udp_try_send_recv(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let saddr = server.local_addr().unwrap();
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let caddr = client.local_addr().unwrap();
+            for _ in 0..5 {
+                send_with_retry(&client, |c| c.try_send_to(b"hello world", saddr)).await;
+                let mut buf = [0; 512];
+                let (n, addr) = recv_with_retry(&server, |s| s.try_recv_from(&mut buf)).await;
+                assert_eq!((n, addr), (11, caddr));
+                assert_eq!(&buf[0..11], &b"hello world"[..]);
+            }
+            client.connect(saddr).await.unwrap();
+            server.connect(caddr).await.unwrap();
+            for _ in 0..5 {
+                send_with_retry(&client, |c| c.try_send(b"hello world")).await;
+                let mut buf = [0; 512];
+                let n = recv_with_retry(&server, |s| s.try_recv(&mut buf)).await;
+                assert_eq!(n, 11);
+                assert_eq!(&buf[0..11], &b"hello world"[..]);
+            }
+        });
+    }
+}
+
+async fn send_with_retry(
+    socket: &UdpSocket,
+    mut send: impl FnMut(&UdpSocket) -> io::Result<usize>,
+) {
+    loop {
+        socket.writable().await.unwrap();
+        match send(socket) {
+            Ok(n) => return assert_eq!(n, 11),
+            Err(ref e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+async fn recv_with_retry<T>(
+    socket: &UdpSocket,
+    mut recv: impl FnMut(&UdpSocket) -> io::Result<T>,
+) -> T {
+    loop {
+        socket.readable().await.unwrap();
+        match recv(socket) {
+            Ok(value) => return value,
+            Err(ref e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+rt_test! {
+    /// `try_recv_from` with nothing queued is `WouldBlock` and `readable()` then waits; a
+    /// datagram wakes it; `peek_from` sees it twice and `recv_from` then takes it (tokio's
+    /// `send_to_peek_from`).
+    fn udp_would_block_and_peek_from(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = sender.local_addr().unwrap();
+            let mut buf = [0u8; 32];
+            assert_eq!(receiver.try_recv_from(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert!(poll_once(receiver.readable()).is_pending());
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(Arc::clone(&flag));
+            let mut readable = Box::pin(receiver.readable());
+            assert!(readable.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+            sender.send_to(b"hello", receiver.local_addr().unwrap()).await.unwrap();
+            while !flag.0.load(Ordering::SeqCst) {
+                gpm::task::yield_now().await;
+            }
+            drop(readable);
+            assert_eq!(receiver.peek_from(&mut buf).await.unwrap(), (5, addr));
+            assert_eq!(receiver.peek_from(&mut buf).await.unwrap(), (5, addr));
+            assert_eq!(receiver.recv_from(&mut buf).await.unwrap(), (5, addr));
+            assert_eq!(&buf[..5], b"hello");
+            assert_eq!(receiver.try_recv_from(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `try_send_spawn`: a socket sends from a plain thread too (the `try_*`
+    /// operations need no runtime context), and `set_broadcast`, `set_ttl` and `into_std`.
+    fn udp_try_send_from_a_thread_options_and_into_std(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sender.set_broadcast(true).unwrap();
+            assert!(sender.broadcast().unwrap());
+            sender.set_ttl(7).unwrap();
+            assert_eq!(sender.ttl().unwrap(), 7);
+            sender.connect(receiver.local_addr().unwrap()).await.unwrap();
+            sender.writable().await.unwrap();
+            std::thread::spawn(move || assert_eq!(sender.try_send(b"from a thread").unwrap(), 13))
+                .join()
+                .unwrap();
+            let mut buf = [0u8; 32];
+            assert_eq!(receiver.recv(&mut buf).await.unwrap(), 13);
+            let registered = gpm::Handle::current().num_registered_sockets();
+            let receiver = receiver.into_std().unwrap();
+            assert_eq!(gpm::Handle::current().num_registered_sockets(), registered - 1);
+            assert_eq!(receiver.recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        });
+    }
+}
+
+rt_test! {
+    /// A `readable()` that finds the socket ready spends a unit of the cooperative budget,
+    /// as tokio's does: a `readable()` + `try_read` loop on an always-ready socket yields.
+    fn readiness_waits_spend_the_budget(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, server) = connected_pair().await;
+            client.write_all(b"x").await.unwrap();
+            server.readable().await.unwrap();
+            gpm::task::yield_now().await;
+            let noop = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&noop);
+            let polls = (1..=1000)
+                .find(|_| std::pin::pin!(server.readable()).poll(&mut cx).is_pending())
+                .expect("readable() never ran out of budget");
+            assert!(polls > 1, "the budget was spent before the loop");
         });
     }
 }

@@ -6,11 +6,12 @@
 //! `WouldBlock` clear the readiness (unless a newer event arrived) and wait again. Readiness
 //! wakes the waiting task through its waker, so it is scheduled like any other wake-up.
 //!
-//! The async-fn operations (`accept`, `read`, `write`, `recv_from`, `send_to`, `connect`,
-//! `readable`, ...) each register their own waiter (`PollEvented::async_io`), so any number
-//! of tasks may wait on one shared socket and all are woken by readiness. The poll-based
-//! ones (`AsyncRead`/`AsyncWrite`, `poll_accept`, `poll_recv_from`, `poll_send_to`) keep one
-//! waker per direction, the last poller's, as tokio's do (`crate::driver::scheduled_io`).
+//! The async-fn operations (`accept`, `read`, `write`, `peek`, `recv_from`, `send_to`,
+//! `peek_from`, `connect`, `ready`, `readable`, `writable`, ...) each register their own
+//! waiter (`PollEvented::async_io`), so any number of tasks may wait on one shared socket and
+//! all are woken by readiness. The poll-based ones (`AsyncRead`/`AsyncWrite` of the stream
+//! and its halves, `poll_accept`, `poll_recv_from`, `poll_send_to`) keep one waker per
+//! direction, the last poller's, as tokio's do (`crate::driver::scheduled_io`).
 //!
 //! The readiness operations follow tokio: `ready(Interest)` / `readable` / `writable` wait
 //! (as their own waiters, one per direction of the interest) and return what is ready, which
@@ -24,12 +25,15 @@
 //! lock; a read half and a write half in two tasks each wait in their own direction, so
 //! neither takes the other's wake-up (see the `tcp::split` module docs for the invariant).
 //!
-//! [`TcpStream`] (and each half) implements futures-io's `AsyncRead`/`AsyncWrite` (use `futures::io`'s
-//! extension traits for `read`, `write_all`, ...), tokio's with the `tokio-io` feature, and
-//! hyper's `rt::Read`/`rt::Write` with the `hyper` feature (`crate::compat::hyper`).
+//! [`TcpStream`] and its halves implement futures-io's `AsyncRead`/`AsyncWrite` (use
+//! `futures::io`'s extension traits for `read`, `write_all`, ...) and tokio's with the
+//! `tokio-io` feature; the stream also implements hyper's `rt::Read`/`rt::Write` with the
+//! `hyper` feature (`crate::compat::hyper`).
 //!
-//! Every I/O operation spends one unit of the task's cooperative budget, so a task echoing on
-//! an always-ready socket still yields its P.
+//! Every I/O operation that may wait, the readiness waits included, spends one unit of the
+//! task's cooperative budget, so a task echoing on an always-ready socket (with `read`, or
+//! with `readable` and `try_read`) still yields its P. The `try_*` operations spend none, as
+//! in tokio.
 //!
 //! Errors are returned, never panicked on: a reset peer gives `ConnectionReset` (or
 //! `BrokenPipe` on write), a runtime that shut down gives an error saying so. Sockets must be
@@ -166,7 +170,13 @@ impl<E: Source> PollEvented<E> {
             |wanted: bool, direction| wanted.then(|| Waiter::new(&self.scheduled, direction));
         let mut read = waiter(interest.is_readable(), Direction::Read);
         let mut write = waiter(interest.is_writable(), Direction::Write);
-        poll_fn(|cx| poll_waiters(cx, [&mut read, &mut write])).await
+        poll_fn(|cx| {
+            let spent = ready!(coop::poll_proceed(cx));
+            let result = ready!(poll_waiters(cx, [&mut read, &mut write]));
+            spent.made_progress();
+            Poll::Ready(result)
+        })
+        .await
     }
 
     /// The socket's fd for `into_std`, out of the reactor: the fd is duplicated, and the
