@@ -77,6 +77,11 @@ impl Error for ReuniteError {}
 impl TcpStream {
     /// Splits the stream into a read half and a write half borrowing it, to read and write
     /// at once (in one task, with `join` or `select`). No lock: see the module docs.
+    ///
+    /// With futures' `AsyncReadExt` in scope, `stream.split()` on an owned stream resolves
+    /// to that trait's `split(self)` (by value, behind a lock), as method lookup tries the
+    /// by-value receiver first; write `TcpStream::split(&mut stream)` to be sure. tokio's
+    /// `AsyncReadExt` has no `split`, so tokio code is unaffected.
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         (ReadHalf(self), WriteHalf(self))
     }
