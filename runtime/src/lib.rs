@@ -32,6 +32,8 @@ pub mod compat;
 mod driver;
 #[cfg(all(test, gpm_loom))]
 mod inbox_loom_tests;
+#[cfg(not(gpm_loom))]
+pub mod io;
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 pub mod net;

@@ -1,16 +1,20 @@
 //! `gpm::net`: an echo server with 100 concurrent clients, UDP, tokio's io traits, errors
 //! from refused and reset connections, shutdown failing pending I/O instead of hanging, many
-//! tasks waiting on one socket, and a foreign waker that panics when the reactor fires it.
+//! tasks waiting on one socket, a foreign waker that panics when the reactor fires it, and
+//! readiness (`readable`, `writable`, `ready`, `try_read`, `try_write`, `peek`), socket
+//! options and `into_std`.
 
 use futures::{AsyncReadExt, AsyncWriteExt};
+use gpm::io::Interest;
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
 use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
 use std::future::Future;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 /// Echoes every connection until the peer closes its write half.
 async fn echo_server() -> SocketAddr {
@@ -354,6 +358,317 @@ rt_test! {
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             assert!(socket.send_to(b"x", "nope:99999").await.is_err());
             assert!(UdpSocket::bind("127.0.0.1:99999").await.is_err());
+        });
+    }
+}
+
+/// Polls `future` once with a waker that does nothing (then drops it, and so its waiter),
+/// outside the cooperative budget: the answer is about readiness only.
+fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = std::pin::pin!(gpm::task::unconstrained(future));
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
+}
+
+/// A waker that records that it was woken.
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A connected pair: (client, server).
+async fn connected_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
+
+const DATA: &[u8] = &[2u8; 4000];
+
+/// Writes with `write` until the socket says `WouldBlock` and `writable()` then waits.
+/// Before each write the stream is still writable (tokio's "still ready"). A readiness
+/// event that lands between the check and the `WouldBlock` keeps the readiness (the
+/// protocol's step 3; the reactor runs on other threads here), so then fill on.
+fn fill(
+    client: &TcpStream,
+    written: &mut Vec<u8>,
+    write: impl Fn(&TcpStream) -> io::Result<usize>,
+) {
+    loop {
+        loop {
+            assert!(poll_once(client.writable()).is_ready(), "still ready");
+            match write(client) {
+                Ok(n) => written.extend(&DATA[..n]),
+                Err(ref e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("error = {e:?}"),
+            }
+        }
+        if poll_once(client.writable()).is_pending() {
+            return;
+        }
+    }
+}
+
+/// Reads `len` bytes with `readable()` + `try_read` (`vectored`: `try_read_vectored`).
+async fn drain(server: &TcpStream, len: usize, vectored: bool) -> Vec<u8> {
+    let mut read = vec![0; len];
+    let mut i = 0;
+    while i < read.len() {
+        server.readable().await.unwrap();
+        let result = if vectored {
+            let mut bufs: Vec<_> = read[i..].chunks_mut(0x10000).map(IoSliceMut::new).collect();
+            server.try_read_vectored(&mut bufs)
+        } else {
+            server.try_read(&mut read[i..])
+        };
+        match result {
+            Ok(n) => i += n,
+            Err(ref e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("error = {e:?}"),
+        }
+    }
+    read
+}
+
+rt_test! {
+    /// tokio's `try_read_write`: readiness wakes a waiting `readable()`, `try_write` fills
+    /// the send buffer until `WouldBlock`, after which `writable()` waits; `readable()` +
+    /// `try_read` (and the vectored pair) drain exactly what was written; a closed peer
+    /// shows as `is_read_closed()`.
+    fn try_read_write(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, server) = connected_pair().await;
+            let mut written = DATA.to_vec();
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(Arc::clone(&flag));
+            let mut readable = Box::pin(server.readable());
+            assert!(readable.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+            client.writable().await.unwrap();
+            assert_eq!(DATA.len(), client.try_write(DATA).unwrap());
+            while !flag.0.load(Ordering::SeqCst) {
+                gpm::task::yield_now().await;
+            }
+            drop(readable);
+
+            fill(&client, &mut written, |c| c.try_write(DATA));
+            assert!(poll_once(client.writable()).is_pending(), "write buffer full");
+            assert_eq!(drain(&server, written.len(), false).await, written);
+
+            written.clear();
+            client.writable().await.unwrap();
+            let data_bufs: Vec<_> = DATA.chunks(10).map(IoSlice::new).collect();
+            fill(&client, &mut written, |c| c.try_write_vectored(&data_bufs));
+            assert!(poll_once(client.writable()).is_pending(), "write buffer full");
+            assert_eq!(drain(&server, written.len(), true).await, written);
+
+            drop(client);
+            loop {
+                let ready = server.ready(Interest::READABLE).await.unwrap();
+                if ready.is_read_closed() {
+                    break;
+                }
+                gpm::task::yield_now().await;
+            }
+        });
+    }
+}
+
+rt_test! {
+    /// `try_read` on an empty stream is `WouldBlock` (and clears the readiness, so
+    /// `readable()` waits); `ready(READABLE | WRITABLE)` reports writable only; after the
+    /// peer writes, `peek` sees the data twice and `read` then takes the same bytes.
+    fn try_read_would_block_ready_and_peek(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, server) = connected_pair().await;
+            let mut buf = [0u8; 32];
+            assert_eq!(server.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert!(poll_once(server.readable()).is_pending());
+            let ready = server.ready(Interest::READABLE | Interest::WRITABLE).await.unwrap();
+            assert!(ready.is_writable() && !ready.is_readable(), "{ready:?}");
+            client.write_all(b"peek me").await.unwrap();
+            let peek1 = server.peek(&mut buf).await.unwrap();
+            let peek2 = server.peek(&mut buf).await.unwrap();
+            assert_eq!(peek1, peek2);
+            let read = server.read(&mut buf).await.unwrap();
+            assert_eq!(read, peek1);
+            assert_eq!(&buf[..read], &b"peek me"[..read]);
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `set_linger`, and `set_ttl`/`ttl`.
+    fn socket_options(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, _server) = connected_pair().await;
+            client.set_linger(Some(Duration::from_secs(1))).unwrap();
+            assert_eq!(client.linger().unwrap().unwrap().as_secs(), 1);
+            client.set_linger(Some(Duration::ZERO)).unwrap();
+            assert_eq!(client.linger().unwrap().unwrap().as_secs(), 0);
+            client.set_linger(None).unwrap();
+            assert!(client.linger().unwrap().is_none());
+            client.set_ttl(42).unwrap();
+            assert_eq!(client.ttl().unwrap(), 42);
+        });
+    }
+}
+
+rt_test! {
+    /// `into_std` leaves the reactor (one socket fewer registered) and gives a working,
+    /// still non-blocking std stream.
+    fn tcp_into_std(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, mut server) = connected_pair().await;
+            let registered = gpm::Handle::current().num_registered_sockets();
+            let mut client = client.into_std().unwrap();
+            assert_eq!(gpm::Handle::current().num_registered_sockets(), registered - 1);
+            let mut byte = [0u8; 1];
+            let would_block = std::io::Read::read(&mut client, &mut byte).unwrap_err();
+            assert_eq!(would_block.kind(), ErrorKind::WouldBlock);
+            client.set_nonblocking(false).unwrap();
+            std::io::Write::write_all(&mut client, b"std").unwrap();
+            let mut buf = [0u8; 3];
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"std");
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `try_send_to_recv_from` and `try_send_recv`: `writable()` + `try_send*`, then
+    /// `readable()` + `try_recv*`, retrying on `WouldBlock`, five times each.
+    fn udp_try_send_recv(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let saddr = server.local_addr().unwrap();
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let caddr = client.local_addr().unwrap();
+            for _ in 0..5 {
+                send_with_retry(&client, |c| c.try_send_to(b"hello world", saddr)).await;
+                let mut buf = [0; 512];
+                let (n, addr) = recv_with_retry(&server, |s| s.try_recv_from(&mut buf)).await;
+                assert_eq!((n, addr), (11, caddr));
+                assert_eq!(&buf[0..11], &b"hello world"[..]);
+            }
+            client.connect(saddr).await.unwrap();
+            server.connect(caddr).await.unwrap();
+            for _ in 0..5 {
+                send_with_retry(&client, |c| c.try_send(b"hello world")).await;
+                let mut buf = [0; 512];
+                let n = recv_with_retry(&server, |s| s.try_recv(&mut buf)).await;
+                assert_eq!(n, 11);
+                assert_eq!(&buf[0..11], &b"hello world"[..]);
+            }
+        });
+    }
+}
+
+async fn send_with_retry(
+    socket: &UdpSocket,
+    mut send: impl FnMut(&UdpSocket) -> io::Result<usize>,
+) {
+    loop {
+        socket.writable().await.unwrap();
+        match send(socket) {
+            Ok(n) => return assert_eq!(n, 11),
+            Err(ref e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+async fn recv_with_retry<T>(
+    socket: &UdpSocket,
+    mut recv: impl FnMut(&UdpSocket) -> io::Result<T>,
+) -> T {
+    loop {
+        socket.readable().await.unwrap();
+        match recv(socket) {
+            Ok(value) => return value,
+            Err(ref e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+rt_test! {
+    /// `try_recv_from` with nothing queued is `WouldBlock` and `readable()` then waits; a
+    /// datagram wakes it; `peek_from` sees it twice and `recv_from` then takes it (tokio's
+    /// `send_to_peek_from`).
+    fn udp_would_block_and_peek_from(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = sender.local_addr().unwrap();
+            let mut buf = [0u8; 32];
+            assert_eq!(receiver.try_recv_from(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert!(poll_once(receiver.readable()).is_pending());
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(Arc::clone(&flag));
+            let mut readable = Box::pin(receiver.readable());
+            assert!(readable.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+            sender.send_to(b"hello", receiver.local_addr().unwrap()).await.unwrap();
+            while !flag.0.load(Ordering::SeqCst) {
+                gpm::task::yield_now().await;
+            }
+            drop(readable);
+            assert_eq!(receiver.peek_from(&mut buf).await.unwrap(), (5, addr));
+            assert_eq!(receiver.peek_from(&mut buf).await.unwrap(), (5, addr));
+            assert_eq!(receiver.recv_from(&mut buf).await.unwrap(), (5, addr));
+            assert_eq!(&buf[..5], b"hello");
+            assert_eq!(receiver.try_recv_from(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        });
+    }
+}
+
+rt_test! {
+    /// tokio's `try_send_spawn`: a socket sends from a plain thread too (the `try_*`
+    /// operations need no runtime context), and `set_broadcast`, `set_ttl` and `into_std`.
+    fn udp_try_send_from_a_thread_options_and_into_std(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sender.set_broadcast(true).unwrap();
+            assert!(sender.broadcast().unwrap());
+            sender.set_ttl(7).unwrap();
+            assert_eq!(sender.ttl().unwrap(), 7);
+            sender.connect(receiver.local_addr().unwrap()).await.unwrap();
+            sender.writable().await.unwrap();
+            std::thread::spawn(move || assert_eq!(sender.try_send(b"from a thread").unwrap(), 13))
+                .join()
+                .unwrap();
+            let mut buf = [0u8; 32];
+            assert_eq!(receiver.recv(&mut buf).await.unwrap(), 13);
+            let registered = gpm::Handle::current().num_registered_sockets();
+            let receiver = receiver.into_std().unwrap();
+            assert_eq!(gpm::Handle::current().num_registered_sockets(), registered - 1);
+            assert_eq!(receiver.recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        });
+    }
+}
+
+rt_test! {
+    /// A `readable()` that finds the socket ready spends a unit of the cooperative budget,
+    /// as tokio's does: a `readable()` + `try_read` loop on an always-ready socket yields.
+    fn readiness_waits_spend_the_budget(rt: &gpm::Runtime) {
+        rt.block_on(async {
+            let (client, server) = connected_pair().await;
+            client.write_all(b"x").await.unwrap();
+            server.readable().await.unwrap();
+            gpm::task::yield_now().await;
+            let noop = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&noop);
+            let polls = (1..=1000)
+                .find(|_| std::pin::pin!(server.readable()).poll(&mut cx).is_pending())
+                .expect("readable() never ran out of budget");
+            assert!(polls > 1, "the budget was spent before the loop");
         });
     }
 }

@@ -76,6 +76,13 @@ pub(crate) struct ReadyEvent {
     ready: usize,
 }
 
+impl ReadyEvent {
+    /// The readiness bits seen (`READABLE`, `READ_CLOSED`, `ERROR`, ... of one direction).
+    pub(crate) fn bits(self) -> usize {
+        self.ready
+    }
+}
+
 /// Per-socket readiness and waiting tasks.
 #[derive(Debug, Default)]
 pub(crate) struct ScheduledIo {
@@ -145,7 +152,9 @@ impl ScheduledIo {
         }
     }
 
-    fn ready_event(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
+    /// The readiness of `direction` now, without waiting: `None` if not ready, an error
+    /// once the runtime shut down or the reactor failed.
+    pub(crate) fn ready_event(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
         let current = self.readiness.load(Ordering::SeqCst);
         if current & SHUTDOWN != 0 {
             return Some(Err(shutdown_error()));
@@ -218,6 +227,11 @@ impl<'a> Waiter<'a> {
             direction,
             key: None,
         }
+    }
+
+    /// The direction this waiter waits in.
+    pub(crate) fn direction(&self) -> Direction {
+        self.direction
     }
 
     /// Step 1: ready in this direction, or this waiter's entry holds the task's waker and

@@ -6,18 +6,34 @@
 //! `WouldBlock` clear the readiness (unless a newer event arrived) and wait again. Readiness
 //! wakes the waiting task through its waker, so it is scheduled like any other wake-up.
 //!
-//! The async-fn operations (`accept`, `read`, `write`, `recv_from`, `send_to`, `connect`,
-//! `readable`, ...) each register their own waiter (`PollEvented::async_io`), so any number
-//! of tasks may wait on one shared socket and all are woken by readiness. The poll-based
-//! ones (`AsyncRead`/`AsyncWrite`, `poll_accept`, `poll_recv_from`, `poll_send_to`) keep one
-//! waker per direction, the last poller's, as tokio's do (`crate::driver::scheduled_io`).
+//! The async-fn operations (`accept`, `read`, `write`, `peek`, `recv_from`, `send_to`,
+//! `peek_from`, `connect`, `ready`, `readable`, `writable`, ...) each register their own
+//! waiter (`PollEvented::async_io`), so any number of tasks may wait on one shared socket and
+//! all are woken by readiness. The poll-based ones (`AsyncRead`/`AsyncWrite` of the stream
+//! and its halves, `poll_accept`, `poll_recv_from`, `poll_send_to`) keep one waker per
+//! direction, the last poller's, as tokio's do (`crate::driver::scheduled_io`).
 //!
-//! [`TcpStream`] implements futures-io's `AsyncRead`/`AsyncWrite` (use `futures::io`'s
-//! extension traits for `read`, `write_all`, ...), tokio's with the `tokio-io` feature, and
-//! hyper's `rt::Read`/`rt::Write` with the `hyper` feature (`crate::compat::hyper`).
+//! The readiness operations follow tokio: `ready(Interest)` / `readable` / `writable` wait
+//! (as their own waiters, one per direction of the interest) and return what is ready, which
+//! may be stale; the `try_*` operations (`try_read`, `try_write`, `try_send_to`, ...) never
+//! wait: not ready is `WouldBlock`, and a `WouldBlock` from the syscall clears the readiness
+//! (step 3 of the protocol, so an event that arrived meanwhile is kept) and the next
+//! `readable()` waits for a new event. The readiness types are [`crate::io::Interest`] and
+//! [`crate::io::Ready`], where tokio has them.
 //!
-//! Every I/O operation spends one unit of the task's cooperative budget, so a task echoing on
-//! an always-ready socket still yields its P.
+//! [`TcpStream::split`] and [`TcpStream::into_split`] give read and write halves without a
+//! lock; a read half and a write half in two tasks each wait in their own direction, so
+//! neither takes the other's wake-up (see the `tcp::split` module docs for the invariant).
+//!
+//! [`TcpStream`] and its halves implement futures-io's `AsyncRead`/`AsyncWrite` (use
+//! `futures::io`'s extension traits for `read`, `write_all`, ...) and tokio's with the
+//! `tokio-io` feature; the stream also implements hyper's `rt::Read`/`rt::Write` with the
+//! `hyper` feature (`crate::compat::hyper`).
+//!
+//! Every I/O operation that may wait, the readiness waits included, spends one unit of the
+//! task's cooperative budget, so a task echoing on an always-ready socket (with `read`, or
+//! with `readable` and `try_read`) still yields its P. The `try_*` operations spend none, as
+//! in tokio.
 //!
 //! Errors are returned, never panicked on: a reset peer gives `ConnectionReset` (or
 //! `BrokenPipe` on write), a runtime that shut down gives an error saying so. Sockets must be
@@ -30,16 +46,21 @@
 mod tcp;
 mod udp;
 
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{
+    OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener, TcpStream, WriteHalf,
+};
 pub use udp::UdpSocket;
 
 use crate::driver::io::{Direction, ReadyEvent, ScheduledIo, Waiter};
+use crate::driver::scheduled_io::{ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
 use crate::driver::Driver;
+use crate::io::{Interest, Ready};
 use crate::task::coop;
 use mio::event::Source;
 use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -123,10 +144,85 @@ impl<E: Source> PollEvented<E> {
         }
     }
 
-    /// Waits, as its own waiter, for readiness in `direction` without doing I/O.
-    pub(crate) async fn ready(&self, direction: Direction) -> io::Result<()> {
-        let mut waiter = Waiter::new(&self.scheduled, direction);
-        poll_fn(|cx| waiter.poll_ready(cx).map_ok(drop)).await
+    /// Runs `op` at once if the socket is ready in `direction`, without waiting: the
+    /// `try_*` operations. Not ready is `WouldBlock`; a `WouldBlock` from `op` clears the
+    /// readiness (step 3 of the protocol) so that the next wait really waits.
+    pub(crate) fn try_io<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&E) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let Some(event) = self.scheduled.ready_event(direction) else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let event = event?;
+        let result = op(&self.io);
+        if matches!(&result, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
+            self.scheduled.clear_readiness(event);
+        }
+        result
+    }
+
+    /// Waits, as its own waiter in each direction of `interest`, for readiness in any of
+    /// them, without doing I/O; returns what is ready.
+    pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        let waiter =
+            |wanted: bool, direction| wanted.then(|| Waiter::new(&self.scheduled, direction));
+        let mut read = waiter(interest.is_readable(), Direction::Read);
+        let mut write = waiter(interest.is_writable(), Direction::Write);
+        poll_fn(|cx| {
+            let spent = ready!(coop::poll_proceed(cx));
+            let result = ready!(poll_waiters(cx, [&mut read, &mut write]));
+            spent.made_progress();
+            Poll::Ready(result)
+        })
+        .await
+    }
+
+    /// The socket's fd for `into_std`, out of the reactor: the fd is duplicated, and the
+    /// original deregistered and closed when `self` drops here. The duplicate shares the
+    /// open file, so it stays non-blocking (as tokio's `into_std` leaves it).
+    pub(crate) fn into_std_fd(self) -> io::Result<OwnedFd>
+    where
+        E: AsFd,
+    {
+        self.io.as_fd().try_clone_to_owned()
+    }
+}
+
+/// Polls each waiter (all of them, so each that is pending holds the waker); ready with the
+/// union of what the ready ones saw.
+fn poll_waiters(
+    cx: &mut Context<'_>,
+    waiters: [&mut Option<Waiter<'_>>; 2],
+) -> Poll<io::Result<Ready>> {
+    let mut ready = Ready::EMPTY;
+    for waiter in waiters.into_iter().flatten() {
+        if let Poll::Ready(event) = waiter.poll_ready(cx) {
+            ready |= to_ready(event?, waiter.direction());
+        }
+    }
+    if ready.is_empty() {
+        Poll::Pending
+    } else {
+        Poll::Ready(Ok(ready))
+    }
+}
+
+/// The public view of a readiness event of `direction`. An error counts as readiness in
+/// that direction, so the caller's next `try_*` returns it (`crate::io` module docs).
+fn to_ready(event: ReadyEvent, direction: Direction) -> Ready {
+    let bits = event.bits();
+    let error = bits & ERROR != 0;
+    Ready::from_flags([
+        (bits & READABLE != 0, Ready::READABLE),
+        (bits & WRITABLE != 0, Ready::WRITABLE),
+        (bits & READ_CLOSED != 0, Ready::READ_CLOSED),
+        (bits & WRITE_CLOSED != 0, Ready::WRITE_CLOSED),
+    ]) | match (error, direction) {
+        (false, _) => Ready::EMPTY,
+        (true, Direction::Read) => Ready::READABLE,
+        (true, Direction::Write) => Ready::WRITABLE,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::{each_addr, PollEvented};
 use crate::driver::io::Direction;
+use crate::io::{Interest, Ready};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -100,6 +101,80 @@ impl UdpSocket {
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
         self.io
             .poll_io(cx, Direction::Read, |socket| socket.recv_from(buf))
+    }
+
+    /// Sends one datagram to `target` now, without waiting: `WouldBlock` if the socket is
+    /// not writable (see [`UdpSocket::writable`]).
+    pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        self.io
+            .try_io(Direction::Write, |socket| socket.send_to(buf, target))
+    }
+
+    /// Receives one datagram now, without waiting: `WouldBlock` if none is there (see
+    /// [`UdpSocket::readable`]).
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io
+            .try_io(Direction::Read, |socket| socket.recv_from(buf))
+    }
+
+    /// Sends to the connected peer now, without waiting (see [`UdpSocket::try_send_to`]).
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io.try_io(Direction::Write, |socket| socket.send(buf))
+    }
+
+    /// Receives from the connected peer now, without waiting (see
+    /// [`UdpSocket::try_recv_from`]).
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.try_io(Direction::Read, |socket| socket.recv(buf))
+    }
+
+    /// Receives the next datagram without taking it off the queue (the next receive gets it
+    /// again); waits for one like [`UdpSocket::recv_from`].
+    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io
+            .async_io(Direction::Read, |socket| socket.peek_from(buf))
+            .await
+    }
+
+    /// Waits for any readiness in `interest`; returns what is ready (may be stale: the
+    /// next `try_*` can still say `WouldBlock`), as in tokio.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        self.io.ready(interest).await
+    }
+
+    /// Waits until a datagram can be received, for [`UdpSocket::try_recv_from`].
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(drop)
+    }
+
+    /// Waits until a datagram can be sent, for [`UdpSocket::try_send_to`].
+    pub async fn writable(&self) -> io::Result<()> {
+        self.ready(Interest::WRITABLE).await.map(drop)
+    }
+
+    /// Sets `SO_BROADCAST` (sending to broadcast addresses).
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.io.get_ref().set_broadcast(on)
+    }
+
+    /// `SO_BROADCAST`.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.io.get_ref().broadcast()
+    }
+
+    /// Sets `IP_TTL`, the time-to-live of outgoing packets.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl()
+    }
+
+    /// The std socket, out of the reactor (still non-blocking, as tokio leaves it).
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        self.io.into_std_fd().map(std::net::UdpSocket::from)
     }
 
     /// Sends to the connected peer.
