@@ -1,7 +1,8 @@
 //! Shared helpers for gpm's integration tests (the tests themselves live in `tests/`).
 //!
-//! * [`rt_test!`] turns one test body into a test per worker count (1, 2 and 4), each run
-//!   under the [`watchdog`].
+//! * [`rt_test!`] turns one test body into a test per runtime shape of [`shapes`] (1, 2 and
+//!   4 workers under each stealing policy, plus the system allocator, no last-P wake-ups
+//!   and probes off on 2 workers), each run under the [`watchdog`].
 //! * [`watchdog`] runs a test body on its own thread and fails the test with a clear message
 //!   if it has not finished within [`WATCHDOG_TIMEOUT`]: a hang detector, never a timer.
 //! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
@@ -62,28 +63,121 @@ pub fn runtime(workers: usize) -> gpm::Runtime {
         .unwrap_or_else(|e| panic!("could not build a runtime with {workers} workers: {e}"))
 }
 
-/// Runs `body` with a fresh `workers`-P runtime under the watchdog, then drops the runtime
+/// One runtime shape every [`rt_test!`] body runs on: a worker count, a stealing policy,
+/// and the settings that change which code paths a task takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Worker threads (Ps).
+    pub workers: usize,
+    /// The stealing policy.
+    pub policy: gpm::steal::StealPolicy,
+    /// Task memory from the system allocator instead of the slab.
+    pub system_allocator: bool,
+    /// Wake-ups from off the Ps go to the last P's inbox (the default) or the injector.
+    pub last_p_wakeups: bool,
+    /// Probes on (the default) or off.
+    pub probes: bool,
+}
+
+impl Shape {
+    /// `workers` Ps stealing by `policy`, every other setting at its default.
+    pub const fn new(workers: usize, policy: gpm::steal::StealPolicy) -> Shape {
+        Shape {
+            workers,
+            policy,
+            system_allocator: false,
+            last_p_wakeups: true,
+            probes: true,
+        }
+    }
+
+    /// Builds the runtime of this shape.
+    #[track_caller]
+    pub fn build(self) -> gpm::Runtime {
+        let mut builder = gpm::Runtime::builder();
+        builder
+            .worker_threads(self.workers)
+            .steal_policy(self.policy)
+            .last_p_wakeups(self.last_p_wakeups)
+            .enable_probes(self.probes);
+        if self.system_allocator {
+            builder.task_allocator(gpm::TaskAllocator::System);
+        }
+        builder
+            .build()
+            .unwrap_or_else(|e| panic!("could not build a runtime of shape {self:?}: {e}"))
+    }
+}
+
+/// The shapes of [`rt_test!`], by the name of the test each one generates: 1, 2 and 4
+/// workers under each stealing policy, then three settings on 2 workers that take other
+/// code paths (system allocator, no last-P wake-ups, probes off). One table instead of CI
+/// re-running the suite per `GPM_STEAL`.
+pub mod shapes {
+    use super::Shape;
+    use gpm::steal::AffinityWeights;
+    use gpm::steal::StealPolicy::{self, Hierarchical, Random};
+
+    const AFFINITY: StealPolicy = StealPolicy::Affinity(AffinityWeights::DEFAULT);
+
+    /// 1 worker, random stealing.
+    pub const W1_RANDOM: Shape = Shape::new(1, Random);
+    /// 1 worker, affinity stealing.
+    pub const W1_AFFINITY: Shape = Shape::new(1, AFFINITY);
+    /// 1 worker, hierarchical stealing.
+    pub const W1_HIERARCHICAL: Shape = Shape::new(1, Hierarchical);
+    /// 2 workers, random stealing.
+    pub const W2_RANDOM: Shape = Shape::new(2, Random);
+    /// 2 workers, affinity stealing.
+    pub const W2_AFFINITY: Shape = Shape::new(2, AFFINITY);
+    /// 2 workers, hierarchical stealing.
+    pub const W2_HIERARCHICAL: Shape = Shape::new(2, Hierarchical);
+    /// 4 workers, random stealing.
+    pub const W4_RANDOM: Shape = Shape::new(4, Random);
+    /// 4 workers, affinity stealing.
+    pub const W4_AFFINITY: Shape = Shape::new(4, AFFINITY);
+    /// 4 workers, hierarchical stealing.
+    pub const W4_HIERARCHICAL: Shape = Shape::new(4, Hierarchical);
+    /// 2 workers, task memory from the system allocator.
+    pub const W2_SYSTEM_ALLOCATOR: Shape = Shape {
+        system_allocator: true,
+        ..Shape::new(2, AFFINITY)
+    };
+    /// 2 workers, wake-ups from off the Ps through the injector.
+    pub const W2_NO_LAST_P: Shape = Shape {
+        last_p_wakeups: false,
+        ..Shape::new(2, AFFINITY)
+    };
+    /// 2 workers, probes off.
+    pub const W2_PROBES_OFF: Shape = Shape {
+        probes: false,
+        ..Shape::new(2, AFFINITY)
+    };
+}
+
+/// Runs `body` with a fresh runtime of `shape` under the watchdog, then drops the runtime
 /// (still under the watchdog, so a hanging shutdown fails the test too).
-pub fn run_with_runtime(name: &str, workers: usize, body: fn(&gpm::Runtime)) {
-    watchdog(&format!("{name}-{workers}w"), move || {
-        let rt = runtime(workers);
-        assert_eq!(rt.handle().num_workers(), workers);
+pub fn run_with_runtime(name: &str, shape: Shape, body: fn(&gpm::Runtime)) {
+    watchdog(&format!("{name}-{shape:?}"), move || {
+        let rt = shape.build();
+        assert_eq!(rt.handle().num_workers(), shape.workers);
         body(&rt);
         drop(rt);
     });
 }
 
 /// Like [`run_with_runtime`], but `body` owns the runtime (to shut it down itself).
-pub fn run_with_owned_runtime(name: &str, workers: usize, body: fn(gpm::Runtime)) {
-    watchdog(&format!("{name}-{workers}w"), move || {
-        let rt = runtime(workers);
-        assert_eq!(rt.handle().num_workers(), workers);
+pub fn run_with_owned_runtime(name: &str, shape: Shape, body: fn(gpm::Runtime)) {
+    watchdog(&format!("{name}-{shape:?}"), move || {
+        let rt = shape.build();
+        assert_eq!(rt.handle().num_workers(), shape.workers);
         body(rt);
     });
 }
 
-/// Expands one test body into a module holding a `#[test]` per worker count (1, 2 and 4),
-/// each run under the [`watchdog`] with a fresh runtime.
+/// Expands one test body into a module holding a `#[test]` per runtime shape of
+/// [`shapes`] (named after it: `w1_random` ... `w2_probes_off`), each run under the
+/// [`watchdog`] with a fresh runtime.
 ///
 /// ```text
 /// rt_test! {
@@ -99,57 +193,35 @@ pub fn run_with_owned_runtime(name: &str, workers: usize, body: fn(gpm::Runtime)
 #[macro_export]
 macro_rules! rt_test {
     ($(#[$meta:meta])* fn $name:ident($rt:ident : &gpm::Runtime) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn body($rt: &gpm::Runtime) $body
-
-            $(#[$meta])*
-            #[test]
-            fn workers_1() {
-                $crate::run_with_runtime(stringify!($name), 1, body);
-            }
-
-            $(#[$meta])*
-            #[test]
-            fn workers_2() {
-                $crate::run_with_runtime(stringify!($name), 2, body);
-            }
-
-            $(#[$meta])*
-            #[test]
-            fn workers_4() {
-                $crate::run_with_runtime(stringify!($name), 4, body);
-            }
-        }
+        $crate::rt_test!(@shapes $(#[$meta])* $name, run_with_runtime, fn body($rt: &gpm::Runtime) $body);
     };
     ($(#[$meta:meta])* fn $name:ident($rt:ident : gpm::Runtime) $body:block) => {
+        $crate::rt_test!(@shapes $(#[$meta])* $name, run_with_owned_runtime, fn body($rt: gpm::Runtime) $body);
+    };
+    (@shapes $(#[$meta:meta])* $name:ident, $run:ident, $body_fn:item) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
-            fn body($rt: gpm::Runtime) $body
+            $body_fn
 
-            $(#[$meta])*
-            #[test]
-            fn workers_1() {
-                $crate::run_with_owned_runtime(stringify!($name), 1, body);
-            }
-
-            $(#[$meta])*
-            #[test]
-            fn workers_2() {
-                $crate::run_with_owned_runtime(stringify!($name), 2, body);
-            }
-
-            $(#[$meta])*
-            #[test]
-            fn workers_4() {
-                $crate::run_with_owned_runtime(stringify!($name), 4, body);
-            }
+            $crate::rt_test!(@tests [$(#[$meta])*] $name, $run,
+                w1_random W1_RANDOM, w1_affinity W1_AFFINITY, w1_hierarchical W1_HIERARCHICAL,
+                w2_random W2_RANDOM, w2_affinity W2_AFFINITY, w2_hierarchical W2_HIERARCHICAL,
+                w4_random W4_RANDOM, w4_affinity W4_AFFINITY, w4_hierarchical W4_HIERARCHICAL,
+                w2_system_allocator W2_SYSTEM_ALLOCATOR, w2_no_last_p W2_NO_LAST_P,
+                w2_probes_off W2_PROBES_OFF,);
         }
     };
+    (@tests [$($attr:tt)*] $name:ident, $run:ident, $test:ident $shape:ident, $($rest:tt)*) => {
+        $($attr)*
+        #[test]
+        fn $test() {
+            $crate::$run(stringify!($name), $crate::shapes::$shape, body);
+        }
+        $crate::rt_test!(@tests [$($attr)*] $name, $run, $($rest)*);
+    };
+    (@tests [$($attr:tt)*] $name:ident, $run:ident,) => {};
 }
 
 /// Counts how many [`DropGuard`]s made from it have been dropped.
