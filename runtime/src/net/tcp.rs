@@ -6,13 +6,10 @@ pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf
 
 use super::{each_addr, PollEvented};
 use crate::driver::io::Direction;
-use crate::io::{Interest, Ready};
-use futures_io::{AsyncRead, AsyncWrite};
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -205,49 +202,6 @@ impl TcpStream {
         self.io.into_std_fd().map(std::net::TcpStream::from)
     }
 
-    /// Waits for any readiness in `interest`; returns what is ready. May be spurious: the
-    /// next `try_*` can still say `WouldBlock` (then wait again), as in tokio.
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
-    }
-
-    /// Waits until the stream is readable (data, end of stream, or an error), for
-    /// [`TcpStream::try_read`].
-    pub async fn readable(&self) -> io::Result<()> {
-        self.ready(Interest::READABLE).await.map(drop)
-    }
-
-    /// Waits until the stream is writable (buffer space, a closed write side, or an
-    /// error), for [`TcpStream::try_write`].
-    pub async fn writable(&self) -> io::Result<()> {
-        self.ready(Interest::WRITABLE).await.map(drop)
-    }
-
-    /// Reads what is there now into `buf`, without waiting: `WouldBlock` if nothing is;
-    /// `Ok(0)` at end of stream (or for an empty `buf`).
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Read, |mut socket| socket.read(buf))
-    }
-
-    /// [`TcpStream::try_read`] into several buffers, in order.
-    pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Read, |mut socket| socket.read_vectored(bufs))
-    }
-
-    /// Writes what fits now, without waiting: `WouldBlock` if nothing does.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Write, |mut socket| socket.write(buf))
-    }
-
-    /// [`TcpStream::try_write`] from several buffers, in order.
-    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Write, |mut socket| socket.write_vectored(bufs))
-    }
-
     /// Reads into `buf` without taking the data out of the stream (the next read or peek
     /// sees it again); waits for data like [`TcpStream::read`].
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -255,167 +209,9 @@ impl TcpStream {
             .async_io(Direction::Read, |socket| socket.peek(buf))
             .await
     }
-
-    /// Reads into `buf`, like tokio's `AsyncReadExt::read`; `Ok(0)` at end of stream.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .async_io(Direction::Read, |mut socket| socket.read(buf))
-            .await
-    }
-
-    /// Writes some of `buf`, like tokio's `AsyncWriteExt::write`.
-    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .async_io(Direction::Write, |mut socket| socket.write(buf))
-            .await
-    }
-
-    /// Writes all of `buf`.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
-    }
-
-    /// Shuts down the read half, write half or both (the socket stays open until dropped).
-    pub fn shutdown_socket(&self, how: Shutdown) -> io::Result<()> {
-        match self.io.get_ref().shutdown(how) {
-            Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
-            result => result,
-        }
-    }
-
-    pub(crate) fn poll_read_priv(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Read, |mut socket| socket.read(buf))
-    }
-
-    pub(crate) fn poll_write_priv(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Write, |mut socket| socket.write(buf))
-    }
-
-    pub(crate) fn poll_write_vectored_priv(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |mut socket| {
-            socket.write_vectored(bufs)
-        })
-    }
 }
 
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
-    }
-}
-
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_priv(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes go straight to the kernel: nothing is buffered here.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown_socket(Shutdown::Write))
-    }
-}
-
-#[cfg(feature = "tokio-io")]
-mod tokio_io {
-    use super::TcpStream;
-    use std::io::{self, IoSlice};
-    use std::net::Shutdown;
-    use std::pin::Pin;
-    use std::task::{ready, Context, Poll};
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-    impl AsyncRead for TcpStream {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            poll_read(&self, cx, buf)
-        }
-    }
-
-    /// tokio's `poll_read` on `stream` (also used by the halves).
-    pub(super) fn poll_read(
-        stream: &TcpStream,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        // `initialize_unfilled` zeroes only bytes never initialised before, once.
-        let n = ready!(stream.poll_read_priv(cx, buf.initialize_unfilled()))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
-
-    impl AsyncWrite for TcpStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            self.poll_write_priv(cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            self.poll_write_vectored_priv(cx, bufs)
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(self.shutdown_socket(Shutdown::Write))
-        }
-    }
-}
+stream_io!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
