@@ -50,13 +50,15 @@
 mod stream;
 #[macro_use]
 mod split;
+mod sockopt;
 mod tcp;
 mod udp;
 #[cfg(unix)]
 pub mod unix;
 
 pub use tcp::{
-    OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener, TcpStream, WriteHalf,
+    OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener, TcpSocket, TcpStream,
+    WriteHalf,
 };
 pub use udp::UdpSocket;
 #[cfg(unix)]

@@ -1,7 +1,9 @@
 //! TCP: a listener and a stream on the runtime's reactor, and the stream's halves (`split`).
 
+mod socket;
 mod split;
 
+pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 
 use super::{each_addr, PollEvented};
@@ -93,6 +95,11 @@ impl TcpListener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
+
+    /// The std listener, out of the reactor (still non-blocking, as tokio leaves it).
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.io.into_std_fd().map(std::net::TcpListener::from)
+    }
 }
 
 impl fmt::Debug for TcpListener {
@@ -117,7 +124,15 @@ impl TcpStream {
     }
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
-        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?
+            .connected()
+            .await
+    }
+
+    /// Waits until this stream's non-blocking connect has finished; the stream, or the
+    /// error that ended the attempt.
+    async fn connected(self) -> io::Result<TcpStream> {
+        let stream = self;
         // mio's recipe: wait until writable, then a pending error or a peer address tells
         // whether the connection is established; "not connected" means wait again.
         stream
@@ -188,12 +203,12 @@ impl TcpStream {
     /// Sets `SO_LINGER`: with `Some(d)`, closing blocks up to `d` (whole seconds) to send
     /// unsent data, and `Some(ZERO)` closes with a reset; `None` closes in the background.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        sockopt::set_linger(self.io.get_ref().as_fd(), linger)
+        super::sockopt::set_linger(self.io.get_ref().as_fd(), linger)
     }
 
     /// `SO_LINGER` (see [`TcpStream::set_linger`]).
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        sockopt::linger(self.io.get_ref().as_fd())
+        super::sockopt::linger(self.io.get_ref().as_fd())
     }
 
     /// The std stream, out of the reactor (still non-blocking, as tokio leaves it; set it
@@ -216,62 +231,5 @@ stream_io!(TcpStream);
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("TcpStream").field(&self.io).finish()
-    }
-}
-
-/// `SO_LINGER` through libc (std's `set_linger` is unstable, mio has none).
-mod sockopt {
-    use std::io;
-    use std::mem;
-    use std::os::fd::{AsRawFd, BorrowedFd};
-    use std::time::Duration;
-
-    pub(super) fn set_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()> {
-        let seconds = linger.map_or(0, |d| d.as_secs().min(libc::c_int::MAX as u64));
-        let value = libc::linger {
-            l_onoff: libc::c_int::from(linger.is_some()),
-            l_linger: seconds as libc::c_int,
-        };
-        // SAFETY: `fd` is an open socket (borrowed for the call); `value` is an initialised
-        // `linger`, the type SO_LINGER takes, and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&value as *const libc::linger).cast(),
-                mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        check(rc)
-    }
-
-    pub(super) fn linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
-        let mut value = libc::linger {
-            l_onoff: 0,
-            l_linger: 0,
-        };
-        let mut len = mem::size_of::<libc::linger>() as libc::socklen_t;
-        // SAFETY: `fd` is an open socket; `value` is a writable `linger` (the type SO_LINGER
-        // returns) and `len` holds its size, so the kernel writes within it.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&mut value as *mut libc::linger).cast(),
-                &mut len,
-            )
-        };
-        check(rc)?;
-        Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
-    }
-
-    fn check(rc: libc::c_int) -> io::Result<()> {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
     }
 }
