@@ -50,7 +50,7 @@
 mod stream;
 #[macro_use]
 mod split;
-mod sockopt;
+pub(crate) mod sockopt;
 mod tcp;
 mod udp;
 #[cfg(unix)]
