@@ -41,6 +41,8 @@ pub mod net;
 pub mod overload;
 #[cfg(not(gpm_loom))]
 mod rt;
+#[cfg(all(unix, not(gpm_loom)))]
+pub mod signal;
 pub mod task;
 #[cfg(not(gpm_loom))]
 pub mod time;

@@ -1,4 +1,5 @@
-//! Sockets on the runtime's reactor: [`TcpListener`], [`TcpStream`], [`UdpSocket`].
+//! Sockets on the runtime's reactor: [`TcpListener`], [`TcpStream`], [`UdpSocket`], and on
+//! Unix [`UnixListener`], [`UnixStream`], [`UnixDatagram`] (the `unix` module).
 //!
 //! Each socket is a non-blocking mio socket registered with the reactor of the runtime that
 //! created it (edge-triggered, read and write interest), wrapped in a `PollEvented` that runs
@@ -21,9 +22,11 @@
 //! `readable()` waits for a new event. The readiness types are [`crate::io::Interest`] and
 //! [`crate::io::Ready`], where tokio has them.
 //!
-//! [`TcpStream::split`] and [`TcpStream::into_split`] give read and write halves without a
-//! lock; a read half and a write half in two tasks each wait in their own direction, so
-//! neither takes the other's wake-up (see the `tcp::split` module docs for the invariant).
+//! [`TcpStream::split`] and [`TcpStream::into_split`] (and [`UnixStream`]'s) give read and
+//! write halves without a lock; a read half and a write half in two tasks each wait in their
+//! own direction, so neither takes the other's wake-up (see the `split` module docs for the
+//! invariant). The two stream types share their operations and halves, written once as
+//! macros (`stream`, `split`).
 //!
 //! [`TcpStream`] and its halves implement futures-io's `AsyncRead`/`AsyncWrite` (use
 //! `futures::io`'s extension traits for `read`, `write_all`, ...) and tokio's with the
@@ -43,13 +46,23 @@
 //! Address arguments take `std::net::ToSocketAddrs`; a host name is resolved by the OS
 //! resolver on the calling thread (blocking). Pass socket addresses on hot paths.
 
+#[macro_use]
+mod stream;
+#[macro_use]
+mod split;
+pub(crate) mod sockopt;
 mod tcp;
 mod udp;
+#[cfg(unix)]
+pub mod unix;
 
 pub use tcp::{
-    OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener, TcpStream, WriteHalf,
+    OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener, TcpSocket, TcpStream,
+    WriteHalf,
 };
 pub use udp::UdpSocket;
+#[cfg(unix)]
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
 use crate::driver::io::{Direction, ReadyEvent, ScheduledIo, Waiter};
 use crate::driver::scheduled_io::{ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};

@@ -1,18 +1,17 @@
 //! TCP: a listener and a stream on the runtime's reactor, and the stream's halves (`split`).
 
+mod socket;
 mod split;
 
+pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 
 use super::{each_addr, PollEvented};
 use crate::driver::io::Direction;
-use crate::io::{Interest, Ready};
-use futures_io::{AsyncRead, AsyncWrite};
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -96,6 +95,11 @@ impl TcpListener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
+
+    /// The std listener, out of the reactor (still non-blocking, as tokio leaves it).
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.io.into_std_fd().map(std::net::TcpListener::from)
+    }
 }
 
 impl fmt::Debug for TcpListener {
@@ -120,7 +124,15 @@ impl TcpStream {
     }
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
-        let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?
+            .connected()
+            .await
+    }
+
+    /// Waits until this stream's non-blocking connect has finished; the stream, or the
+    /// error that ended the attempt.
+    async fn connected(self) -> io::Result<TcpStream> {
+        let stream = self;
         // mio's recipe: wait until writable, then a pending error or a peer address tells
         // whether the connection is established; "not connected" means wait again.
         stream
@@ -191,61 +203,18 @@ impl TcpStream {
     /// Sets `SO_LINGER`: with `Some(d)`, closing blocks up to `d` (whole seconds) to send
     /// unsent data, and `Some(ZERO)` closes with a reset; `None` closes in the background.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        sockopt::set_linger(self.io.get_ref().as_fd(), linger)
+        super::sockopt::set_linger(self.io.get_ref().as_fd(), linger)
     }
 
     /// `SO_LINGER` (see [`TcpStream::set_linger`]).
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        sockopt::linger(self.io.get_ref().as_fd())
+        super::sockopt::linger(self.io.get_ref().as_fd())
     }
 
     /// The std stream, out of the reactor (still non-blocking, as tokio leaves it; set it
     /// blocking with `set_nonblocking(false)` for blocking use).
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         self.io.into_std_fd().map(std::net::TcpStream::from)
-    }
-
-    /// Waits for any readiness in `interest`; returns what is ready. May be spurious: the
-    /// next `try_*` can still say `WouldBlock` (then wait again), as in tokio.
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
-    }
-
-    /// Waits until the stream is readable (data, end of stream, or an error), for
-    /// [`TcpStream::try_read`].
-    pub async fn readable(&self) -> io::Result<()> {
-        self.ready(Interest::READABLE).await.map(drop)
-    }
-
-    /// Waits until the stream is writable (buffer space, a closed write side, or an
-    /// error), for [`TcpStream::try_write`].
-    pub async fn writable(&self) -> io::Result<()> {
-        self.ready(Interest::WRITABLE).await.map(drop)
-    }
-
-    /// Reads what is there now into `buf`, without waiting: `WouldBlock` if nothing is;
-    /// `Ok(0)` at end of stream (or for an empty `buf`).
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Read, |mut socket| socket.read(buf))
-    }
-
-    /// [`TcpStream::try_read`] into several buffers, in order.
-    pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Read, |mut socket| socket.read_vectored(bufs))
-    }
-
-    /// Writes what fits now, without waiting: `WouldBlock` if nothing does.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Write, |mut socket| socket.write(buf))
-    }
-
-    /// [`TcpStream::try_write`] from several buffers, in order.
-    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io
-            .try_io(Direction::Write, |mut socket| socket.write_vectored(bufs))
     }
 
     /// Reads into `buf` without taking the data out of the stream (the next read or peek
@@ -255,227 +224,12 @@ impl TcpStream {
             .async_io(Direction::Read, |socket| socket.peek(buf))
             .await
     }
-
-    /// Reads into `buf`, like tokio's `AsyncReadExt::read`; `Ok(0)` at end of stream.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .async_io(Direction::Read, |mut socket| socket.read(buf))
-            .await
-    }
-
-    /// Writes some of `buf`, like tokio's `AsyncWriteExt::write`.
-    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .async_io(Direction::Write, |mut socket| socket.write(buf))
-            .await
-    }
-
-    /// Writes all of `buf`.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
-    }
-
-    /// Shuts down the read half, write half or both (the socket stays open until dropped).
-    pub fn shutdown_socket(&self, how: Shutdown) -> io::Result<()> {
-        match self.io.get_ref().shutdown(how) {
-            Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
-            result => result,
-        }
-    }
-
-    pub(crate) fn poll_read_priv(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Read, |mut socket| socket.read(buf))
-    }
-
-    pub(crate) fn poll_write_priv(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Write, |mut socket| socket.write(buf))
-    }
-
-    pub(crate) fn poll_write_vectored_priv(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |mut socket| {
-            socket.write_vectored(bufs)
-        })
-    }
 }
 
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
-    }
-}
-
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_priv(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes go straight to the kernel: nothing is buffered here.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown_socket(Shutdown::Write))
-    }
-}
-
-#[cfg(feature = "tokio-io")]
-mod tokio_io {
-    use super::TcpStream;
-    use std::io::{self, IoSlice};
-    use std::net::Shutdown;
-    use std::pin::Pin;
-    use std::task::{ready, Context, Poll};
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-    impl AsyncRead for TcpStream {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            poll_read(&self, cx, buf)
-        }
-    }
-
-    /// tokio's `poll_read` on `stream` (also used by the halves).
-    pub(super) fn poll_read(
-        stream: &TcpStream,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        // `initialize_unfilled` zeroes only bytes never initialised before, once.
-        let n = ready!(stream.poll_read_priv(cx, buf.initialize_unfilled()))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
-
-    impl AsyncWrite for TcpStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            self.poll_write_priv(cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            self.poll_write_vectored_priv(cx, bufs)
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(self.shutdown_socket(Shutdown::Write))
-        }
-    }
-}
+stream_io!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("TcpStream").field(&self.io).finish()
-    }
-}
-
-/// `SO_LINGER` through libc (std's `set_linger` is unstable, mio has none).
-mod sockopt {
-    use std::io;
-    use std::mem;
-    use std::os::fd::{AsRawFd, BorrowedFd};
-    use std::time::Duration;
-
-    pub(super) fn set_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()> {
-        let seconds = linger.map_or(0, |d| d.as_secs().min(libc::c_int::MAX as u64));
-        let value = libc::linger {
-            l_onoff: libc::c_int::from(linger.is_some()),
-            l_linger: seconds as libc::c_int,
-        };
-        // SAFETY: `fd` is an open socket (borrowed for the call); `value` is an initialised
-        // `linger`, the type SO_LINGER takes, and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&value as *const libc::linger).cast(),
-                mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        check(rc)
-    }
-
-    pub(super) fn linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
-        let mut value = libc::linger {
-            l_onoff: 0,
-            l_linger: 0,
-        };
-        let mut len = mem::size_of::<libc::linger>() as libc::socklen_t;
-        // SAFETY: `fd` is an open socket; `value` is a writable `linger` (the type SO_LINGER
-        // returns) and `len` holds its size, so the kernel writes within it.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&mut value as *mut libc::linger).cast(),
-                &mut len,
-            )
-        };
-        check(rc)?;
-        Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
-    }
-
-    fn check(rc: libc::c_int) -> io::Result<()> {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
     }
 }

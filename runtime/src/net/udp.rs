@@ -2,7 +2,6 @@
 
 use super::{each_addr, PollEvented};
 use crate::driver::io::Direction;
-use crate::io::{Interest, Ready};
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -136,21 +135,7 @@ impl UdpSocket {
             .await
     }
 
-    /// Waits for any readiness in `interest`; returns what is ready (may be stale: the
-    /// next `try_*` can still say `WouldBlock`), as in tokio.
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
-    }
-
-    /// Waits until a datagram can be received, for [`UdpSocket::try_recv_from`].
-    pub async fn readable(&self) -> io::Result<()> {
-        self.ready(Interest::READABLE).await.map(drop)
-    }
-
-    /// Waits until a datagram can be sent, for [`UdpSocket::try_send_to`].
-    pub async fn writable(&self) -> io::Result<()> {
-        self.ready(Interest::WRITABLE).await.map(drop)
-    }
+    readiness_methods!();
 
     /// Sets `SO_BROADCAST` (sending to broadcast addresses).
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {

@@ -1,0 +1,283 @@
+//! The byte-stream operations that [`super::TcpStream`] and [`super::UnixStream`] share,
+//! written once as a macro over the stream type ([`readiness_methods`] also serves the
+//! datagram sockets) (each type has a `io: PollEvented<E>` field
+//! whose `&E` is `Read + Write` and whose `E` has `shutdown(Shutdown)`): readiness
+//! (`ready`, `readable`, `writable`), the `try_*` operations, the async-fn `read` / `write`
+//! / `write_all`, the crate-private poll paths the halves and the hyper adapter use, and the
+//! futures-io (and, with `tokio-io`, tokio) `AsyncRead` / `AsyncWrite` impls.
+//!
+//! The waiting rules are those of `super` (module docs): the async fns wait as their own
+//! waiters, the trait impls in the direction's shared slot.
+
+/// `ready`, `readable` and `writable` (items of an `impl` of a type whose `io` field is a
+/// `PollEvented`): the readiness waits of every socket type.
+macro_rules! readiness_methods {
+    () => {
+        /// Waits for any readiness in `interest`; returns what is ready. May be spurious:
+        /// the next `try_*` can still say `WouldBlock` (then wait again), as in tokio.
+        pub async fn ready(
+            &self,
+            interest: $crate::io::Interest,
+        ) -> ::std::io::Result<$crate::io::Ready> {
+            self.io.ready(interest).await
+        }
+
+        /// Waits until the socket is readable (data, end of stream, or an error), for the
+        /// `try_*` reads.
+        pub async fn readable(&self) -> ::std::io::Result<()> {
+            self.ready($crate::io::Interest::READABLE).await.map(drop)
+        }
+
+        /// Waits until the socket is writable (buffer space, a closed write side, or an
+        /// error), for the `try_*` writes.
+        pub async fn writable(&self) -> ::std::io::Result<()> {
+            self.ready($crate::io::Interest::WRITABLE).await.map(drop)
+        }
+    };
+}
+
+/// Implements the shared stream operations for `$stream` (module docs).
+macro_rules! stream_io {
+    ($stream:ident) => {
+        impl $stream {
+            readiness_methods!();
+
+            /// Reads what is there now into `buf`, without waiting: `WouldBlock` if nothing
+            /// is; `Ok(0)` at end of stream (or for an empty `buf`).
+            pub fn try_read(&self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                self.io
+                    .try_io(Direction::Read, |mut s| ::std::io::Read::read(&mut s, buf))
+            }
+
+            /// [`Self::try_read`] into several buffers, in order.
+            pub fn try_read_vectored(
+                &self,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.io.try_io(Direction::Read, |mut s| {
+                    ::std::io::Read::read_vectored(&mut s, bufs)
+                })
+            }
+
+            /// Writes what fits now, without waiting: `WouldBlock` if nothing does.
+            pub fn try_write(&self, buf: &[u8]) -> ::std::io::Result<usize> {
+                self.io.try_io(Direction::Write, |mut s| {
+                    ::std::io::Write::write(&mut s, buf)
+                })
+            }
+
+            /// [`Self::try_write`] from several buffers, in order.
+            pub fn try_write_vectored(
+                &self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.io.try_io(Direction::Write, |mut s| {
+                    ::std::io::Write::write_vectored(&mut s, bufs)
+                })
+            }
+
+            /// Reads into `buf`, like tokio's `AsyncReadExt::read`; `Ok(0)` at end of stream.
+            pub async fn read(&self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                self.io
+                    .async_io(Direction::Read, |mut s| ::std::io::Read::read(&mut s, buf))
+                    .await
+            }
+
+            /// Writes some of `buf`, like tokio's `AsyncWriteExt::write`.
+            pub async fn write(&self, buf: &[u8]) -> ::std::io::Result<usize> {
+                self.io
+                    .async_io(Direction::Write, |mut s| {
+                        ::std::io::Write::write(&mut s, buf)
+                    })
+                    .await
+            }
+
+            /// Writes all of `buf`.
+            pub async fn write_all(&self, mut buf: &[u8]) -> ::std::io::Result<()> {
+                while !buf.is_empty() {
+                    match self.write(buf).await? {
+                        0 => return Err(::std::io::ErrorKind::WriteZero.into()),
+                        n => buf = &buf[n..],
+                    }
+                }
+                Ok(())
+            }
+
+            /// Shuts down the read half, write half or both (the socket stays open until
+            /// dropped). A socket that is not connected (any more) is not an error.
+            pub fn shutdown_socket(&self, how: ::std::net::Shutdown) -> ::std::io::Result<()> {
+                match self.io.get_ref().shutdown(how) {
+                    Err(error) if error.kind() == ::std::io::ErrorKind::NotConnected => Ok(()),
+                    result => result,
+                }
+            }
+
+            pub(crate) fn poll_read_priv(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                self.io.poll_io(cx, Direction::Read, |mut s| {
+                    ::std::io::Read::read(&mut s, buf)
+                })
+            }
+
+            pub(crate) fn poll_write_priv(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                self.io.poll_io(cx, Direction::Write, |mut s| {
+                    ::std::io::Write::write(&mut s, buf)
+                })
+            }
+
+            pub(crate) fn poll_write_vectored_priv(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                self.io.poll_io(cx, Direction::Write, |mut s| {
+                    ::std::io::Write::write_vectored(&mut s, bufs)
+                })
+            }
+
+            /// tokio's `poll_read` (also used by the halves).
+            #[cfg(feature = "tokio-io")]
+            pub(crate) fn poll_read_tokio(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                // `initialize_unfilled` zeroes only bytes never initialised before, once.
+                let n = ::std::task::ready!(self.poll_read_priv(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                ::std::task::Poll::Ready(Ok(()))
+            }
+        }
+
+        async_io_traits!($stream, |stream| stream, |stream| stream
+            .shutdown_socket(::std::net::Shutdown::Write));
+    };
+}
+
+/// futures-io's (and with `tokio-io` tokio's) `AsyncRead` / `AsyncWrite` for a stream:
+/// [`async_read_traits`] and [`async_write_traits`] together.
+macro_rules! async_io_traits {
+    ($ty:ty, |$s:ident| $stream:expr, |$w:ident| $shutdown:expr) => {
+        async_read_traits!($ty, |$s| $stream);
+        async_write_traits!($ty, |$s| $stream, |$w| $shutdown);
+    };
+}
+
+/// futures-io's (and with `tokio-io` tokio's) `AsyncRead` for `$ty`, a stream or a read
+/// half: `$stream` maps `$s: &$ty` to the stream.
+macro_rules! async_read_traits {
+    ($ty:ty, |$s:ident| $stream:expr) => {
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.poll_read_priv(cx, buf)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                let $s = &*self;
+                $stream.poll_read_tokio(cx, buf)
+            }
+        }
+    };
+}
+
+/// futures-io's (and with `tokio-io` tokio's) `AsyncWrite` for `$ty`, a stream or a write
+/// half: `$stream` maps `$s: &$ty` to the stream, `$shutdown` (given `$w: &mut $ty`) shuts
+/// down the write side for `poll_close` / `poll_shutdown`. Writes go straight to the kernel,
+/// so flushing has nothing to do.
+macro_rules! async_write_traits {
+    ($ty:ty, |$s:ident| $stream:expr, |$w:ident| $shutdown:expr) => {
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.poll_write_priv(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.poll_write_vectored_priv(cx, bufs)
+            }
+
+            fn poll_flush(
+                self: ::std::pin::Pin<&mut Self>,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: ::std::pin::Pin<&mut Self>,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                let $w = self.get_mut();
+                ::std::task::Poll::Ready($shutdown)
+            }
+        }
+
+        #[cfg(feature = "tokio-io")]
+        impl tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.poll_write_priv(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.poll_write_vectored_priv(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: ::std::pin::Pin<&mut Self>,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: ::std::pin::Pin<&mut Self>,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                let $w = self.get_mut();
+                ::std::task::Poll::Ready($shutdown)
+            }
+        }
+    };
+}
