@@ -3,7 +3,8 @@
 use super::blocking::{Pool, PoolConfig, ThreadHook, ThreadName};
 use super::handle::Handle;
 use super::runtime::Runtime;
-use super::worker::{Shared, SharedOptions, TaskMemory};
+use super::shared::{Shared, SharedOptions};
+use super::task_memory::TaskMemory;
 use crate::alloc::{Slab, SlabConfig};
 use crate::TaskAllocator;
 use gpm_numa::{Placement, Topology};

@@ -38,7 +38,7 @@
 //! read). The `probes` bench measures what they cost.
 
 use super::clock;
-use super::worker::{Proc, Shared};
+use super::shared::{Proc, Shared};
 use crate::alloc::TaskAllocatorStats;
 use crate::task::core::Header;
 use gpm_scheduler::steal::StealStats;
@@ -427,160 +427,163 @@ pub struct StwReport {
     pub late: Option<usize>,
 }
 
-impl Shared {
-    /// Builds the [`Probes`] snapshot.
-    pub(crate) fn probes(&self) -> Probes {
-        let probes = &self.probes;
-        let steal = self.scheduler.steal_stats();
-        let memory = self.task_allocator_stats();
-        let processors: Vec<ProcessorProbe> = (0..self.scheduler.num_processors())
-            .map(|index| self.processor_probe(index, &steal, &memory))
-            .collect();
-        let injector_depth = self.scheduler.injector().len();
-        let totals = probes.counters.totals();
-        let tasks_alive = self.owned.len();
-        let queued: usize = processors
+/// Builds the [`Probes`] snapshot of `shared` (`Shared::probes`).
+pub(super) fn snapshot(shared: &Shared) -> Probes {
+    let probes = &shared.probes;
+    let steal = shared.scheduler.steal_stats();
+    let memory = shared.task_allocator_stats();
+    let processors: Vec<ProcessorProbe> = (0..shared.scheduler.num_processors())
+        .map(|index| processor_probe(shared, index, &steal, &memory))
+        .collect();
+    let injector_depth = shared.scheduler.injector().len();
+    let totals = probes.counters.totals();
+    let tasks_alive = shared.owned.len();
+    let queued: usize = processors
+        .iter()
+        .map(|p| p.queue_depth + usize::from(p.runnext) + p.deferred)
+        .sum::<usize>()
+        + injector_depth;
+    let wait = probes.queue_wait.quantiles();
+    let (little_tasks, little_queues, knee) =
+        little(shared, totals, wait, tasks_alive as f64, queued as f64);
+    Probes {
+        uptime_s: probes.started.elapsed().as_secs_f64(),
+        parked: processors.iter().filter(|p| p.parked).count(),
+        injector_depth,
+        blocking_queue_depth: shared.blocking.queued(),
+        searching: shared.scheduler.idle().num_searching(),
+        threads: shared.blocking.live_threads(),
+        tasks_alive,
+        polls: totals.polls,
+        spawns: totals.spawns,
+        wakes: totals.wakes,
+        completions: totals.completions,
+        sojourn: probes.sojourn.quantiles(),
+        queue_wait: wait,
+        little_tasks,
+        little_queues,
+        knee,
+        dropped_samples: probes.sojourn.dropped() + probes.queue_wait.dropped(),
+        stw_pending: probes.world.is_requested(),
+        steal_policy: steal.policy,
+        steals: processors
             .iter()
-            .map(|p| p.queue_depth + usize::from(p.runnext) + p.deferred)
-            .sum::<usize>()
-            + injector_depth;
-        let wait = probes.queue_wait.quantiles();
-        let (little_tasks, little_queues, knee) =
-            self.little(totals, wait, tasks_alive as f64, queued as f64);
-        Probes {
-            uptime_s: probes.started.elapsed().as_secs_f64(),
-            parked: processors.iter().filter(|p| p.parked).count(),
-            injector_depth,
-            blocking_queue_depth: self.blocking.queued(),
-            searching: self.scheduler.idle().num_searching(),
-            threads: self.blocking.live_threads(),
-            tasks_alive,
-            polls: totals.polls,
-            spawns: totals.spawns,
-            wakes: totals.wakes,
-            completions: totals.completions,
-            sojourn: probes.sojourn.quantiles(),
-            queue_wait: wait,
-            little_tasks,
-            little_queues,
-            knee,
-            dropped_samples: probes.sojourn.dropped() + probes.queue_wait.dropped(),
-            stw_pending: probes.world.is_requested(),
-            steal_policy: steal.policy,
-            steals: processors
-                .iter()
-                .fold(RelationProbe::default(), |total, p| total + p.steals),
-            injector_takes: steal.processors.iter().map(|p| p.injector_takes).sum(),
-            task_memory: task_memory_probe(&memory),
-            processors,
-        }
+            .fold(RelationProbe::default(), |total, p| total + p.steals),
+        injector_takes: steal.processors.iter().map(|p| p.injector_takes).sum(),
+        task_memory: task_memory_probe(&memory),
+        processors,
     }
+}
 
-    fn processor_probe(
-        &self,
-        index: usize,
-        steal: &StealStats,
-        memory: &TaskAllocatorStats,
-    ) -> ProcessorProbe {
-        let gauges = &self.probes.gauges[index];
-        let counters = self.probes.counters.processor(index);
-        let stolen = steal.processors.get(index).cloned().unwrap_or_default();
-        let slab = memory.processors.get(index).cloned().unwrap_or_default();
-        ProcessorProbe {
-            index,
-            queue_depth: self.scheduler.queue_len(index),
-            runnext: gauges.runnext.load(Ordering::Relaxed),
-            deferred: gauges.deferred.load(Ordering::Relaxed),
-            parked: self.scheduler.idle().is_parked(index),
-            polls: counters.polls,
-            spawns: counters.spawns,
-            wakes: counters.wakes,
-            completions: counters.completions,
-            steals: RelationProbe::of(stolen.successes),
-            steal_attempts: RelationProbe::of(stolen.attempts),
-            tasks_stolen: RelationProbe::of(stolen.tasks_stolen),
-            queue_wait_ewma_ns: stolen.queue_wait_ewma_ns,
-            slab_hits: slab.hits,
-            slab_refills: slab.refills,
-        }
+fn processor_probe(
+    shared: &Shared,
+    index: usize,
+    steal: &StealStats,
+    memory: &TaskAllocatorStats,
+) -> ProcessorProbe {
+    let gauges = &shared.probes.gauges[index];
+    let counters = shared.probes.counters.processor(index);
+    let stolen = steal.processors.get(index).cloned().unwrap_or_default();
+    let slab = memory.processors.get(index).cloned().unwrap_or_default();
+    ProcessorProbe {
+        index,
+        queue_depth: shared.scheduler.queue_len(index),
+        runnext: gauges.runnext.load(Ordering::Relaxed),
+        deferred: gauges.deferred.load(Ordering::Relaxed),
+        parked: shared.scheduler.idle().is_parked(index),
+        polls: counters.polls,
+        spawns: counters.spawns,
+        wakes: counters.wakes,
+        completions: counters.completions,
+        steals: RelationProbe::of(stolen.successes),
+        steal_attempts: RelationProbe::of(stolen.attempts),
+        tasks_stolen: RelationProbe::of(stolen.tasks_stolen),
+        queue_wait_ewma_ns: stolen.queue_wait_ewma_ns,
+        slab_hits: slab.hits,
+        slab_refills: slab.refills,
     }
+}
 
-    /// Adds a snapshot to the reader's windows and evaluates both views of the law.
-    fn little(
-        &self,
-        totals: EventTotals,
-        wait: Quantiles,
-        alive: f64,
-        queued: f64,
-    ) -> (Option<LittleProbe>, Option<LittleProbe>, Option<KneeProbe>) {
-        let at = Instant::now();
-        let mut reader = self.probes.reader.lock().unwrap_or_else(|e| e.into_inner());
-        reader.tasks.push(Totals {
-            at,
-            arrivals: totals.spawns,
-            sojourn_sum_ns: totals.sojourn_sum_ns,
-            sojourn_count: totals.sojourn_count,
+/// Adds a snapshot to the reader's windows and evaluates both views of the law.
+fn little(
+    shared: &Shared,
+    totals: EventTotals,
+    wait: Quantiles,
+    alive: f64,
+    queued: f64,
+) -> (Option<LittleProbe>, Option<LittleProbe>, Option<KneeProbe>) {
+    let at = Instant::now();
+    let mut reader = shared
+        .probes
+        .reader
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    reader.tasks.push(Totals {
+        at,
+        arrivals: totals.spawns,
+        sojourn_sum_ns: totals.sojourn_sum_ns,
+        sojourn_count: totals.sojourn_count,
+    });
+    // The histogram keeps the wait sum as count * mean; exact enough for a mean.
+    reader.queues.push(Totals {
+        at,
+        arrivals: totals.spawns + totals.wakes,
+        sojourn_sum_ns: (wait.mean_ns * wait.count as f64) as u64,
+        sojourn_count: wait.count,
+    });
+    let tasks = reader.tasks.law(alive);
+    let queues = reader.queues.law(queued);
+    if let Some(law) = tasks {
+        reader.knee.observe(LoadPoint {
+            lambda: law.lambda,
+            in_system: alive,
         });
-        // The histogram keeps the wait sum as count * mean; exact enough for a mean.
-        reader.queues.push(Totals {
-            at,
-            arrivals: totals.spawns + totals.wakes,
-            sojourn_sum_ns: (wait.mean_ns * wait.count as f64) as u64,
-            sojourn_count: wait.count,
-        });
-        let tasks = reader.tasks.law(alive);
-        let queues = reader.queues.law(queued);
-        if let Some(law) = tasks {
-            reader.knee.observe(LoadPoint {
-                lambda: law.lambda,
-                in_system: alive,
-            });
-        }
-        let knee = reader.knee.knee().map(knee_probe);
-        (tasks.map(little_probe), queues.map(little_probe), knee)
     }
+    let knee = reader.knee.knee().map(knee_probe);
+    (tasks.map(little_probe), queues.map(little_probe), knee)
+}
 
-    /// Stops the world; see [`Handle::stop_the_world`](super::Handle::stop_the_world).
-    /// Called from a task, the task's own P is the requester: it counts as stopped, and
-    /// publishes its queues as this thread reads them (nothing else runs them meanwhile).
-    ///
-    /// # Panics
-    /// Called from inside `inspect` of a stop of this same runtime: that stop cannot end
-    /// before the call returns, so it would wait for itself for ever.
-    #[track_caller]
-    pub(crate) fn stop_the_world<R>(
-        self: &Arc<Self>,
-        inspect: impl FnOnce(&StoppedWorld) -> R,
-    ) -> (R, StwReport) {
-        let world_id = Arc::as_ptr(self) as usize;
-        if INSPECTING.with(|worlds| worlds.borrow().contains(&world_id)) {
-            panic!(
-                "stop_the_world called from inside the inspect closure of a stop of the same \
-                 runtime: the world is already stopped, and this call would wait for itself"
-            );
-        }
-        let inspect = |stops: &[PStop<QueueSnapshot>]| {
-            let world = StoppedWorld {
-                processors: stops.iter().map(|s| s.snapshot).collect(),
-                injector_depth: self.scheduler.injector().len(),
-                tasks_alive: self.owned.len(),
-            };
-            let _inspecting = Inspecting::enter(world_id);
-            inspect(&world)
-        };
-        let world = &self.probes.world;
-        let (result, report) = match self.current_processor() {
-            Some(p) => world.stop_on(p, || self.current_queue_snapshot(), inspect),
-            None => world.stop(inspect),
-        };
-        (result, stw_report(report))
+/// Stops the world; see [`Handle::stop_the_world`](super::Handle::stop_the_world).
+/// Called from a task, the task's own P is the requester: it counts as stopped, and
+/// publishes its queues as this thread reads them (nothing else runs them meanwhile).
+///
+/// # Panics
+/// Called from inside `inspect` of a stop of this same runtime: that stop cannot end
+/// before the call returns, so it would wait for itself for ever.
+#[track_caller]
+pub(super) fn stop_the_world<R>(
+    shared: &Arc<Shared>,
+    inspect: impl FnOnce(&StoppedWorld) -> R,
+) -> (R, StwReport) {
+    let world_id = Arc::as_ptr(shared) as usize;
+    if INSPECTING.with(|worlds| worlds.borrow().contains(&world_id)) {
+        panic!(
+            "stop_the_world called from inside the inspect closure of a stop of the same \
+             runtime: the world is already stopped, and this call would wait for itself"
+        );
     }
+    let inspect = |stops: &[PStop<QueueSnapshot>]| {
+        let world = StoppedWorld {
+            processors: stops.iter().map(|s| s.snapshot).collect(),
+            injector_depth: shared.scheduler.injector().len(),
+            tasks_alive: shared.owned.len(),
+        };
+        let _inspecting = Inspecting::enter(world_id);
+        inspect(&world)
+    };
+    let world = &shared.probes.world;
+    let (result, report) = match shared.current_processor() {
+        Some(p) => world.stop_on(p, || current_queue_snapshot(shared), inspect),
+        None => world.stop(inspect),
+    };
+    (result, stw_report(report))
+}
 
-    /// The queues of the P this thread holds (empty if it holds none).
-    fn current_queue_snapshot(self: &Arc<Self>) -> QueueSnapshot {
-        self.with_current_processor(|processor| QueueSnapshot::of(processor.local()))
-            .unwrap_or_default()
-    }
+/// The queues of the P this thread holds (empty if it holds none).
+fn current_queue_snapshot(shared: &Arc<Shared>) -> QueueSnapshot {
+    shared
+        .with_current_processor(|processor| QueueSnapshot::of(processor.local()))
+        .unwrap_or_default()
 }
 
 thread_local! {
