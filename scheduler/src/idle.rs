@@ -4,7 +4,7 @@
 //!
 //! One atomic word packs two counters: `unparked` (Ps whose M is not asleep) in the high
 //! bits and `searching` (unparked Ps that look for work to steal, Go's "spinning" Ms) in the
-//! low [`SEARCHING_BITS`] bits. The list of sleeping Ps lives behind a mutex, taken only on
+//! low `SEARCHING_BITS` (16) bits. The list of sleeping Ps lives behind a mutex, taken only on
 //! the slow paths (going to sleep, waking someone).
 //!
 //! # Protocol (numbered as in Go's proc.go)

@@ -9,7 +9,7 @@
 //! stdout, progress bars to stderr. See docs/LAB.md.
 
 use clap::{Args, Parser, Subcommand};
-use gpm_bench::lab::{self, littles, queueing::ServiceDist, Output, Policy, RuntimeConfig};
+use gpm_bench::lab::{self, littles, queueing::ServiceDist, Output, PolicyChoice, RuntimeConfig};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -72,9 +72,10 @@ struct SweepArgs {
     /// Seed of the arrival process.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Stealing policy of gpm's scheduler: default, random, affinity, hierarchical.
-    #[arg(long, default_value = "default")]
-    policy: Policy,
+    /// Stealing policy of gpm's scheduler: default (GPM_STEAL or the cargo feature) or one
+    /// of gpm's policies.
+    #[arg(long, default_value = lab::DEFAULT_POLICY, value_parser = lab::parse_policy)]
+    policy: PolicyChoice,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@
 //! [`RuntimeConfig::build_gpm`]); today only `default` exists.
 
 use super::out::{num, Output, Table};
-use super::{parse_policies, Policy, RuntimeConfig};
+use super::{parse_policies, policy_name, RuntimeConfig};
 use crate::workloads::{self, SpawnMany};
 use crate::{Gpm, Rt, Tokio};
 use clap::Args;
@@ -41,9 +41,9 @@ pub struct CompareArgs {
     /// Workloads, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub workloads: Vec<String>,
-    /// gpm stealing policies, comma-separated: default (GPM_STEAL or the cargo feature),
-    /// random, affinity, hierarchical.
-    #[arg(long, default_value = "random,affinity,hierarchical")]
+    /// gpm stealing policies, comma-separated: default (GPM_STEAL or the cargo feature) or
+    /// any of gpm's policies (the default lists them all).
+    #[arg(long, default_value_t = super::all_policies())]
     pub policies: String,
 }
 
@@ -150,7 +150,7 @@ fn ms(d: Duration) -> String {
 
 /// The `compare` experiment.
 pub fn run(args: &CompareArgs, out: &Output) -> Result<String, String> {
-    let policies: Vec<Policy> = parse_policies(&args.policies)?;
+    let policies = parse_policies(&args.policies)?;
     let workers = args.workers.unwrap_or_else(crate::bench_workers);
     if workers == 0 || args.runs == 0 {
         return Err("--workers and --runs must be at least 1".to_owned());
@@ -161,7 +161,8 @@ pub fn run(args: &CompareArgs, out: &Output) -> Result<String, String> {
         args.workloads.clone()
     };
     let mut header = vec!["workload".to_owned(), "tokio_ms".to_owned()];
-    for p in &policies {
+    for &p in &policies {
+        let p = policy_name(p);
         header.push(format!("gpm[{p}]_ms"));
         header.push(format!("tokio/gpm[{p}]"));
     }

@@ -1,7 +1,7 @@
 //! `littles-law` and `workers`: open-loop sweeps of the arrival rate.
 //!
 //! For each point a fresh gpm runtime with `N` workers gets Poisson arrivals at `lambda`
-//! (see [`driver`](super::driver)), each task busy-spinning for `S`. A warm-up (a fifth of
+//! (see [`driver`]), each task busy-spinning for `S`. A warm-up (a fifth of
 //! the point) is offered but not measured. Per point the lab reports:
 //!
 //! * `W` mean, P50, P99 of the sojourn, measured by each task from its spawn to its

@@ -8,9 +8,9 @@
 //! # Runtimes and the policy dimension
 //!
 //! An experiment never builds a gpm runtime itself: it asks a [`RuntimeConfig`] (workers,
-//! stealing [`Policy`], probe sampling) to build one. [`Policy::Default`] is whatever the
-//! runtime would pick (`GPM_STEAL`, else the cargo feature); the others force
-//! `Builder::steal_policy`. With `GPM_BENCH_CPUS` / `GPM_BENCH_NODE` the builder also gets
+//! stealing [`PolicyChoice`], probe sampling) to build one. `None` (named `default`) is
+//! whatever the runtime would pick (`GPM_STEAL`, else the cargo feature); `Some` forces
+//! `Builder::steal_policy`. The policies are `gpm::steal::StealPolicy::ALL`. With `GPM_BENCH_CPUS` / `GPM_BENCH_NODE` the builder also gets
 //! the bench's placement and pins its workers one per CPU.
 
 pub mod compare;
@@ -24,84 +24,47 @@ pub mod queueing;
 
 pub use out::{Output, Table};
 
-use std::fmt;
-use std::str::FromStr;
+use gpm::steal::StealPolicy;
 
-/// A stealing policy of gpm's scheduler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Policy {
-    /// What the runtime picks by itself: `GPM_STEAL`, else the compiled-in cargo feature.
-    Default,
-    /// Random start, then round robin (tokio, Go).
-    Random,
-    /// Victims ranked by shared L3, NUMA proximity and queue wait (default weights).
-    Affinity,
-    /// L3 peers, node peers, then other nodes by distance.
-    Hierarchical,
+/// The policy dimension of an experiment: `None` is what the runtime picks by itself
+/// (`GPM_STEAL`, else the compiled-in cargo feature), `Some` forces `Builder::steal_policy`.
+/// The policies themselves are `StealPolicy::ALL`; the lab keeps no list of its own.
+pub type PolicyChoice = Option<StealPolicy>;
+
+/// The command-line and CSV name of the runtime's own choice (`None`).
+pub const DEFAULT_POLICY: &str = "default";
+
+/// The name of `choice` on the command line and in CSV files.
+pub fn policy_name(choice: PolicyChoice) -> &'static str {
+    choice.map_or(DEFAULT_POLICY, |policy| policy.name())
 }
 
-impl Policy {
-    /// Every policy the lab knows, in the order tables show them.
-    pub const ALL: &'static [Policy] = &[
-        Policy::Default,
-        Policy::Random,
-        Policy::Affinity,
-        Policy::Hierarchical,
-    ];
-
-    /// The name used on the command line and in CSV files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::Default => "default",
-            Policy::Random => "random",
-            Policy::Affinity => "affinity",
-            Policy::Hierarchical => "hierarchical",
-        }
-    }
-
-    /// The scheduler's policy to force, `None` for [`Policy::Default`].
-    pub fn steal_policy(self) -> Option<gpm::steal::StealPolicy> {
-        use gpm::steal::StealPolicy;
-        match self {
-            Policy::Default => None,
-            Policy::Random => Some(StealPolicy::Random),
-            Policy::Affinity => Some(StealPolicy::Affinity(Default::default())),
-            Policy::Hierarchical => Some(StealPolicy::Hierarchical),
-        }
-    }
+/// Every policy of `StealPolicy::ALL`, comma-separated: the default of `--policies`.
+pub fn all_policies() -> String {
+    StealPolicy::ALL.map(|policy| policy.name()).join(",")
 }
 
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// Parses one policy: [`DEFAULT_POLICY`] or a name of `StealPolicy::ALL`.
+pub fn parse_policy(text: &str) -> Result<PolicyChoice, String> {
+    if text.trim() == DEFAULT_POLICY {
+        return Ok(None);
     }
-}
-
-impl FromStr for Policy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Policy, String> {
-        Policy::ALL
-            .iter()
-            .copied()
-            .find(|p| p.name() == text.trim())
-            .ok_or_else(|| {
-                let known: Vec<_> = Policy::ALL.iter().map(|p| p.name()).collect();
-                format!(
-                    "unknown stealing policy {text:?}; this build knows: {}",
-                    known.join(", ")
-                )
-            })
-    }
+    text.parse::<StealPolicy>().map(Some).map_err(|_| {
+        format!(
+            "unknown stealing policy {text:?}; this build knows: {DEFAULT_POLICY}, {}",
+            StealPolicy::name_list(", ")
+        )
+    })
 }
 
 /// Parses `--policies default,...` (comma-separated, no duplicates, not empty).
-pub fn parse_policies(text: &str) -> Result<Vec<Policy>, String> {
+pub fn parse_policies(text: &str) -> Result<Vec<PolicyChoice>, String> {
     let mut policies = Vec::new();
     for item in text.split(',') {
-        let policy: Policy = item.parse()?;
+        let policy = parse_policy(item)?;
         if policies.contains(&policy) {
-            return Err(format!("policy {policy} is listed twice"));
+            let name = policy_name(policy);
+            return Err(format!("policy {name} is listed twice"));
         }
         policies.push(policy);
     }
@@ -109,12 +72,12 @@ pub fn parse_policies(text: &str) -> Result<Vec<Policy>, String> {
 }
 
 /// How to build the gpm runtime of one experiment point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RuntimeConfig {
     /// Worker threads (Ps).
     pub workers: usize,
-    /// Stealing policy.
-    pub policy: Policy,
+    /// Stealing policy (`None`: the runtime's own choice).
+    pub policy: PolicyChoice,
     /// Time one task in `probe_sampling` (`Builder::probe_sampling`); 0 turns timing off.
     pub probe_sampling: u32,
 }
@@ -124,7 +87,7 @@ impl RuntimeConfig {
     pub fn new(workers: usize) -> RuntimeConfig {
         RuntimeConfig {
             workers,
-            policy: Policy::Default,
+            policy: None,
             probe_sampling: 8,
         }
     }
@@ -135,7 +98,7 @@ impl RuntimeConfig {
         builder
             .worker_threads(self.workers)
             .probe_sampling(self.probe_sampling);
-        if let Some(policy) = self.policy.steal_policy() {
+        if let Some(policy) = self.policy {
             builder.steal_policy(policy);
         }
         crate::pin::apply_to_gpm(&mut builder);
@@ -165,7 +128,7 @@ mod tests {
 
     #[test]
     fn policies_parse_and_reject() {
-        assert_eq!(parse_policies("default").unwrap(), vec![Policy::Default]);
+        assert_eq!(parse_policies("default").unwrap(), vec![None]);
         let unknown = parse_policies("default,lifo").unwrap_err();
         assert!(
             unknown.contains("unknown stealing policy \"lifo\""),

@@ -17,7 +17,7 @@
 use super::compare::median;
 use super::driver::{self, Recorder};
 use super::out::{num, Output, Table};
-use super::{parse_policies, Policy, RuntimeConfig};
+use super::{parse_policies, policy_name, PolicyChoice, RuntimeConfig};
 use clap::Args;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,9 +28,9 @@ pub struct PoliciesArgs {
     /// Worker threads N (default: the CPUs available).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// gpm stealing policies, comma-separated: default (GPM_STEAL or the cargo feature),
-    /// random, affinity, hierarchical.
-    #[arg(long, default_value = "random,affinity,hierarchical")]
+    /// gpm stealing policies, comma-separated: default (GPM_STEAL or the cargo feature) or
+    /// any of gpm's policies (the default lists them all).
+    #[arg(long, default_value_t = super::all_policies())]
     pub policies: String,
     /// Service time of each task, microseconds.
     #[arg(long, default_value_t = 20)]
@@ -142,7 +142,7 @@ pub struct PolicyResult {
 /// Runs `name` `args.runs` times on a runtime built for `policy`.
 pub fn run_policy(
     name: &str,
-    policy: Policy,
+    policy: PolicyChoice,
     workers: usize,
     args: &PoliciesArgs,
 ) -> Result<PolicyResult, String> {
@@ -199,14 +199,14 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
     let bar = out.progress((WORKLOADS.len() * policies.len()) as u64, "policies");
     for name in WORKLOADS {
         for &policy in &policies {
-            bar.set_message(format!("{name} / {policy}"));
+            bar.set_message(format!("{name} / {}", policy_name(policy)));
             let r = run_policy(name, policy, workers, args)?;
             let steal = |f: fn(&StealCounts) -> u64| {
                 r.steals.as_ref().map_or("-".into(), |s| f(s).to_string())
             };
             table.push(vec![
                 (*name).to_owned(),
-                policy.to_string(),
+                policy_name(policy).to_owned(),
                 num(r.makespan.as_secs_f64() * 1e3, 2),
                 num(r.p50_s * 1e6, 0),
                 num(r.p99_s * 1e6, 0),
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn both_workloads_complete_every_task() {
         for name in WORKLOADS {
-            let r = run_policy(name, Policy::Default, 2, &args()).unwrap();
+            let r = run_policy(name, None, 2, &args()).unwrap();
             assert!(
                 r.makespan > Duration::ZERO && r.p99_s >= r.p50_s,
                 "{name}: {r:?}"
@@ -256,13 +256,13 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        let err = run_policy("ring", Policy::Default, 2, &args()).unwrap_err();
+        let err = run_policy("ring", None, 2, &args()).unwrap_err();
         assert!(err.contains("unknown workload"), "{err}");
         let deep = PoliciesArgs {
             depth: 30,
             ..args()
         };
-        assert!(run_policy("tree", Policy::Default, 1, &deep)
+        assert!(run_policy("tree", None, 1, &deep)
             .unwrap_err()
             .contains("depth"));
     }

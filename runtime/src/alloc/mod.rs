@@ -27,7 +27,7 @@
 //! the runtime the proof is holding the `Box<Processor>` with that index: the M borrows it
 //! out of its `WorkerContext` (a `RefCell`, so a nested borrow fails and falls back to the
 //! central path instead of aliasing) for the duration of one allocation or free
-//! (`rt::worker::Shared::with_local_cache`). A P handed off by `block_in_place` takes its
+//! (`rt::task_memory::with_local_cache`). A P handed off by `block_in_place` takes its
 //! cache with it, because the cache follows the P index, not the thread.
 //!
 //! Hot paths: allocation pops the class's list; a free pushes onto it. The only shared

@@ -1,8 +1,8 @@
 //! Adapters to other crates' runtime traits, each behind a cargo feature.
 //!
-//! * `hyper`: [`hyper`](self::hyper) — hyper 1.x's `rt::Executor`, `rt::Timer` and
+//! * `hyper`: `compat::hyper` — hyper 1.x's `rt::Executor`, `rt::Timer` and
 //!   `rt::Read`/`rt::Write` for [`crate::net::TcpStream`].
-//! * `criterion`: [`criterion`](self::criterion) — criterion's `AsyncExecutor` for
+//! * `criterion`: `compat::criterion` — criterion's `AsyncExecutor` for
 //!   [`crate::Runtime`] and [`crate::Handle`] (`b.to_async(&rt)`).
 
 #[cfg(feature = "hyper")]

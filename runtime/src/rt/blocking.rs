@@ -27,7 +27,7 @@
 
 use super::context;
 use super::handle::Handle;
-use super::worker::Shared;
+use super::shared::Shared;
 use crate::task::{coop, JoinHandle, Notified, Schedule, Task};
 use std::collections::VecDeque;
 use std::fmt;

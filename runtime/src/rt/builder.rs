@@ -3,7 +3,8 @@
 use super::blocking::{Pool, PoolConfig, ThreadHook, ThreadName};
 use super::handle::Handle;
 use super::runtime::Runtime;
-use super::worker::{Shared, SharedOptions, TaskMemory};
+use super::shared::{Shared, SharedOptions};
+use super::task_memory::TaskMemory;
 use crate::alloc::{Slab, SlabConfig};
 use crate::TaskAllocator;
 use gpm_numa::{Placement, Topology};
@@ -30,8 +31,8 @@ pub const MIN_STACK_SIZE: usize = 64 * 1024;
 /// Which P an idle P steals from is decided by a [`StealPolicy`] (see
 /// `gpm_scheduler::steal`). The policy in force is, first that applies: the one given to
 /// [`Builder::steal_policy`]; the environment variable `GPM_STEAL`
-/// (`random|affinity|hierarchical`, read by `build`); the cargo feature (`steal-affinity`
-/// by default; hierarchical > random > affinity when several are on).
+/// (a name of [`StealPolicy::ALL`], read by `build`); the cargo feature (`steal-affinity`
+/// by default; several on: [`StealPolicy::compiled_default`]).
 /// [`Builder::steal_weights`] sets the affinity weights whichever way affinity was chosen.
 ///
 /// The policies read the machine from [`Builder::topology`] (default: this machine as

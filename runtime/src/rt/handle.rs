@@ -2,7 +2,7 @@
 
 use super::context::{self, EnterGuard};
 use super::probes::{Probes, StoppedWorld, StwReport};
-use super::worker::Shared;
+use super::shared::Shared;
 use crate::task::JoinHandle;
 use std::fmt;
 use std::future::Future;

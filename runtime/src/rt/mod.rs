@@ -8,6 +8,8 @@ pub(crate) mod context;
 mod handle;
 pub(crate) mod probes;
 mod runtime;
+pub(crate) mod shared;
+mod task_memory;
 pub(crate) mod worker;
 
 pub use blocking::{block_in_place, spawn_blocking};

@@ -2,14 +2,14 @@
 //!
 //! # Design
 //!
-//! A task is one heap allocation ([`core::Cell`]) holding a header with an atomic state word
-//! ([`state`]), the future and later its output, and the join waker. Every handle is a
+//! A task is one heap allocation (`core::Cell`) holding a header with an atomic state word
+//! (`state`), the future and later its output, and the join waker. Every handle is a
 //! pointer to the header plus a reference in the state word's count:
 //!
 //! | handle | references | who holds it |
 //! |---|---|---|
-//! | [`Task`] | 1 | the runtime's owned-task list, so shutdown can reach every live task |
-//! | [`Notified`] | 1 | a run queue: "poll me"; at most one exists per task at a time |
+//! | `Task` | 1 | the runtime's owned-task list, so shutdown can reach every live task |
+//! | `Notified` | 1 | a run queue: "poll me"; at most one exists per task at a time |
 //! | [`JoinHandle`] | 1 | the spawner |
 //! | [`AbortHandle`] | 1 each | whoever may cancel the task (never reads the output) |
 //! | `Waker` | 1 each | whoever will wake the task |

@@ -110,10 +110,9 @@
 //! # Selecting a policy
 //!
 //! Cargo features `steal-random`, `steal-affinity` (default) and `steal-hierarchical` set
-//! [`StealPolicy::compiled_default`]; when several are on, hierarchical wins over random,
-//! random over affinity, so `--features steal-X` picks X even with the default features
-//! on. At run time the runtime's builder setting wins over the [`STEAL_ENV`] variable
-//! (`GPM_STEAL=random|affinity|hierarchical`), which wins over the feature.
+//! [`StealPolicy::compiled_default`] (which states their precedence when several are on).
+//! At run time the runtime's builder setting wins over the [`STEAL_ENV`] variable (a name
+//! of [`StealPolicy::ALL`]), which wins over the feature.
 //!
 //! # Invariants
 //!

@@ -30,6 +30,8 @@ fn per_unit(weight: f64, max: Option<u64>) -> f64 {
 /// no locks). [`VictimPlanner::plan`] writes the order in which to visit the victims.
 pub struct VictimPlanner {
     thief: usize,
+    /// The policy's name ([`StealPolicy::name`]), for `Debug`.
+    policy: &'static str,
     kind: Kind,
     order: Vec<usize>,
 }
@@ -84,6 +86,7 @@ impl VictimPlanner {
         };
         VictimPlanner {
             thief,
+            policy: policy.name(),
             kind,
             order: Vec::with_capacity(processors.saturating_sub(1)),
         }
@@ -262,14 +265,9 @@ impl AffinityRanking {
 
 impl fmt::Debug for VictimPlanner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.kind {
-            Kind::Random { .. } => "random",
-            Kind::Hierarchical { .. } => "hierarchical",
-            Kind::Affinity(_) => "affinity",
-        };
         f.debug_struct("VictimPlanner")
             .field("thief", &self.thief)
-            .field("policy", &kind)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }

@@ -95,7 +95,7 @@ impl Default for AffinityWeights {
     }
 }
 
-/// `GPM_STEAL` (or another policy name) is none of `random`, `affinity`, `hierarchical`.
+/// `GPM_STEAL` (or another policy name) names none of [`StealPolicy::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsePolicyError {
     /// The text given.
@@ -106,8 +106,9 @@ impl fmt::Display for ParsePolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown stealing policy {:?}: expected random, affinity or hierarchical",
-            self.input
+            "unknown stealing policy {:?}: expected {}",
+            self.input,
+            StealPolicy::name_list(" or ")
         )
     }
 }
@@ -118,7 +119,10 @@ impl std::error::Error for ParsePolicyError {}
 pub const STEAL_ENV: &str = "GPM_STEAL";
 
 impl StealPolicy {
-    /// Every policy, affinity with its default weights: what a comparison iterates over.
+    /// Every policy, affinity with its default weights: what a comparison iterates over,
+    /// and the one list of policies: parsing, its error text, the lab and the clap value
+    /// lists all derive from it, so a new policy is a variant, a row here and its
+    /// [`name`](StealPolicy::name).
     pub const ALL: [StealPolicy; 3] = [
         StealPolicy::Random,
         StealPolicy::Affinity(AffinityWeights::DEFAULT),
@@ -128,6 +132,9 @@ impl StealPolicy {
     /// The policy chosen by this build's cargo features: `steal-hierarchical` if on, else
     /// `steal-random` if on, else affinity (also when no feature is on). So `--features
     /// steal-X` selects X even with the default feature (`steal-affinity`) left on.
+    ///
+    /// This is the one statement of the features' precedence; the docs and the Cargo
+    /// manifests refer here.
     pub const fn compiled_default() -> StealPolicy {
         if cfg!(feature = "steal-hierarchical") {
             StealPolicy::Hierarchical
@@ -153,12 +160,31 @@ impl StealPolicy {
         }
     }
 
-    /// `random`, `affinity` or `hierarchical`.
-    pub fn name(&self) -> &'static str {
+    /// The policy's name in [`STEAL_ENV`], the builder's macros and the lab: `random`,
+    /// `affinity` or `hierarchical`.
+    pub const fn name(&self) -> &'static str {
         match self {
             StealPolicy::Random => "random",
             StealPolicy::Affinity(_) => "affinity",
             StealPolicy::Hierarchical => "hierarchical",
+        }
+    }
+
+    /// The policy named `name` (ASCII case-insensitive, not trimmed); `None` for no policy.
+    pub fn from_name(name: &str) -> Option<StealPolicy> {
+        StealPolicy::ALL
+            .into_iter()
+            .find(|policy| policy.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The names of [`StealPolicy::ALL`] in order, the last two joined by `last`:
+    /// `name_list(" or ")` is "random, affinity or hierarchical".
+    pub fn name_list(last: &str) -> String {
+        let names = StealPolicy::ALL.map(|p| p.name());
+        match names.split_last() {
+            Some((tail, [])) => (*tail).to_owned(),
+            Some((tail, init)) => format!("{}{last}{tail}", init.join(", ")),
+            None => String::new(),
         }
     }
 }
@@ -172,16 +198,12 @@ impl Default for StealPolicy {
 impl FromStr for StealPolicy {
     type Err = ParsePolicyError;
 
-    /// `random`, `affinity` (default weights) or `hierarchical`, case-insensitive.
+    /// A name of [`StealPolicy::ALL`] (affinity with its default weights), trimmed and
+    /// case-insensitive.
     fn from_str(text: &str) -> Result<StealPolicy, ParsePolicyError> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "random" => Ok(StealPolicy::Random),
-            "affinity" => Ok(StealPolicy::Affinity(AffinityWeights::DEFAULT)),
-            "hierarchical" => Ok(StealPolicy::Hierarchical),
-            _ => Err(ParsePolicyError {
-                input: text.to_owned(),
-            }),
-        }
+        StealPolicy::from_name(text.trim()).ok_or_else(|| ParsePolicyError {
+            input: text.to_owned(),
+        })
     }
 }
 

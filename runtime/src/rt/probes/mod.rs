@@ -1,0 +1,60 @@
+//! Probes: queue depths, counters, Little's law with P99, the knee, and stop-the-world.
+//!
+//! # What is kept, and what it costs
+//!
+//! | what | written when | cost on the hot path |
+//! |---|---|---|
+//! | polls, spawns, wakes, completions per P | every event | one relaxed load + store to a P-owned cache line |
+//! | `runnext` / deferred gauges per P | once per scheduling round | two relaxed stores to a P-owned line |
+//! | spawn and enqueue timestamps | 1 schedule in `sample_every` per thread | a thread-local tick for the others |
+//! | sojourn, queue-wait HDR histograms | at completion / poll of a sampled task | `try_lock` of a P-owned histogram |
+//! | stop-the-world check | once per scheduling round | one relaxed load |
+//!
+//! Everything else (sums over Ps, quantiles, Little's law, the knee) is computed by the
+//! reader in [`Handle::probes`](super::Handle::probes), which never stops a P.
+//!
+//! # Little's law, twice
+//!
+//! * **Tasks**: `lambda` = spawns per second, `W` = spawn-to-completion sojourn of sampled
+//!   tasks, `L` = tasks alive now.
+//! * **Run queues**: `lambda` = enqueues (spawns + wake-ups) per second, `W` = enqueue-to-
+//!   poll wait of sampled tasks, `L` = tasks queued now (local queues, `runnext`, deferred,
+//!   injector).
+//!
+//! Both windows are the span between the oldest and newest snapshot of the reader's last
+//! [`LITTLE_WINDOW`]; each call to `probes()` adds a snapshot. The knee detector is fed one
+//! `(lambda, L)` point of the task view per call.
+//!
+//! # Sampling
+//!
+//! One schedule in `sample_every` per thread ([`Builder::probe_sampling`](super::Builder::probe_sampling),
+//! default 16) stamps the task header (`rt::clock`): a stamped spawn gives a sojourn sample
+//! at completion, a stamped enqueue a queue-wait sample at the next poll. The same samples
+//! feed the affinity policy's latency history. Which schedule is sampled does not depend on
+//! what the task does, so sample means and quantiles estimate the population's. `0` turns
+//! timing (not counting) off;
+//! [`Builder::enable_probes(false)`](super::Builder::enable_probes) turns counting off too
+//! (queue depths, thread counts and stop-the-world keep working: they cost nothing until
+//! read). The `probes` bench measures what they cost.
+//!
+//! # Files
+//!
+//! | file | what |
+//! |---|---|
+//! | `recording.rs` | `ProbeState`: the hot-path writes (counters, gauges, sampled histograms) |
+//! | `snapshot.rs` | the snapshot types and their assembly, Little's law and the knee |
+//! | `prometheus.rs` | JSON and Prometheus text export of a snapshot |
+//! | `stw.rs` | the stop-the-world types and the glue to `gpm_scheduler::stw` |
+
+mod prometheus;
+mod recording;
+mod snapshot;
+mod stw;
+
+pub(crate) use recording::{Arrival, ProbeState, DEFAULT_SAMPLE_EVERY};
+pub(crate) use snapshot::snapshot;
+pub use snapshot::{
+    KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, RelationProbe, TaskMemoryProbe,
+};
+pub(crate) use stw::stop_the_world;
+pub use stw::{QueueSnapshot, StopReason, StoppedWorld, StwReport};

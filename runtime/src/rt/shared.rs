@@ -1,0 +1,339 @@
+//! `Shared`: everything the runtime's threads share, and its whole API (spawn, the push of a
+//! woken task, the start of an M, the probes' snapshot and the stop-the-world, task memory,
+//! shutdown).
+//!
+//! # Where a scheduled task goes
+//!
+//! A spawn or a wake on an M of this runtime that holds its P goes to that P's local queue
+//! (`runnext`, or the deferred list for a yield); see `WorkerContext::push_local`. Anything
+//! else (a thread outside the runtime, an M inside its scheduler or without a P) goes to the
+//! task's last P's inbox while that P is awake and `last_p_wakeups` is on, else to the
+//! injector.
+//!
+//! # Shutdown
+//!
+//! `Shared::begin_shutdown` sets the flag, closes the injector and wakes every P. Each M
+//! drains its P's queues (dropping the notifications, not the futures) and exits. The
+//! shutting-down thread cancels every task through the owned list (dropping each future
+//! exactly once) and then waits for the threads.
+
+use super::blocking::{self, BlockingSchedule};
+use super::context;
+use super::probes::{self, Arrival, ProbeState, Probes, StoppedWorld, StwReport};
+use super::task_memory::TaskMemory;
+use super::worker;
+use crate::alloc::{SizeClass, TaskAllocatorStats};
+use crate::driver::Driver;
+use crate::task::list::OwnedTasks;
+use crate::task::{new_task, Id, JoinHandle, Notified, Schedule, Task};
+use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler, StealConfig};
+use std::alloc::Layout;
+use std::fmt;
+use std::future::Future;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub(crate) type TaskRef = Notified<Arc<Shared>>;
+pub(crate) type Proc = Processor<TaskRef>;
+
+/// Everything the runtime's threads share: the scheduler, the tasks, the thread pool.
+pub(crate) struct Shared {
+    pub(crate) scheduler: Scheduler<TaskRef>,
+    pub(crate) owned: OwnedTasks<Arc<Shared>>,
+    pub(crate) blocking: blocking::Pool,
+    /// Timers and I/O; the parking M drives it (see `crate::driver`).
+    pub(crate) driver: Arc<Driver>,
+    handoff: Box<[Mutex<Option<Box<Proc>>>]>,
+    shutdown: AtomicBool,
+    /// `pins[p]`: the PU an M pins itself to while it holds P `p` (`None`: no pinning).
+    pub(super) pins: Option<Box<[usize]>>,
+    /// Whether tasks woken off the Ps go back to their last P (else to the injector).
+    last_p_wakeups: bool,
+    pub(crate) probes: ProbeState,
+    task_memory: TaskMemory,
+    /// The runtime's identity (`Handle::id`).
+    pub(crate) id: super::handle::Id,
+}
+
+/// Settings of [`Shared`] beyond the scheduler's.
+pub(crate) struct SharedOptions {
+    pub(crate) pins: Option<Box<[usize]>>,
+    pub(crate) last_p_wakeups: bool,
+    /// Whether the probes count events (`Builder::enable_probes`).
+    pub(crate) probes_enabled: bool,
+    /// One schedule in this many is timestamped (`Builder::probe_sampling`; 0: none).
+    pub(crate) sample_every: u32,
+}
+
+impl Shared {
+    /// Creates the shared state and the Ps (handed out once, to the first Ms).
+    pub(crate) fn new(
+        config: SchedulerConfig,
+        steal: StealConfig,
+        options: SharedOptions,
+        pool: blocking::Pool,
+        driver: Driver,
+        task_memory: TaskMemory,
+    ) -> (Arc<Shared>, Vec<Proc>) {
+        let (scheduler, processors) = Scheduler::with_stealing(config, steal);
+        let driver = Arc::new(driver);
+        scheduler.install_park_driver(Arc::clone(&driver) as Arc<dyn gpm_scheduler::ParkDriver>);
+        let handoff = (0..config.processors).map(|_| Mutex::new(None)).collect();
+        let shared = Arc::new(Shared {
+            scheduler,
+            owned: OwnedTasks::new(4 * config.processors),
+            blocking: pool,
+            driver,
+            handoff,
+            shutdown: AtomicBool::new(false),
+            pins: options.pins,
+            last_p_wakeups: options.last_p_wakeups,
+            probes: ProbeState::new(
+                config.processors,
+                options.probes_enabled,
+                options.sample_every,
+            ),
+            task_memory,
+            id: super::handle::Id::next(),
+        });
+        (shared, processors)
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Spawns `future` as a task of this runtime.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, notified, join) = new_task(future, Arc::clone(self), Id::next());
+        notified.header().times.set_spawned(self.probes.sample_ns());
+        match self.owned.bind(task) {
+            Ok(()) => self.push(notified, LocalSlot::RunNext, Arrival::Spawn),
+            Err(task) => {
+                // Shutting down: the task never runs.
+                drop(notified);
+                task.shutdown();
+            }
+        }
+        join
+    }
+
+    /// Spawns a blocking closure on the pool.
+    pub(crate) fn spawn_blocking<F, R>(self: &Arc<Self>, func: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let schedule = BlockingSchedule::new(self);
+        let (task, notified, join) =
+            new_task(blocking::BlockingTask::new(func), schedule, Id::next());
+        // Blocking tasks are not in the owned list: the pool reaches them at shutdown.
+        drop(task);
+        self.blocking.submit_task(notified, self);
+        join
+    }
+
+    /// Starts an M for `processor` on a pool thread.
+    pub(crate) fn start_m(self: &Arc<Self>, processor: Box<Proc>) -> std::io::Result<()> {
+        let index = processor.index();
+        *lock(&self.handoff[index]) = Some(processor);
+        let shared = Arc::clone(self);
+        self.blocking.submit_m(self, move || {
+            if let Some(processor) = shared.take_handed_off(index) {
+                worker::run(shared, processor);
+            }
+        })
+    }
+
+    /// The P parked in hand-off slot `index`, if no M has taken it yet.
+    pub(super) fn take_handed_off(&self, index: usize) -> Option<Box<Proc>> {
+        lock(&self.handoff[index]).take()
+    }
+
+    /// Stamps a sample of the schedules, then queues the task.
+    fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot) {
+        task.header().times.set_enqueued(self.probes.sample_ns());
+        self.push(task, slot, Arrival::Wake);
+    }
+
+    fn push(self: &Arc<Self>, task: TaskRef, slot: LocalSlot, arrival: Arrival) {
+        let task = context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
+                worker.push_local(task, slot, arrival)
+            }
+            _ => Some(task),
+        });
+        if let Some(task) = task {
+            self.probes.arrived(None, arrival);
+            self.push_off_processor(task);
+        }
+    }
+
+    /// A task scheduled off this runtime's Ps: to its last P's inbox while that P is awake,
+    /// else (or when never polled, or when disabled) to the injector.
+    fn push_off_processor(&self, task: TaskRef) {
+        let last = task.header().last_processor();
+        let task = match last {
+            Some(index) if self.last_p_wakeups => {
+                match self.scheduler.push_to_processor(index, task) {
+                    Ok(()) => return,
+                    Err(task) => task,
+                }
+            }
+            _ => task,
+        };
+        self.scheduler.push_remote(task);
+    }
+
+    /// Step 1 of shutdown: stop scheduling and wake every P.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        // Close the queues first: the driver's shutdown wakes every task blocked in I/O, and
+        // those wake-ups must find the queues closed rather than hand the task one more poll.
+        self.scheduler.close_queues();
+        self.driver.shutdown();
+        self.scheduler.unpark_all();
+    }
+
+    /// Step 2: cancel every task that is still alive. Loops because cancelling a task may
+    /// run user code (drops) that spawns; those spawns find the list closed.
+    pub(crate) fn cancel_all_tasks(&self) {
+        loop {
+            let tasks = self.owned.close_and_take_all();
+            if tasks.is_empty() {
+                break;
+            }
+            tasks.into_iter().for_each(Task::shutdown);
+        }
+    }
+
+    /// Step 3: once the Ms are gone, drop what they left in the hand-off slots, and give
+    /// the pages of idle task-memory spans back to the OS.
+    pub(crate) fn drop_parked_processors(&self) {
+        for index in 0..self.handoff.len() {
+            if let Some(mut processor) = self.take_handed_off(index) {
+                processor.local_mut().drain().for_each(drop);
+                self.probes.world.exit(processor.index());
+                self.flush_task_cache(&mut processor);
+            }
+        }
+        self.scheduler.close_queues();
+        self.release_idle_task_memory();
+    }
+
+    /// The P this thread holds, if it is an M of this runtime holding one outside its
+    /// scheduler (one thread-local lookup).
+    pub(crate) fn current_processor(self: &Arc<Self>) -> Option<usize> {
+        self.with_current_processor(|processor| processor.index())
+    }
+
+    /// Calls `f` with the P this thread holds, if it is an M of this runtime holding one
+    /// outside its scheduler (inside a poll, say); else returns `None`.
+    pub(crate) fn with_current_processor<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Proc) -> R,
+    ) -> Option<R> {
+        context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.with_processor(f),
+            _ => None,
+        })
+    }
+
+    /// Builds the [`Probes`] snapshot (`probes::snapshot`).
+    pub(crate) fn probes(&self) -> Probes {
+        probes::snapshot(self)
+    }
+
+    /// Stops the world; see [`Handle::stop_the_world`](super::Handle::stop_the_world) and
+    /// `probes::stw`.
+    ///
+    /// # Panics
+    /// Called from inside `inspect` of a stop of this same runtime (`probes::stw`).
+    #[track_caller]
+    pub(crate) fn stop_the_world<R>(
+        self: &Arc<Self>,
+        inspect: impl FnOnce(&StoppedWorld) -> R,
+    ) -> (R, StwReport) {
+        probes::stop_the_world(self, inspect)
+    }
+
+    /// `Schedule::allocate_task` for every scheduler type of this runtime.
+    pub(crate) fn allocate_task(&self, layout: Layout, class: Option<SizeClass>) -> NonNull<u8> {
+        self.task_memory.allocate(self, layout, class)
+    }
+
+    /// `Schedule::deallocate_task`.
+    ///
+    /// # Safety
+    /// As for `Schedule::deallocate_task`, with memory from [`Shared::allocate_task`].
+    pub(crate) unsafe fn deallocate_task(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        class: Option<SizeClass>,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { self.task_memory.deallocate(self, ptr, layout, class) }
+    }
+
+    /// Gives the cached blocks of `processor` back to its node pool (the P is leaving).
+    pub(super) fn flush_task_cache(&self, processor: &mut Proc) {
+        self.task_memory.flush(processor);
+    }
+
+    /// The scavenger: releases the pages of every span whose blocks are all free in its
+    /// node pool. Returns the number of spans (0 with the system allocator).
+    pub(crate) fn release_idle_task_memory(&self) -> usize {
+        self.task_memory.release_idle()
+    }
+
+    pub(crate) fn task_allocator_stats(&self) -> TaskAllocatorStats {
+        self.task_memory.stats()
+    }
+}
+
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: TaskRef) {
+        self.schedule_to(task, LocalSlot::RunNext);
+    }
+
+    fn yield_now(&self, task: TaskRef) {
+        self.schedule_to(task, LocalSlot::Deferred);
+    }
+
+    fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+        if self.probes.enabled() {
+            self.probes
+                .completed(self.current_processor(), task.header());
+        }
+        self.owned.remove(task)
+    }
+
+    fn allocate_task(&self, layout: Layout, class: Option<SizeClass>) -> NonNull<u8> {
+        Shared::allocate_task(self, layout, class)
+    }
+
+    unsafe fn deallocate_task(&self, ptr: NonNull<u8>, layout: Layout, class: Option<SizeClass>) {
+        // SAFETY: forwarded contract.
+        unsafe { Shared::deallocate_task(self, ptr, layout, class) }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("scheduler", &self.scheduler)
+            .field("tasks", &self.owned.len())
+            .field("shutdown", &self.is_shutdown())
+            .finish()
+    }
+}
