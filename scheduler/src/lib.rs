@@ -20,6 +20,7 @@ pub mod park;
 pub mod probe;
 pub mod processor;
 pub mod queue;
+pub mod rand;
 pub mod steal;
 pub mod stw;
 mod sync;
@@ -27,7 +28,8 @@ mod sync;
 pub use inject::Injector;
 pub use park::ParkDriver;
 pub use processor::{
-    Config, FastRand, LocalSlot, Processor, Scheduler, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL,
+    Config, LocalSlot, Processor, Scheduler, StealConfig, DEFAULT_GLOBAL_QUEUE_INTERVAL,
 };
 pub use queue::{Local, Source, Stealer, LOCAL_QUEUE_CAPACITY, RUNNEXT_STREAK_MAX};
+pub use rand::FastRand;
 pub use steal::{AffinityWeights, StealPolicy, StealStats, StealTopology};

@@ -13,8 +13,8 @@
 //!    with local work still drains both and nothing starves there. It takes a fair share
 //!    of the queue it serves (as in step 3), not one task as Go does: the share joins the
 //!    FIFO, which a P busy with a chain of `runnext` spawns still visits every
-//!    `RUNNEXT_STREAK_MAX + 1` polls, while the injector waits another 61 (this took
-//!    `spawn_many_remote_busy2` from 4x slower than tokio to faster).
+//!    `RUNNEXT_STREAK_MAX + 1` polls, while the injector waits another 61 (what this is
+//!    worth: `spawn_many_remote_busy2` in docs/BENCHMARKS.md).
 //! 2. `runnext`, then the local FIFO, then the P's inbox (tasks woken off the runtime's
 //!    threads that last ran on this P; see "Last P" below).
 //! 3. A batch from the injector (its fair share, at most half a local queue).
@@ -74,6 +74,7 @@ use crate::idle::Idle;
 use crate::inject::Injector;
 use crate::park::{ParkDriver, Parker};
 use crate::queue::{Local, Stealer, LOCAL_QUEUE_CAPACITY};
+use crate::rand::FastRand;
 use crate::steal::{
     FnView, LatencyHistory, StealCounters, StealPolicy, StealStats, StealTopology, VictimPlanner,
 };
@@ -623,32 +624,6 @@ impl<T> fmt::Debug for Processor<T> {
             .field("local", &self.local)
             .field("searching", &self.searching)
             .finish()
-    }
-}
-
-/// A xorshift64* generator: cheap, per-P, good enough to spread steal attempts.
-#[derive(Debug, Clone)]
-pub struct FastRand(u64);
-
-impl FastRand {
-    /// A generator from a non-zero-ized seed.
-    pub fn new(seed: u64) -> FastRand {
-        FastRand(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next raw value.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A value in `0..bound` (Lemire's multiply-shift; `bound` > 0).
-    pub fn below(&mut self, bound: u32) -> u32 {
-        (((self.next_u64() >> 32) * u64::from(bound)) >> 32) as u32
     }
 }
 

@@ -3,7 +3,7 @@
 use super::policy::{AffinityWeights, StealPolicy};
 use super::topology::StealTopology;
 use super::view::VictimView;
-use crate::processor::FastRand;
+use crate::rand::FastRand;
 use std::fmt;
 
 /// The affinity policy re-ranks this many victims on every plan with live latency data.

@@ -2,7 +2,7 @@
 //! worked out by hand from the formulas in the module documentation.
 
 use super::*;
-use crate::processor::FastRand;
+use crate::rand::FastRand;
 use gpm_numa::{Placement, Topology};
 
 fn shipped(file: &str) -> Topology {
