@@ -54,6 +54,8 @@ pub(crate) mod io;
 pub(crate) mod scheduled_io;
 #[cfg(not(gpm_loom))]
 pub(crate) mod time;
+#[cfg(not(gpm_loom))]
+pub(crate) mod wheel;
 
 #[cfg(not(gpm_loom))]
 mod parked;

@@ -8,7 +8,7 @@
 //! so a new short timer is never stuck behind a long epoll wait. While nobody sleeps in the
 //! driver, registrations wake nobody: the next M to park reads the wheel first.
 
-use crate::time::wheel::{Key, Wheel};
+use super::wheel::{Key, Wheel};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`], with tokio's signatures.
 //!
-//! Timers live in one hierarchical timing wheel per runtime (1 ms ticks, see `wheel.rs`),
+//! Timers live in one hierarchical timing wheel per runtime (1 ms ticks, see `driver/wheel.rs`),
 //! fired by the M that parks in the runtime's driver and by busy Ms between polls (see the
 //! runtime's `driver` module for who drives and why the wheel is global rather than per P).
 //!
@@ -25,8 +25,6 @@
 //!     assert!(result.is_err());
 //! });
 //! ```
-
-pub(crate) mod wheel;
 
 use crate::driver::time::TimerPoll;
 use crate::driver::Driver;
@@ -88,7 +86,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 pub struct Sleep {
     driver: Arc<Driver>,
     deadline: Instant,
-    key: Option<wheel::Key>,
+    key: Option<crate::driver::wheel::Key>,
     elapsed: bool,
 }
 
