@@ -128,7 +128,7 @@ impl Parker {
         {
             Ok(_) => {}
             Err(NOTIFIED) => {
-                self.state.store(EMPTY, Ordering::SeqCst);
+                self.consume_seen_token();
                 return;
             }
             Err(actual) => unreachable!("parker state {actual} while parking"),
@@ -165,7 +165,7 @@ impl Parker {
         {
             Ok(_) => {}
             Err(NOTIFIED) => {
-                self.state.store(EMPTY, Ordering::SeqCst);
+                self.consume_seen_token();
                 return Driven::Returned;
             }
             Err(actual) => unreachable!("parker state {actual} while driving"),
@@ -178,6 +178,16 @@ impl Parker {
             DRIVING => Driven::Busy,
             actual => unreachable!("parker state {actual} after driving"),
         }
+    }
+
+    /// Consumes the token a failed `compare_exchange` just saw. A swap, not a store (std's
+    /// parker does the same): another `unpark` may have come since that read, and a store
+    /// would erase its token without synchronising with it, so the caller could miss what
+    /// that unparker wrote before unparking (the loom model of `Idle` with two Ps found
+    /// this: a shutdown flag set before the second unpark stayed unseen and the P slept).
+    fn consume_seen_token(&self) {
+        let token = self.state.swap(EMPTY, Ordering::SeqCst);
+        debug_assert_eq!(token, NOTIFIED);
     }
 
     fn try_consume_token(&self) -> bool {
@@ -401,6 +411,35 @@ mod loom_tests {
             };
             parker.park();
             unparker.join().unwrap();
+        });
+    }
+
+    /// Two unparkers, each publishing a flag (`Relaxed`) before its unpark; the sleeper
+    /// parks until it sees both. Unparks coalesce into one token, so the park that consumes
+    /// it must synchronise with the last unpark, or the sleeper may miss that flag and park
+    /// again with no token left. (It did, when a token seen by a failed `compare_exchange`
+    /// was cleared with a store instead of a swap.)
+    #[test]
+    fn a_coalesced_unpark_publishes_its_writes() {
+        loom::model(|| {
+            use crate::sync::atomic::AtomicBool;
+            let parker = Arc::new(Parker::new());
+            let flags = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+            let unparkers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (parker, flags) = (Arc::clone(&parker), Arc::clone(&flags));
+                    thread::spawn(move || {
+                        flags[i].store(true, Ordering::Relaxed);
+                        parker.unpark();
+                    })
+                })
+                .collect();
+            while !flags.iter().all(|flag| flag.load(Ordering::Relaxed)) {
+                parker.park();
+            }
+            for unparker in unparkers {
+                unparker.join().unwrap();
+            }
         });
     }
 
