@@ -43,9 +43,14 @@
 //! without sockets), and a dedicated driver thread (every readiness event would cross
 //! threads twice: driver to injector, injector to a woken M; see the runtime's `driver`).
 
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::{Condvar, Mutex};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+// `OnceLock` has no loom counterpart and needs none: the driver is installed once, before
+// any thread parks or unparks (the runtime installs it while building the Ps; the loom
+// models before spawning their threads), so every later `get` sees it without a race for
+// loom to explore. The `Arc` only keeps the driver alive and is not part of any protocol.
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const EMPTY: usize = 0;
@@ -123,7 +128,7 @@ impl Parker {
         {
             Ok(_) => {}
             Err(NOTIFIED) => {
-                self.state.store(EMPTY, Ordering::SeqCst);
+                self.consume_seen_token();
                 return;
             }
             Err(actual) => unreachable!("parker state {actual} while parking"),
@@ -160,7 +165,7 @@ impl Parker {
         {
             Ok(_) => {}
             Err(NOTIFIED) => {
-                self.state.store(EMPTY, Ordering::SeqCst);
+                self.consume_seen_token();
                 return Driven::Returned;
             }
             Err(actual) => unreachable!("parker state {actual} while driving"),
@@ -173,6 +178,16 @@ impl Parker {
             DRIVING => Driven::Busy,
             actual => unreachable!("parker state {actual} after driving"),
         }
+    }
+
+    /// Consumes the token a failed `compare_exchange` just saw. A swap, not a store (std's
+    /// parker does the same): another `unpark` may have come since that read, and a store
+    /// would erase its token without synchronising with it, so the caller could miss what
+    /// that unparker wrote before unparking (the loom model of `Idle` with two Ps found
+    /// this: a shutdown flag set before the second unpark stayed unseen and the P slept).
+    fn consume_seen_token(&self) {
+        let token = self.state.swap(EMPTY, Ordering::SeqCst);
+        debug_assert_eq!(token, NOTIFIED);
     }
 
     fn try_consume_token(&self) -> bool {
@@ -227,10 +242,9 @@ impl fmt::Debug for Parker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(gpm_loom)))]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn token_before_park_returns_at_once() {
@@ -375,5 +389,167 @@ mod tests {
         // The token was not consumed by anyone: a later unpark still works.
         parker.unpark();
         parker.park();
+    }
+}
+
+/// Loom models of the real [`Parker`] (run with `scripts/loom.sh`). A lost wake-up shows up
+/// as a park that never ends, which loom reports as a deadlock.
+#[cfg(all(test, gpm_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::thread;
+
+    /// An unpark from another thread ends a park on the condition variable, whether it lands
+    /// before the park, between its check of the state and its wait, or during the wait.
+    #[test]
+    fn unpark_from_another_thread_ends_a_condvar_park() {
+        loom::model(|| {
+            let parker = Arc::new(Parker::new());
+            let unparker = {
+                let parker = Arc::clone(&parker);
+                thread::spawn(move || parker.unpark())
+            };
+            parker.park();
+            unparker.join().unwrap();
+        });
+    }
+
+    /// Two unparkers, each publishing a flag (`Relaxed`) before its unpark; the sleeper
+    /// parks until it sees both. Unparks coalesce into one token, so the park that consumes
+    /// it must synchronise with the last unpark, or the sleeper may miss that flag and park
+    /// again with no token left. (It did, when a token seen by a failed `compare_exchange`
+    /// was cleared with a store instead of a swap.)
+    #[test]
+    fn a_coalesced_unpark_publishes_its_writes() {
+        loom::model(|| {
+            use crate::sync::atomic::AtomicBool;
+            let parker = Arc::new(Parker::new());
+            let flags = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+            let unparkers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (parker, flags) = (Arc::clone(&parker), Arc::clone(&flags));
+                    thread::spawn(move || {
+                        flags[i].store(true, Ordering::Relaxed);
+                        parker.unpark();
+                    })
+                })
+                .collect();
+            while !flags.iter().all(|flag| flag.load(Ordering::Relaxed)) {
+                parker.park();
+            }
+            for unparker in unparkers {
+                unparker.join().unwrap();
+            }
+        });
+    }
+
+    /// A model of the runtime's driver: `poller` is the reactor (one holder at a time,
+    /// taken with `try_lock` as `mio::Poll` is), `woken` the sticky eventfd behind its own
+    /// mutex and condition variable. `try_drive` takes the poller, asks `cancelled` (unless
+    /// `honour_cancelled` is off, for the negative check), then sleeps until woken and
+    /// consumes the wake. `maintenance_turn` is a busy M's non-blocking turn: it takes the
+    /// poller if it is free and consumes a pending wake (the eventfd's one edge).
+    struct ModelDriver {
+        poller: Mutex<()>,
+        woken: Mutex<bool>,
+        condvar: Condvar,
+        honour_cancelled: bool,
+    }
+
+    impl ModelDriver {
+        fn new(honour_cancelled: bool) -> ModelDriver {
+            ModelDriver {
+                poller: Mutex::new(()),
+                woken: Mutex::new(false),
+                condvar: Condvar::new(),
+                honour_cancelled,
+            }
+        }
+
+        fn maintenance_turn(&self) {
+            if let Ok(_poller) = self.poller.try_lock() {
+                *self.woken.lock().unwrap() = false;
+            }
+        }
+    }
+
+    impl ParkDriver for ModelDriver {
+        fn try_drive(&self, _timeout: Option<Duration>, cancelled: &dyn Fn() -> bool) -> bool {
+            let Ok(_poller) = self.poller.try_lock() else {
+                return false;
+            };
+            if self.honour_cancelled && cancelled() {
+                return true;
+            }
+            let mut woken = self.woken.lock().unwrap();
+            while !*woken {
+                woken = self.condvar.wait(woken).unwrap();
+            }
+            *woken = false;
+            true
+        }
+
+        fn wake(&self) {
+            *self.woken.lock().unwrap() = true;
+            self.condvar.notify_one();
+        }
+    }
+
+    /// The sleeper parks in the driver while another thread unparks it and a third takes
+    /// the poller for a maintenance turn that may consume the unpark's wake before the
+    /// sleeper holds the poller. The park always ends: either the sleeper finds the poller
+    /// busy and falls back to the condition variable, or its `cancelled` check (made once
+    /// it holds the poller) sees the token, or the wake comes after that check and only
+    /// the sleeper can consume it.
+    fn park_in_driver_races_unpark_and_maintenance(honour_cancelled: bool) {
+        loom::model(move || {
+            let driver = Arc::new(ModelDriver::new(honour_cancelled));
+            let parker = Arc::new(Parker::new());
+            // Installed before any thread parks or unparks, as in the runtime.
+            assert!(parker.install_driver(Arc::clone(&driver) as Arc<dyn ParkDriver>));
+            let unparker = {
+                let parker = Arc::clone(&parker);
+                thread::spawn(move || parker.unpark())
+            };
+            let maintenance = {
+                let driver = Arc::clone(&driver);
+                thread::spawn(move || driver.maintenance_turn())
+            };
+            parker.park();
+            unparker.join().unwrap();
+            maintenance.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn a_wake_consumed_by_a_maintenance_turn_does_not_lose_the_unpark() {
+        park_in_driver_races_unpark_and_maintenance(true);
+    }
+
+    /// The negative check: a driver that ignores `cancelled` sleeps with the token unseen
+    /// after the maintenance turn consumed the wake, and loom finds that deadlock. This keeps
+    /// the model above honest: it does reach the interleaving the `cancelled` rule is for.
+    #[test]
+    #[should_panic(expected = "deadlock")]
+    fn without_the_cancelled_check_the_wake_is_lost() {
+        park_in_driver_races_unpark_and_maintenance(false);
+    }
+
+    /// A driver that is busy for the whole model (another M holds the poller): the sleeper
+    /// falls back to the condition variable and the unpark still ends the park.
+    #[test]
+    fn a_busy_driver_falls_back_to_the_condvar() {
+        loom::model(|| {
+            let driver = Arc::new(ModelDriver::new(true));
+            let parker = Arc::new(Parker::new());
+            assert!(parker.install_driver(Arc::clone(&driver) as Arc<dyn ParkDriver>));
+            let _holder = driver.poller.lock().unwrap();
+            let unparker = {
+                let parker = Arc::clone(&parker);
+                thread::spawn(move || parker.unpark())
+            };
+            parker.park();
+            unparker.join().unwrap();
+        });
     }
 }
