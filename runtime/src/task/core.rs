@@ -217,6 +217,19 @@ impl<F: Future, S> Core<F, S> {
         self.stage.with_mut(|slot| unsafe { *slot = stage });
     }
 
+    /// Drops what the stage holds (the future or the output), catching a panic from its
+    /// `Drop`: that is user code, and it must not unwind into the runtime. Returns the
+    /// panic, if any.
+    ///
+    /// # Safety
+    /// As for [`Core::set_stage`].
+    pub(crate) unsafe fn drop_stage_contained(&self) -> std::thread::Result<()> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: forwarded contract.
+            unsafe { self.set_stage(Stage::Consumed) }
+        }))
+    }
+
     /// Takes the output out, leaving `Consumed`.
     ///
     /// # Safety

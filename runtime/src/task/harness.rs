@@ -140,9 +140,7 @@ where
     fn cancel_future(&self) {
         let id = self.header().id;
         // SAFETY: the caller holds RUNNING.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-            self.core().set_stage(Stage::Consumed)
-        }));
+        let dropped = unsafe { self.core().drop_stage_contained() };
         let outcome = match dropped {
             Ok(()) => JoinError::cancelled(id),
             Err(panic) => JoinError::panic(id, panic),
@@ -154,11 +152,9 @@ where
     /// Stores the output, dropping the future first, then completes. The caller holds
     /// `RUNNING`.
     fn finish(self, output: Result<F::Output, JoinError>) {
-        // SAFETY: the caller holds RUNNING. The future is dropped by the assignment; a
-        // panic in its drop is caught and replaces the output.
-        let stored = catch_unwind(AssertUnwindSafe(|| unsafe {
-            self.core().set_stage(Stage::Consumed)
-        }));
+        // SAFETY: the caller holds RUNNING. A panic in the future's drop is caught and
+        // replaces the output.
+        let stored = unsafe { self.core().drop_stage_contained() };
         let output = match stored {
             Ok(()) => output,
             Err(panic) => Err(JoinError::panic(self.header().id, panic)),
@@ -176,9 +172,7 @@ where
             // Nobody will read the output: drop it now. COMPLETE is published and the join
             // handle is gone, so this thread has the stage to itself.
             // SAFETY: as just said.
-            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-                self.core().set_stage(Stage::Consumed)
-            }));
+            let _ = unsafe { self.core().drop_stage_contained() };
         } else if before.is_join_waker_set() {
             // The join waker is user code (any executor's waker): a panic in it must not
             // unwind into the M and take the P with it, so it is caught and dropped.
@@ -227,9 +221,7 @@ where
             let _id = IdGuard::enter(self.header().id);
             // SAFETY: the task completed while the handle was interested: the output is
             // the handle's to drop.
-            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-                self.core().set_stage(Stage::Consumed)
-            }));
+            let _ = unsafe { self.core().drop_stage_contained() };
         }
         if !after.is_join_waker_set() {
             // SAFETY: JOIN_WAKER is clear: the slot is the handle's.
@@ -269,9 +261,7 @@ impl<F: Future, S: 'static> Drop for DropFutureOnUnwind<'_, F, S> {
         // A second panic from the future's own `Drop` is caught here (a panic escaping a
         // destructor during unwinding would abort); the poll's panic is the one reported.
         // SAFETY: only armed inside `poll_running`, whose thread holds RUNNING.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-            self.0.set_stage(Stage::Consumed)
-        }));
+        let _ = unsafe { self.0.drop_stage_contained() };
     }
 }
 
