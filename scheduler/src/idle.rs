@@ -386,7 +386,14 @@ mod loom_tests {
     /// looking for work until then; the last task shuts the model down).
     #[test]
     fn two_pushes_to_two_idle_ps_all_run() {
-        loom::model(|| {
+        two_pushes_to_two_idle_ps(usize::MAX);
+    }
+
+    /// Both Ps idle, a thread outside them pushes two tasks; each P runs at most
+    /// `tasks_per_p` of them and then stays busy for good (`usize::MAX`: it keeps looking
+    /// for work until the last task shuts the model down).
+    fn two_pushes_to_two_idle_ps(tasks_per_p: usize) {
+        loom::model(move || {
             let model = Arc::new(Model::new(2, true));
             let producer = {
                 let model = Arc::clone(&model);
@@ -397,9 +404,9 @@ mod loom_tests {
             };
             let p0 = {
                 let model = Arc::clone(&model);
-                thread::spawn(move || model.processor(0, usize::MAX))
+                thread::spawn(move || model.processor(0, tasks_per_p))
             };
-            model.processor(1, usize::MAX);
+            model.processor(1, tasks_per_p);
             producer.join().unwrap();
             p0.join().unwrap();
         });
@@ -427,22 +434,6 @@ mod loom_tests {
     #[test]
     #[ignore = "known gap: an idle P sleeps while a task waits for a busy P (see doc)"]
     fn two_pushes_wake_both_idle_ps() {
-        loom::model(|| {
-            let model = Arc::new(Model::new(2, true));
-            let producer = {
-                let model = Arc::clone(&model);
-                thread::spawn(move || {
-                    model.push();
-                    model.push();
-                })
-            };
-            let p0 = {
-                let model = Arc::clone(&model);
-                thread::spawn(move || model.processor(0, 1))
-            };
-            model.processor(1, 1);
-            producer.join().unwrap();
-            p0.join().unwrap();
-        });
+        two_pushes_to_two_idle_ps(1);
     }
 }
