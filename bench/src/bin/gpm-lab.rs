@@ -43,6 +43,11 @@ enum Experiment {
     QueueModel(lab::queue_model::QueueModelArgs),
     /// P99 under overload with and without gpm::overload's controls.
     Overload(lab::overload_exp::OverloadArgs),
+    /// Timers: timeout(50 ms, sleep(1..=10 ms)) per round on tokio and on gpm (CPU, lateness).
+    Timers(lab::timers_exp::TimersArgs),
+    /// One side of `timers` in this process (the experiment runs it as a child).
+    #[command(hide = true)]
+    TimersChild(lab::timers_exp::ChildArgs),
 }
 
 /// The flags of an open-loop sweep.
@@ -121,6 +126,8 @@ fn run(cli: Cli) -> Result<String, String> {
         }
         Experiment::QueueModel(args) => lab::queue_model::run(&args, &out)?,
         Experiment::Overload(args) => lab::overload_exp::run(&args, &out)?,
+        Experiment::Timers(args) => lab::timers_exp::run(&args, &out)?,
+        Experiment::TimersChild(args) => return lab::timers_exp::child(&args),
     };
     Ok(format!("{report}\nresults in {}\n", out.dir().display()))
 }

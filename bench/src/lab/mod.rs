@@ -21,6 +21,7 @@ pub mod overload_exp;
 pub mod policies;
 pub mod queue_model;
 pub mod queueing;
+pub mod timers_exp;
 
 pub use out::{Output, Table};
 

@@ -36,7 +36,6 @@ use crate::time::Sleep;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -85,7 +84,7 @@ where
 /// hyper's timer (header-read timeouts, keep-alive) on the gpm timing wheel.
 #[derive(Debug, Clone)]
 pub struct GpmTimer {
-    driver: Arc<crate::driver::Driver>,
+    handle: Handle,
 }
 
 impl GpmTimer {
@@ -101,7 +100,7 @@ impl GpmTimer {
     /// A timer on the wheel of `handle`'s runtime.
     pub fn with_handle(handle: &Handle) -> GpmTimer {
         GpmTimer {
-            driver: Arc::clone(&handle.shared.driver),
+            handle: handle.clone(),
         }
     }
 }
@@ -126,7 +125,10 @@ impl hyper::rt::Timer for GpmTimer {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(Sleep::new(Arc::clone(&self.driver), deadline))
+        // The shard of the P polling the connection, as for `gpm::time::sleep`.
+        let shared = &self.handle.shared;
+        let shard = shared.driver.time.shard(shared.current_processor());
+        Box::pin(Sleep::new(shard, deadline))
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {

@@ -14,6 +14,7 @@ use super::{io, time};
 use gpm_scheduler::ParkDriver;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -50,24 +51,28 @@ pub(crate) const MAINTENANCE_INTERVAL: u32 = 61;
 /// Timers and I/O of one runtime.
 pub(crate) struct Driver {
     pub(crate) time: time::TimeDriver,
-    pub(crate) io: io::Reactor,
+    pub(crate) io: Arc<io::Reactor>,
 }
 
 impl Driver {
-    pub(crate) fn new() -> std::io::Result<Driver> {
+    /// The driver of a runtime with `processors` Ps (one timer shard each).
+    pub(crate) fn new(processors: usize) -> std::io::Result<Driver> {
+        let io = Arc::new(io::Reactor::new()?);
         Ok(Driver {
-            time: time::TimeDriver::new(),
-            io: io::Reactor::new()?,
+            time: time::TimeDriver::new(processors, Arc::clone(&io)),
+            io,
         })
     }
 
-    /// A non-blocking turn: delivers ready I/O (if no M is in the driver) and fires due timers.
-    pub(crate) fn maintain(&self) {
+    /// A non-blocking turn by the M of P `home`: delivers ready I/O (if no M is in the
+    /// driver) and fires due timers (all of `home`'s shard, the others' if free).
+    pub(crate) fn maintain(&self, home: Option<usize>) {
         let mut wake = Vec::new();
         if let Some(mut poller) = self.io.try_lock_poller() {
             self.io.poll(&mut poller, Some(Duration::ZERO), &mut wake);
         }
-        self.time.end_park_and_fire(false, &mut wake);
+        self.time
+            .fire_due(time::Turn::Maintenance { home }, &mut wake);
         wake_all(wake);
     }
 
@@ -99,7 +104,7 @@ impl ParkDriver for Driver {
         };
         let mut wake = Vec::new();
         self.io.poll(&mut poller, timeout, &mut wake);
-        self.time.end_park_and_fire(true, &mut wake);
+        self.time.fire_due(time::Turn::Parked, &mut wake);
         drop(poller);
         if !wake.is_empty() {
             DEFERRED.with(|deferred| deferred.borrow_mut().extend(wake));

@@ -1,168 +1,440 @@
-//! The runtime's clock: one [`Wheel`] behind a mutex, ticks of 1 ms since the runtime started.
+//! The runtime's clock: one [`Wheel`] per P (plus one for threads without a P), ticks of
+//! 1 ms since the runtime started.
 //!
 //! Deadlines round *up* to the next tick and "now" rounds *down*, so a timer never fires
 //! before its deadline; it fires at most about a millisecond (plus scheduling delay) after.
 //!
-//! The driving M records, under the lock, the tick it sleeps until (`parked_until`). A
-//! registration with an earlier deadline lowers it and asks the caller to wake the driver,
-//! so a new short timer is never stuck behind a long epoll wait. While nobody sleeps in the
-//! driver, registrations wake nobody: the next M to park reads the wheel first.
+//! # Shards (Go's per-P timers)
+//!
+//! A timer is registered in the wheel of the P whose M polls it first (its *shard*); a
+//! thread without a P (a `block_on` caller, a foreign executor) uses the extra shard. Each
+//! shard is a mutex around its wheel, so registering, polling and cancelling a timer is one
+//! lock that its own P nearly always takes uncontended, on a cache line no other core
+//! writes. A single global wheel made every timer operation of every P meet on one lock and
+//! one set of cache lines; under many timers that contention was a quarter of the runtime's
+//! CPU time (docs/BENCHMARKS.md, "Timers").
+//!
+//! A timer stays in its shard for life: a task that migrates cancels or re-polls it in the
+//! old P's shard (a lock that is then contended only with that P).
+//!
+//! # Firing
+//!
+//! Each shard publishes a lower bound of its earliest deadline in an atomic (`next`, written
+//! under the shard's lock, read by anyone). A turn of the driver (the parked M's, or a busy
+//! M's maintenance turn) reads the clock once and fires every shard whose `next` is due:
+//! its own with `lock`, the others with `try_lock` in a maintenance turn (a held shard is
+//! being fired or used by its owner, which fires it itself) and with `lock` in the parked
+//! turn (the parked M is the one the others rely on). So a P that is busy fires its own
+//! timers every maintenance turn, and an idle P's timers are fired by the M in the driver.
+//!
+//! # Sleeping in the driver without missing a new earlier timer
+//!
+//! The M in the driver sleeps until the earliest `next` over all shards. A registration
+//! that lowers its shard's `next` below `parked_until` (the tick the M sleeps until; 0 when
+//! no M sleeps in the driver) lowers `parked_until` and wakes the driver. The two sides
+//! form a store-then-load pair (Dekker), all `SeqCst`:
+//!
+//! ```text
+//! parking M:   parked_until = MAX;      min = min(shard.next...);  parked_until = min(.., min)
+//! registrar:   shard.next = tick;       if tick < parked_until { lower it; wake the driver }
+//! ```
+//!
+//! Either the parking M's load of `shard.next` sees the new tick (and sleeps until it at
+//! most), or the registrar's load of `parked_until` sees the parking M's store (and wakes
+//! it: the wake is sticky, so one that lands before the sleep starts cancels it).
 
+use super::io::Reactor;
 use super::wheel::{Key, Wheel};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+/// `parked_until` while no M sleeps in the driver: no registration is earlier.
+const NOT_PARKED: u64 = 0;
+/// A shard's `next` with nothing in its wheel; `parked_until` with no timer at all.
+const NO_TIMER: u64 = u64::MAX;
+
+/// The timers of one runtime: its shards and what they share.
 pub(crate) struct TimeDriver {
-    start: Instant,
-    inner: Mutex<Inner>,
+    shards: Box<[Arc<TimerShard>]>,
+    common: Arc<Common>,
 }
 
-struct Inner {
-    wheel: Wheel,
-    /// `Some(tick)` while an M sleeps in the driver until `tick` (`u64::MAX`: no timer).
-    parked_until: Option<u64>,
-    shutdown: bool,
+/// What every shard needs: the clock's origin, the Dekker pair's driver side, the reactor
+/// to wake the M sleeping in the driver.
+struct Common {
+    start: Instant,
+    /// The tick the M in the driver sleeps until ([`NOT_PARKED`] when none sleeps there).
+    parked_until: AtomicU64,
+    shutdown: AtomicBool,
+    reactor: Arc<Reactor>,
+}
+
+/// One P's timers. A [`crate::time::Sleep`] holds its shard by `Arc`, so creating and
+/// dropping a timer touches the reference count of its own P's shard, not a count every P
+/// shares (a shared count was a tenth of the CPU time under many timers). Aligned so that
+/// no two shards share a cache line.
+#[repr(align(128))]
+pub(crate) struct TimerShard {
+    index: usize,
+    wheel: Mutex<Wheel>,
+    /// At most the earliest deadline in `wheel` ([`NO_TIMER`] when empty); written under
+    /// the lock, read by anyone.
+    next: AtomicU64,
+    common: Arc<Common>,
 }
 
 /// What registering or polling a timer found.
 pub(crate) enum TimerPoll {
     /// The deadline passed (or the runtime shut down).
     Fired,
-    /// Waiting; `wake_driver` says whether the driving M must re-read the wheel.
+    /// Waiting; `wake_driver` says whether the driving M must re-read the wheels.
     Pending { wake_driver: bool },
 }
 
-impl TimeDriver {
-    pub(crate) fn new() -> TimeDriver {
-        TimeDriver {
-            start: Instant::now(),
-            inner: Mutex::new(Inner {
-                wheel: Wheel::new(),
-                parked_until: None,
-                shutdown: false,
-            }),
-        }
-    }
+/// Which shards a turn of the driver fires.
+#[derive(Clone, Copy)]
+pub(crate) enum Turn {
+    /// A busy M's maintenance turn, by the M of P `home` (if it holds one).
+    Maintenance { home: Option<usize> },
+    /// The turn of the M that slept in the driver.
+    Parked,
+}
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+impl Common {
     /// The tick at which `deadline` counts as reached (rounded up).
     fn deadline_tick(&self, deadline: Instant) -> u64 {
         let since = deadline.saturating_duration_since(self.start);
-        let ms = since.as_millis();
-        let rounded = if since > Duration::from_millis(ms as u64) {
-            ms + 1
-        } else {
-            ms
-        };
-        u64::try_from(rounded).unwrap_or(u64::MAX)
+        let whole_ms = since.subsec_millis();
+        let partial = u64::from(since.subsec_nanos() % 1_000_000 != 0);
+        since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(whole_ms) + partial)
     }
 
     /// The tick of `now` (rounded down).
     fn now_tick(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        let since = self.start.elapsed();
+        since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(since.subsec_millis()))
     }
 
-    /// Registers a timer for `deadline` if `key` is `None`, else polls (and re-arms the
-    /// waker of) the existing one. A fired timer is freed and `key` cleared.
-    pub(crate) fn poll_timer(
-        &self,
-        key_slot: &mut Option<Key>,
-        deadline: Instant,
-        waker: &Waker,
-    ) -> TimerPoll {
-        let mut inner = self.lock();
-        if inner.shutdown {
-            if let Some(key) = key_slot.take() {
-                inner.wheel.remove(key);
-            }
-            return TimerPoll::Fired;
-        }
-        let tick = self.deadline_tick(deadline);
-        let key = match *key_slot {
-            Some(key) => key,
-            None => {
-                if tick <= self.now_tick() {
-                    return TimerPoll::Fired;
-                }
-                *key_slot.insert(inner.wheel.insert(tick, waker.clone()))
-            }
-        };
-        if inner.wheel.poll(key, waker) {
-            inner.wheel.remove(key);
-            *key_slot = None;
-            return TimerPoll::Fired;
-        }
-        TimerPoll::Pending {
-            wake_driver: inner.lower_parked_until(tick),
-        }
+    /// The registrar's side of the Dekker pair: lowers `parked_until` to `tick` if an M
+    /// sleeps in the driver until later; `true` if the driver must be woken.
+    fn lower_parked_until(&self, tick: u64) -> bool {
+        tick < self.parked_until.load(SeqCst) && tick < self.parked_until.fetch_min(tick, SeqCst)
+    }
+}
+
+impl TimeDriver {
+    /// A driver with a shard for each of `processors` Ps and one for threads without a P;
+    /// `reactor` is woken when a new timer is earlier than the driver's sleep.
+    pub(crate) fn new(processors: usize, reactor: Arc<Reactor>) -> TimeDriver {
+        let common = Arc::new(Common {
+            start: Instant::now(),
+            parked_until: AtomicU64::new(NOT_PARKED),
+            shutdown: AtomicBool::new(false),
+            reactor,
+        });
+        let shards = (0..=processors)
+            .map(|index| {
+                Arc::new(TimerShard {
+                    index,
+                    wheel: Mutex::new(Wheel::new()),
+                    next: AtomicU64::new(NO_TIMER),
+                    common: Arc::clone(&common),
+                })
+            })
+            .collect();
+        TimeDriver { shards, common }
     }
 
-    /// Moves a registered timer to `deadline`.
-    pub(crate) fn reset(&self, key: Key, deadline: Instant) -> bool {
-        let mut inner = self.lock();
-        let tick = self.deadline_tick(deadline);
-        inner.wheel.reset(key, tick);
-        inner.lower_parked_until(tick)
-    }
-
-    /// Cancels a timer (its owner was dropped or saw it fire).
-    pub(crate) fn remove(&self, key: Key) {
-        self.lock().wheel.remove(key);
+    /// The shard of P `processor`, or the extra one for a thread without a P.
+    pub(crate) fn shard(&self, processor: Option<usize>) -> Arc<TimerShard> {
+        let outside = self.shards.len() - 1;
+        let index = processor.map_or(outside, |p| p.min(outside));
+        Arc::clone(&self.shards[index])
     }
 
     /// Timers alive (waiting, or fired and not yet observed by their owner).
     pub(crate) fn live_timers(&self) -> usize {
-        self.lock().wheel.len()
+        self.shards.iter().map(|shard| shard.lock().len()).sum()
     }
 
-    /// Called by the driving M before it sleeps: how long it may sleep for the wheel.
+    /// Called by the M about to sleep in the driver: how long it may sleep for the timers
+    /// (module docs: the parking side of the Dekker pair).
     pub(crate) fn begin_park(&self) -> Option<Duration> {
-        let mut inner = self.lock();
-        let next = inner.wheel.next_deadline();
-        inner.parked_until = Some(next.unwrap_or(u64::MAX));
-        let next = next?;
-        let wait_ms = next.saturating_sub(self.now_tick());
-        Some(Duration::from_millis(wait_ms))
+        let common = &self.common;
+        common.parked_until.store(NO_TIMER, SeqCst);
+        let earliest = self.shards.iter().map(|s| s.next.load(SeqCst)).min();
+        let earliest = earliest.unwrap_or(NO_TIMER);
+        let until = common
+            .parked_until
+            .fetch_min(earliest, SeqCst)
+            .min(earliest);
+        if until == NO_TIMER {
+            return None;
+        }
+        Some(Duration::from_millis(
+            until.saturating_sub(common.now_tick()),
+        ))
     }
 
-    /// Called by the driving M after its sleep, and by any M between polls: fires what is
-    /// due, handing the wakers to `wake`.
-    pub(crate) fn end_park_and_fire(&self, ended_park: bool, wake: &mut Vec<Waker>) {
-        let mut inner = self.lock();
-        if ended_park {
-            inner.parked_until = None;
+    /// Called by the driving M after its sleep (`Turn::Parked`) and by busy Ms between polls:
+    /// fires the due timers of the shards the turn covers (module docs), handing the wakers
+    /// to `wake`.
+    pub(crate) fn fire_due(&self, turn: Turn, wake: &mut Vec<Waker>) {
+        if let Turn::Parked = turn {
+            self.common.parked_until.store(NOT_PARKED, SeqCst);
         }
-        if inner.wheel.next_deadline().is_none() {
-            return;
+        let mut now = None;
+        for shard in self.shards.iter() {
+            let next = shard.next.load(SeqCst);
+            if next == NO_TIMER {
+                continue;
+            }
+            let now = *now.get_or_insert_with(|| self.common.now_tick());
+            if next > now {
+                continue;
+            }
+            let wheel = match turn {
+                Turn::Maintenance { home } if home != Some(shard.index) => {
+                    match shard.wheel.try_lock() {
+                        Ok(wheel) => wheel,
+                        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                        Err(std::sync::TryLockError::WouldBlock) => continue,
+                    }
+                }
+                _ => shard.lock(),
+            };
+            shard.advance(wheel, now, wake);
         }
-        let now = self.now_tick();
-        inner.wheel.advance(now, wake);
     }
 
     /// Fires every timer and makes later ones fire at once: nothing waits on a dead runtime.
     pub(crate) fn shutdown(&self) {
+        self.common.shutdown.store(true, SeqCst);
         let mut fired = Vec::new();
-        {
-            let mut inner = self.lock();
-            inner.shutdown = true;
-            inner.wheel.fire_all(&mut fired);
+        for shard in self.shards.iter() {
+            shard.lock().fire_all(&mut fired);
+            shard.next.store(NO_TIMER, SeqCst);
         }
         super::wake_all(fired);
     }
 }
 
-impl Inner {
-    fn lower_parked_until(&mut self, tick: u64) -> bool {
-        match self.parked_until {
-            Some(until) if tick < until => {
-                self.parked_until = Some(tick);
-                true
-            }
-            _ => false,
+impl TimerShard {
+    /// Registers a timer for `deadline` if `key` is `None`, else polls (and re-arms the
+    /// waker of) the existing one. A fired timer is freed and `key` cleared.
+    pub(crate) fn poll(
+        &self,
+        key: &mut Option<Key>,
+        deadline: Instant,
+        waker: &Waker,
+    ) -> TimerPoll {
+        let Some(registered) = *key else {
+            return self.register(key, deadline, waker);
+        };
+        let mut wheel = self.lock();
+        if wheel.poll(registered, waker) {
+            wheel.remove(registered);
+            *key = None;
+            return TimerPoll::Fired;
         }
+        TimerPoll::Pending { wake_driver: false }
+    }
+
+    fn register(&self, key: &mut Option<Key>, deadline: Instant, waker: &Waker) -> TimerPoll {
+        let common = &*self.common;
+        if deadline <= Instant::now() {
+            return TimerPoll::Fired;
+        }
+        let tick = common.deadline_tick(deadline);
+        let lowered = {
+            let mut wheel = self.lock();
+            // Read under the lock: `shutdown` sets the flag before it locks each shard
+            // to fire it, so a registration either sees the flag or is fired by it.
+            if common.shutdown.load(SeqCst) {
+                return TimerPoll::Fired;
+            }
+            *key = Some(wheel.insert(tick, waker.clone()));
+            self.lower_next(tick)
+        };
+        TimerPoll::Pending {
+            wake_driver: lowered && common.lower_parked_until(tick),
+        }
+    }
+
+    /// Moves registered timer `key` to `deadline`; `true` if the driver must be woken.
+    pub(crate) fn reset(&self, key: Key, deadline: Instant) -> bool {
+        let tick = self.common.deadline_tick(deadline);
+        let lowered = {
+            let mut wheel = self.lock();
+            wheel.reset(key, tick);
+            self.lower_next(tick)
+        };
+        lowered && self.common.lower_parked_until(tick)
+    }
+
+    /// Cancels timer `key` (its owner was dropped or saw it fire).
+    pub(crate) fn remove(&self, key: Key) {
+        self.lock().remove(key);
+    }
+
+    /// Wakes the M sleeping in the driver (a new timer is earlier than its sleep).
+    pub(crate) fn wake_driver(&self) {
+        self.common.reactor.wake();
+    }
+
+    fn advance(&self, mut wheel: MutexGuard<'_, Wheel>, now: u64, wake: &mut Vec<Waker>) {
+        wheel.advance(now, wake);
+        self.next
+            .store(wheel.next_deadline().unwrap_or(NO_TIMER), SeqCst);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Wheel> {
+        self.wheel.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lowers `next` to `tick` if earlier; `true` if it did. Called with the lock held (the
+    /// only writers of `next` hold it).
+    fn lower_next(&self, tick: u64) -> bool {
+        if tick < self.next.load(SeqCst) {
+            self.next.store(tick, SeqCst);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn driver() -> TimeDriver {
+        TimeDriver::new(2, Arc::new(Reactor::new().expect("epoll")))
+    }
+
+    fn register(
+        time: &TimeDriver,
+        processor: Option<usize>,
+        at: Instant,
+    ) -> (Arc<TimerShard>, Option<Key>, TimerPoll) {
+        let shard = time.shard(processor);
+        let mut key = None;
+        let poll = shard.poll(&mut key, at, Waker::noop());
+        (shard, key, poll)
+    }
+
+    #[test]
+    fn ticks_round_deadlines_up_and_now_down() {
+        let time = driver();
+        let common = &time.common;
+        let start = common.start;
+        assert_eq!(common.deadline_tick(start), 0);
+        assert_eq!(common.deadline_tick(start + Duration::from_nanos(1)), 1);
+        assert_eq!(common.deadline_tick(start + Duration::from_millis(7)), 7);
+        assert_eq!(
+            common.deadline_tick(start + Duration::from_micros(7_001)),
+            8
+        );
+        let later = start + Duration::from_secs(3) + Duration::from_micros(500);
+        assert_eq!(common.deadline_tick(later), 3_001);
+    }
+
+    #[test]
+    fn a_timer_lives_in_the_shard_of_its_processor() {
+        let time = driver();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (shard, key, poll) = register(&time, Some(1), deadline);
+        assert!(matches!(poll, TimerPoll::Pending { .. }));
+        assert_eq!(shard.index, 1);
+        assert_eq!(time.shards[1].lock().len(), 1);
+        assert!(time.shards[1].next.load(SeqCst) < NO_TIMER);
+        let (outside, outside_key, _) = register(&time, None, deadline);
+        assert_eq!(outside.index, 2);
+        assert_eq!(
+            time.shard(Some(7)).index,
+            2,
+            "an unknown P uses the extra shard"
+        );
+        shard.remove(key.unwrap());
+        outside.remove(outside_key.unwrap());
+        assert_eq!(time.live_timers(), 0);
+    }
+
+    #[test]
+    fn a_parked_driver_is_woken_only_by_an_earlier_timer() {
+        let time = driver();
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut timers = vec![register(&time, Some(0), far)];
+        let sleep = time.begin_park().expect("a timer is waiting");
+        assert!(sleep > Duration::from_secs(50));
+        timers.push(register(&time, Some(1), far + Duration::from_secs(1)));
+        assert!(matches!(
+            timers[1].2,
+            TimerPoll::Pending { wake_driver: false }
+        ));
+        let sooner = far - Duration::from_secs(30);
+        timers.push(register(&time, Some(1), sooner));
+        assert!(matches!(
+            timers[2].2,
+            TimerPoll::Pending { wake_driver: true }
+        ));
+        time.fire_due(Turn::Parked, &mut Vec::new());
+        // Nobody sleeps in the driver now: nothing to wake.
+        timers.push(register(&time, Some(0), sooner - Duration::from_secs(1)));
+        assert!(matches!(
+            timers[3].2,
+            TimerPoll::Pending { wake_driver: false }
+        ));
+        for (shard, key, _) in timers {
+            shard.remove(key.unwrap());
+        }
+    }
+
+    #[test]
+    fn maintenance_fires_due_timers_of_every_shard() {
+        let time = driver();
+        let soon = Instant::now() + Duration::from_millis(2);
+        let mut timers: Vec<_> = [Some(0), Some(1), None]
+            .into_iter()
+            .map(|processor| register(&time, processor, soon))
+            .collect();
+        let mut fired = Vec::new();
+        while fired.len() < 3 {
+            std::thread::yield_now();
+            time.fire_due(Turn::Maintenance { home: Some(0) }, &mut fired);
+        }
+        assert!(Instant::now() >= soon);
+        for (shard, key, _) in &mut timers {
+            assert!(matches!(
+                shard.poll(key, soon, Waker::noop()),
+                TimerPoll::Fired
+            ));
+            assert!(key.is_none());
+        }
+        assert_eq!(time.live_timers(), 0);
+        assert!(time.shards.iter().all(|s| s.next.load(SeqCst) == NO_TIMER));
+    }
+
+    #[test]
+    fn shutdown_fires_everything_and_later_registrations_fire_at_once() {
+        let time = driver();
+        let far = Instant::now() + Duration::from_secs(60);
+        let (shard, mut key, _) = register(&time, Some(0), far);
+        time.shutdown();
+        assert!(matches!(
+            shard.poll(&mut key, far, Waker::noop()),
+            TimerPoll::Fired
+        ));
+        let (_, late, poll) = register(&time, Some(1), far);
+        assert!(matches!(poll, TimerPoll::Fired) && late.is_none());
+        assert_eq!(time.live_timers(), 0);
     }
 }

@@ -406,7 +406,7 @@ impl Builder {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
         };
-        let driver = crate::driver::Driver::new().map_err(|e| BuildError {
+        let driver = crate::driver::Driver::new(workers).map_err(|e| BuildError {
             kind: BuildErrorKind::Driver(e),
         })?;
         let task_memory = self.task_memory(workers, pins.as_deref())?;

@@ -156,7 +156,8 @@ impl WorkerContext {
     /// that yielded before it go back to the FIFO (module docs).
     fn turn_driver_and_release_yielded(&self) {
         self.polls_since_maintenance.set(0);
-        self.shared.driver.maintain();
+        let home = self.processor.borrow().as_ref().map(|p| p.index());
+        self.shared.driver.maintain(home);
         if let Some(processor) = self.processor.borrow_mut().as_mut() {
             processor.release_deferred(&self.shared.scheduler);
         }

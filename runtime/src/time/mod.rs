@@ -26,8 +26,8 @@
 //! });
 //! ```
 
-use crate::driver::time::TimerPoll;
-use crate::driver::Driver;
+use crate::driver::time::{TimerPoll, TimerShard};
+use crate::driver::wheel::Key;
 use crate::task::coop;
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -40,15 +40,19 @@ pub use std::time::{Duration, Instant};
 /// About 30 years: what "far in the future" means when a deadline would overflow.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
+/// The timer shard of the current runtime for a timer created here: the shard of the P this
+/// thread's M holds, or the runtime's extra shard on a thread without one of its Ps.
 #[track_caller]
-fn current_driver() -> Arc<Driver> {
-    crate::rt::context::with_handle(|handle| handle.map(|h| Arc::clone(&h.shared.driver)))
-        .unwrap_or_else(|| {
-            panic!(
-                "there is no timer running: gpm::time must be called from the context of a \
+fn current_shard() -> Arc<TimerShard> {
+    crate::rt::context::with_handle(|handle| {
+        handle.map(|h| h.shared.driver.time.shard(h.shared.current_processor()))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "there is no timer running: gpm::time must be called from the context of a \
                  gpm runtime (a task, Runtime::block_on, or after Runtime::enter)"
-            )
-        })
+        )
+    })
 }
 
 fn deadline_after(duration: Duration) -> Instant {
@@ -69,7 +73,7 @@ fn add_saturating(instant: Instant, duration: Duration) -> Instant {
 /// Outside a gpm runtime context.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    Sleep::new(current_driver(), deadline_after(duration))
+    Sleep::new(current_shard(), deadline_after(duration))
 }
 
 /// Waits until `deadline`, like `tokio::time::sleep_until`.
@@ -78,22 +82,22 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// Outside a gpm runtime context.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep::new(current_driver(), deadline)
+    Sleep::new(current_shard(), deadline)
 }
 
 /// The future of [`sleep`] and [`sleep_until`]. Cancelled when dropped.
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
-    driver: Arc<Driver>,
+    shard: Arc<TimerShard>,
     deadline: Instant,
-    key: Option<crate::driver::wheel::Key>,
+    key: Option<Key>,
     elapsed: bool,
 }
 
 impl Sleep {
-    pub(crate) fn new(driver: Arc<Driver>, deadline: Instant) -> Sleep {
+    pub(crate) fn new(shard: Arc<TimerShard>, deadline: Instant) -> Sleep {
         Sleep {
-            driver,
+            shard,
             deadline,
             key: None,
             elapsed: false,
@@ -119,8 +123,8 @@ impl Sleep {
         self.deadline = deadline;
         self.elapsed = false;
         if let Some(key) = self.key {
-            if self.driver.time.reset(key, deadline) {
-                self.driver.wake();
+            if self.shard.reset(key, deadline) {
+                self.shard.wake_driver();
             }
         }
     }
@@ -130,11 +134,7 @@ impl Sleep {
             return Poll::Ready(());
         }
         let spent = ready!(coop::poll_proceed(cx));
-        match self
-            .driver
-            .time
-            .poll_timer(&mut self.key, self.deadline, cx.waker())
-        {
+        match self.shard.poll(&mut self.key, self.deadline, cx.waker()) {
             TimerPoll::Fired => {
                 spent.made_progress();
                 self.elapsed = true;
@@ -142,7 +142,7 @@ impl Sleep {
             }
             TimerPoll::Pending { wake_driver } => {
                 if wake_driver {
-                    self.driver.wake();
+                    self.shard.wake_driver();
                 }
                 Poll::Pending
             }
@@ -161,7 +161,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.driver.time.remove(key);
+            self.shard.remove(key);
         }
     }
 }
