@@ -115,6 +115,16 @@ impl<T> Local<T> {
         self.fifo.push(task);
     }
 
+    /// Appends `task` to the FIFO, or to `overflow` when the FIFO is full: the queued tasks
+    /// are older and keep their place (`LocalSlot::Burst`).
+    pub fn push_back_or_overflow(&mut self, task: T, overflow: &Injector<T>) {
+        if self.fifo.len() >= LOCAL_QUEUE_CAPACITY {
+            overflow.push(task);
+        } else {
+            self.fifo.push(task);
+        }
+    }
+
     /// Parks `task` in the deferred list until the FIFO runs dry (a task that yielded).
     pub fn push_deferred(&mut self, task: T) {
         self.deferred.push(task);
@@ -280,6 +290,24 @@ mod tests {
             next = if task == 1 { 2 } else { 1 };
         }
         assert!(polled.contains(&100), "queued task starved: {polled:?}");
+    }
+
+    #[test]
+    fn a_burst_past_capacity_goes_to_the_injector_and_the_queued_keep_their_place() {
+        let injector = Injector::new();
+        let (mut local, _) = Local::new();
+        let total = LOCAL_QUEUE_CAPACITY as u32 + 10;
+        for i in 0..total {
+            local.push_back_or_overflow(i, &injector);
+        }
+        assert_eq!(injector.len(), 10);
+        let queued = pop_all(&mut local);
+        assert_eq!(queued, (0..LOCAL_QUEUE_CAPACITY as u32).collect::<Vec<_>>());
+        let spilled: Vec<u32> = std::iter::from_fn(|| injector.pop()).collect();
+        assert_eq!(
+            spilled,
+            (LOCAL_QUEUE_CAPACITY as u32..total).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -22,10 +22,11 @@
 //! Each shard publishes a lower bound of its earliest deadline in an atomic (`next`, written
 //! under the shard's lock, read by anyone). A turn of the driver (the parked M's, or a busy
 //! M's maintenance turn) reads the clock once and fires every shard whose `next` is due:
-//! its own with `lock`, the others with `try_lock` in a maintenance turn (a held shard is
-//! being fired or used by its owner, which fires it itself) and with `lock` in the parked
-//! turn (the parked M is the one the others rely on). So a P that is busy fires its own
-//! timers every maintenance turn, and an idle P's timers are fired by the M in the driver.
+//! in a maintenance turn its own with `lock`, the others only once they are a tick overdue
+//! ([`FOREIGN_GRACE_TICKS`]: their owner is not busy) and with `try_lock` (a held shard is
+//! being fired or used by its owner); in the parked turn every due shard with `lock` (the
+//! parked M is the one the others rely on). So a P that is busy fires its own timers every
+//! maintenance turn, and an idle P's timers are fired by the M in the driver.
 //!
 //! # Sleeping in the driver without missing a new earlier timer
 //!
@@ -54,6 +55,12 @@ use std::time::{Duration, Instant};
 const NOT_PARKED: u64 = 0;
 /// A shard's `next` with nothing in its wheel; `parked_until` with no timer at all.
 const NO_TIMER: u64 = u64::MAX;
+
+/// How overdue another P's shard must be before a maintenance turn fires it. A busy P fires
+/// its own shard at every maintenance turn, far more often than once a tick, so a shard a
+/// tick overdue has no busy owner; firing it any sooner would only take the lock its owner
+/// is about to take for its own timers.
+const FOREIGN_GRACE_TICKS: u64 = 1;
 
 /// The timers of one runtime: its shards and what they share.
 pub(crate) struct TimeDriver {
@@ -191,25 +198,28 @@ impl TimeDriver {
         if let Turn::Parked = turn {
             self.common.parked_until.store(NOT_PARKED, SeqCst);
         }
-        let mut now = None;
+        if self.shards.iter().all(|s| s.next.load(SeqCst) == NO_TIMER) {
+            return;
+        }
+        self.fire_due_at(turn, self.common.now_tick(), wake);
+    }
+
+    /// [`TimeDriver::fire_due`] with the clock read: `now` is the current tick.
+    fn fire_due_at(&self, turn: Turn, now: u64, wake: &mut Vec<Waker>) {
         for shard in self.shards.iter() {
-            let next = shard.next.load(SeqCst);
-            if next == NO_TIMER {
+            let foreign = matches!(turn, Turn::Maintenance { home } if home != Some(shard.index));
+            let grace = if foreign { FOREIGN_GRACE_TICKS } else { 0 };
+            if shard.next.load(SeqCst).saturating_add(grace) > now {
                 continue;
             }
-            let now = *now.get_or_insert_with(|| self.common.now_tick());
-            if next > now {
-                continue;
-            }
-            let wheel = match turn {
-                Turn::Maintenance { home } if home != Some(shard.index) => {
-                    match shard.wheel.try_lock() {
-                        Ok(wheel) => wheel,
-                        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-                        Err(std::sync::TryLockError::WouldBlock) => continue,
-                    }
+            let wheel = if foreign {
+                match shard.wheel.try_lock() {
+                    Ok(wheel) => wheel,
+                    Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => continue,
                 }
-                _ => shard.lock(),
+            } else {
+                shard.lock()
             };
             shard.advance(wheel, now, wake);
         }
@@ -421,6 +431,49 @@ mod tests {
         }
         assert_eq!(time.live_timers(), 0);
         assert!(time.shards.iter().all(|s| s.next.load(SeqCst) == NO_TIMER));
+    }
+
+    #[test]
+    fn maintenance_leaves_another_ps_shard_to_its_owner_for_a_tick() {
+        let time = driver();
+        let at = Instant::now() + Duration::from_secs(30);
+        let tick = time.common.deadline_tick(at);
+        let mut timers: Vec<_> = [Some(0), Some(1)]
+            .into_iter()
+            .map(|processor| register(&time, processor, at))
+            .collect();
+        let mut fired = Vec::new();
+        time.fire_due_at(Turn::Maintenance { home: Some(0) }, tick, &mut fired);
+        assert_eq!(
+            fired.len(),
+            1,
+            "only P 0's own timer is due for P 0's maintenance"
+        );
+        time.fire_due_at(Turn::Maintenance { home: Some(0) }, tick + 1, &mut fired);
+        assert_eq!(
+            fired.len(),
+            2,
+            "a tick overdue, P 1's timer is fired by P 0"
+        );
+        for (shard, key, _) in &mut timers {
+            assert!(matches!(
+                shard.poll(key, at, Waker::noop()),
+                TimerPoll::Fired
+            ));
+        }
+        let mut late = vec![register(&time, Some(1), at + Duration::from_secs(1))];
+        let tick = time.common.deadline_tick(at + Duration::from_secs(1));
+        time.fire_due_at(Turn::Parked, tick, &mut fired);
+        assert_eq!(
+            fired.len(),
+            3,
+            "the parked turn fires every due shard at once"
+        );
+        let (shard, key, _) = &mut late[0];
+        assert!(matches!(
+            shard.poll(key, at, Waker::noop()),
+            TimerPoll::Fired
+        ));
     }
 
     #[test]

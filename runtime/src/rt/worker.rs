@@ -59,6 +59,9 @@ pub(crate) struct WorkerContext {
     pub(super) processor: RefCell<Option<Box<Proc>>>,
     /// Polls since the last non-blocking turn of the driver.
     polls_since_maintenance: Cell<u32>,
+    /// Set while this M wakes the tasks of a driver turn: their wakes queue as a burst
+    /// (`LocalSlot::Burst`) instead of each taking `runnext`.
+    waking_burst: Cell<bool>,
 }
 
 /// Runs the loop of an M holding `processor` until shutdown or until the P is handed off.
@@ -72,6 +75,7 @@ pub(super) fn run(shared: Arc<Shared>, processor: Box<Proc>) {
         shared,
         processor: RefCell::new(Some(processor)),
         polls_since_maintenance: Cell::new(0),
+        waking_burst: Cell::new(false),
     };
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
@@ -157,7 +161,7 @@ impl WorkerContext {
     fn turn_driver_and_release_yielded(&self) {
         self.polls_since_maintenance.set(0);
         let home = self.processor.borrow().as_ref().map(|p| p.index());
-        self.shared.driver.maintain(home);
+        self.as_burst(|| self.shared.driver.maintain(home));
         if let Some(processor) = self.processor.borrow_mut().as_mut() {
             processor.release_deferred(&self.shared.scheduler);
         }
@@ -192,7 +196,15 @@ impl WorkerContext {
                 world.leave_idle(processor.index());
             }
         }
-        driver::wake_deferred();
+        self.as_burst(driver::wake_deferred);
+    }
+
+    /// Runs `wake` (which wakes the tasks of a driver turn) with this M's wakes queued as a
+    /// burst: FIFO behind the queued tasks, overflow to the injector.
+    fn as_burst(&self, wake: impl FnOnce()) {
+        self.waking_burst.set(true);
+        wake();
+        self.waking_burst.set(false);
     }
 
     /// Pushes to this M's P; gives the task back if the P was handed off.
@@ -204,6 +216,10 @@ impl WorkerContext {
     ) -> Option<TaskRef> {
         let Ok(mut processor) = self.processor.try_borrow_mut() else {
             return Some(task);
+        };
+        let slot = match slot {
+            LocalSlot::RunNext if self.waking_burst.get() => LocalSlot::Burst,
+            slot => slot,
         };
         match processor.as_mut() {
             Some(processor) => {
