@@ -461,7 +461,7 @@ mod tests {
                 TimerPoll::Fired
             ));
         }
-        let mut late = vec![register(&time, Some(1), at + Duration::from_secs(1))];
+        let (shard, mut key, _) = register(&time, Some(1), at + Duration::from_secs(1));
         let tick = time.common.deadline_tick(at + Duration::from_secs(1));
         time.fire_due_at(Turn::Parked, tick, &mut fired);
         assert_eq!(
@@ -469,7 +469,7 @@ mod tests {
             3,
             "the parked turn fires every due shard at once"
         );
-        let (shard, key, _) = &mut late[0];
+        let key = &mut key;
         assert!(matches!(
             shard.poll(key, at, Waker::noop()),
             TimerPoll::Fired
