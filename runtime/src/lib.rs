@@ -163,11 +163,17 @@ pub mod runtime {
 #[cfg(not(gpm_loom))]
 pub mod probe {
     pub use crate::rt::{
-        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, RelationProbe,
-        StopReason, StoppedWorld, StwReport, TaskMemoryProbe,
+        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StopReason,
+        StoppedWorld, StwReport, TaskMemoryProbe,
     };
     pub use gpm_scheduler::probe::knee::{find_knee, Knee, KneeDetector, LoadPoint};
     pub use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
+    pub use gpm_scheduler::steal::ByRelation;
+
+    // The name this module gave the same counts before it used the scheduler's type; kept
+    // so that code written against it still compiles, hidden so the docs show one name.
+    #[doc(hidden)]
+    pub use gpm_scheduler::steal::ByRelation as RelationProbe;
 }
 
 /// Spawns `future` on the current runtime, like `tokio::spawn`.
