@@ -159,21 +159,25 @@ pub mod runtime {
 /// What the scheduler is doing: [`Handle::probes`] snapshots (queue depths, counters, latency
 /// quantiles, Little's law, the knee) and [`Handle::stop_the_world`] reports. The pure parts
 /// (knee detector, Little's-law window) are re-exported from `gpm_scheduler::probe` for
-/// offline analysis of recorded series.
+/// offline analysis of recorded series; the steal counts by relation ([`probe::ByRelation`])
+/// and how each P stopped ([`probe::StopKind`]) are the scheduler's own types.
 #[cfg(not(gpm_loom))]
 pub mod probe {
     pub use crate::rt::{
-        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StopReason,
-        StoppedWorld, StwReport, TaskMemoryProbe,
+        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StoppedWorld,
+        StwReport, TaskMemoryProbe,
     };
     pub use gpm_scheduler::probe::knee::{find_knee, Knee, KneeDetector, LoadPoint};
     pub use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
     pub use gpm_scheduler::steal::ByRelation;
+    pub use gpm_scheduler::stw::StopKind;
 
-    // The name this module gave the same counts before it used the scheduler's type; kept
-    // so that code written against it still compiles, hidden so the docs show one name.
+    // The names this module gave the same types before it used the scheduler's; kept so
+    // that code written against them still compiles, hidden so the docs show one name.
     #[doc(hidden)]
     pub use gpm_scheduler::steal::ByRelation as RelationProbe;
+    #[doc(hidden)]
+    pub use gpm_scheduler::stw::StopKind as StopReason;
 }
 
 /// Spawns `future` on the current runtime, like `tokio::spawn`.
