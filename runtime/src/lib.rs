@@ -38,8 +38,6 @@ pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 pub mod net;
 #[cfg(not(gpm_loom))]
-pub mod overload;
-#[cfg(not(gpm_loom))]
 mod rt;
 #[cfg(all(unix, not(gpm_loom)))]
 pub mod signal;
@@ -118,6 +116,21 @@ pub use gpm_macros::test;
 #[cfg(doctest)]
 pub struct MacroErrors;
 
+/// Overload control: latency-tiered circuit breakers, an adaptive concurrency limiter and
+/// P99-driven admission (the `gpm-overload` crate, re-exported). Pure logic over a clock, not
+/// wired into the scheduler: a server calls it at its edge.
+///
+/// ```
+/// use gpm::overload::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_millis(5));
+/// assert_eq!(clock.now(), Duration::from_millis(5));
+/// ```
+#[cfg(not(gpm_loom))]
+pub use gpm_overload as overload;
+
 /// Machine topology, placement and pinning (the `gpm-numa` crate), re-exported so that
 /// [`Builder::topology`] and [`Builder::placement`] need no extra dependency.
 #[cfg(not(gpm_loom))]
@@ -146,15 +159,25 @@ pub mod runtime {
 /// What the scheduler is doing: [`Handle::probes`] snapshots (queue depths, counters, latency
 /// quantiles, Little's law, the knee) and [`Handle::stop_the_world`] reports. The pure parts
 /// (knee detector, Little's-law window) are re-exported from `gpm_scheduler::probe` for
-/// offline analysis of recorded series.
+/// offline analysis of recorded series; the steal counts by relation ([`probe::ByRelation`])
+/// and how each P stopped ([`probe::StopKind`]) are the scheduler's own types.
 #[cfg(not(gpm_loom))]
 pub mod probe {
     pub use crate::rt::{
-        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, RelationProbe,
-        StopReason, StoppedWorld, StwReport, TaskMemoryProbe,
+        KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StoppedWorld,
+        StwReport, TaskMemoryProbe,
     };
     pub use gpm_scheduler::probe::knee::{find_knee, Knee, KneeDetector, LoadPoint};
     pub use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
+    pub use gpm_scheduler::steal::ByRelation;
+    pub use gpm_scheduler::stw::StopKind;
+
+    // The names this module gave the same types before it used the scheduler's; kept so
+    // that code written against them still compiles, hidden so the docs show one name.
+    #[doc(hidden)]
+    pub use gpm_scheduler::steal::ByRelation as RelationProbe;
+    #[doc(hidden)]
+    pub use gpm_scheduler::stw::StopKind as StopReason;
 }
 
 /// Spawns `future` on the current runtime, like `tokio::spawn`.

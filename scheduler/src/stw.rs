@@ -87,12 +87,13 @@ const STOPPED: u8 = 2;
 const IDLE_STOPPED: u8 = 3;
 const EXITED: u8 = 4;
 
-/// How a P came to be stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a P came to be stopped: in a [`StopReport`], and in the runtime's stop-the-world
+/// report (`gpm::probe::StwReport`, serialised by its JSON export).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum StopKind {
-    /// It was running tasks and stopped at its next safepoint.
+    /// It was running tasks and stopped at its next safepoint (between two polls).
     Safepoint,
-    /// It was idle (parked or about to park) and was claimed without waking it.
+    /// It was idle (parked or about to park) and was counted as stopped without waking it.
     Idle,
     /// Its M had exited (runtime shutting down).
     Exited,

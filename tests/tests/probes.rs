@@ -32,7 +32,7 @@ fn wait_until_idle(rt: &gpm::Runtime) {
         let all_idle = report
             .processors
             .iter()
-            .all(|(reason, _)| *reason == gpm::probe::StopReason::Idle);
+            .all(|(reason, _)| *reason == gpm::probe::StopKind::Idle);
         if runnable == 0 && all_idle {
             return;
         }

@@ -2,7 +2,7 @@
 //! in `block_in_place` does not hold the world up, a long poll is named, requests from tasks
 //! and from many threads at once neither deadlock nor overlap a poll.
 
-use gpm::probe::StopReason;
+use gpm::probe::StopKind;
 use gpm_tests::{rt_test, watchdog};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -61,7 +61,7 @@ fn idle_processors_count_as_stopped_without_waking() {
         let (runnable, report) = rt.handle().stop_the_world(|world| world.runnable());
         assert_eq!(runnable, 0);
         let reasons: Vec<_> = report.processors.iter().map(|(r, _)| *r).collect();
-        assert_eq!(reasons, vec![StopReason::Idle; 3]);
+        assert_eq!(reasons, vec![StopKind::Idle; 3]);
         assert_eq!(report.late, None);
         // The runtime still works afterwards.
         assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
@@ -114,7 +114,7 @@ fn a_long_poll_delays_the_stop_and_is_named_late() {
         }
         let (_, report) = rt.handle().stop_the_world(|_| ());
         assert_eq!(report.late, Some(0));
-        assert_eq!(report.processors[0].0, StopReason::Safepoint);
+        assert_eq!(report.processors[0].0, StopKind::Safepoint);
         // A lower bound guaranteed by construction, not a timing assertion on speed.
         assert!(report.processors[0].1 >= LONG_POLL, "{report:?}");
         rt.block_on(spinner).unwrap();
@@ -134,7 +134,7 @@ fn a_task_can_stop_the_world_and_its_own_processor_counts_as_stopped() {
         let requesters = report
             .processors
             .iter()
-            .filter(|(r, _)| *r == StopReason::Requester)
+            .filter(|(r, _)| *r == StopKind::Requester)
             .count();
         assert_eq!(requesters, 1, "{report:?}");
     });
@@ -180,7 +180,7 @@ fn stop_repeatedly_from_a_task(stops: usize) -> usize {
                 .processors
                 .iter()
                 .enumerate()
-                .filter(|(_, (r, _))| *r == StopReason::Requester)
+                .filter(|(_, (r, _))| *r == StopKind::Requester)
                 .map(|(p, _)| p);
             let p = own.next().expect("the requester's P is reported");
             assert_eq!(own.next(), None, "{report:?}");
@@ -239,7 +239,7 @@ fn a_task_and_a_thread_stopping_the_world_concurrently_both_complete() {
                 report
                     .processors
                     .iter()
-                    .all(|(r, _)| *r != StopReason::Requester),
+                    .all(|(r, _)| *r != StopKind::Requester),
                 "{report:?}"
             );
         }
@@ -291,7 +291,7 @@ fn stop_after_shutdown_returns_with_every_processor_exited() {
         assert!(report
             .processors
             .iter()
-            .all(|(r, _)| *r == StopReason::Exited || *r == StopReason::Idle));
+            .all(|(r, _)| *r == StopKind::Exited || *r == StopKind::Idle));
     });
 }
 

@@ -1,4 +1,4 @@
-//! `overload`: P99 under overload with and without `gpm::overload`'s controls.
+//! `overload`: P99 under overload with and without `gpm-overload`'s controls.
 //!
 //! The same open-loop driver as `littles-law` offers `load x N / S` arrivals per second
 //! for each load in `--loads`, once per mode:
@@ -25,7 +25,7 @@ use super::out::{num, Chart, Output, Table};
 use super::queueing::ServiceDist;
 use super::RuntimeConfig;
 use clap::Args;
-use gpm::overload::{
+use gpm_overload::{
     AdaptiveLimiter, Admission, AdmissionConfig, LimiterConfig, Outcome, P99Admission, SystemClock,
     TierConfig, TieredBreaker,
 };
@@ -93,7 +93,7 @@ enum Gate {
 impl Gate {
     fn new(mode: &str, workers: usize, target: Duration) -> Result<Gate, String> {
         let clock = SystemClock::new();
-        let err = |e: gpm::overload::ConfigError| e.to_string();
+        let err = |e: gpm_overload::ConfigError| e.to_string();
         Ok(match mode {
             "none" => Gate::None,
             "limiter" => {

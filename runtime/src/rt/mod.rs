@@ -17,7 +17,7 @@ pub use builder::{BuildError, Builder, MAX_BLOCKING_THREADS, MAX_WORKER_THREADS,
 pub use context::EnterGuard;
 pub use handle::{Handle, Id, TryCurrentError};
 pub use probes::{
-    KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, RelationProbe,
-    StopReason, StoppedWorld, StwReport, TaskMemoryProbe,
+    KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StoppedWorld,
+    StwReport, TaskMemoryProbe,
 };
 pub use runtime::Runtime;

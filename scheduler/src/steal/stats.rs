@@ -17,12 +17,13 @@ pub struct StealCounters {
     injector_takes: AtomicU64,
 }
 
-/// A count per [`Relation`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A count per [`Relation`] between a thief and its victim: in [`StealStats`], and in the
+/// runtime's probe snapshots (`gpm::probe`, serialised by their JSON export).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ByRelation {
     /// Victims in the thief's L3 domain.
     pub same_l3: u64,
-    /// Victims on the thief's node, other L3.
+    /// Victims on the thief's NUMA node, other L3.
     pub same_node: u64,
     /// Victims on other nodes.
     pub other_node: u64,
@@ -43,17 +44,23 @@ impl ByRelation {
         self.same_l3 + self.same_node + self.other_node
     }
 
-    fn add(&mut self, other: &ByRelation) {
-        self.same_l3 += other.same_l3;
-        self.same_node += other.same_node;
-        self.other_node += other.other_node;
-    }
-
     fn load(counters: &[AtomicU64; 3]) -> ByRelation {
         ByRelation {
             same_l3: counters[0].load(Ordering::Relaxed),
             same_node: counters[1].load(Ordering::Relaxed),
             other_node: counters[2].load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Relation by relation.
+impl std::ops::Add for ByRelation {
+    type Output = ByRelation;
+    fn add(self, other: ByRelation) -> ByRelation {
+        ByRelation {
+            same_l3: self.same_l3 + other.same_l3,
+            same_node: self.same_node + other.same_node,
+            other_node: self.other_node + other.other_node,
         }
     }
 }
@@ -89,9 +96,9 @@ impl StealStats {
     pub fn total(&self) -> ProcessorStealStats {
         let mut total = ProcessorStealStats::default();
         for p in &self.processors {
-            total.attempts.add(&p.attempts);
-            total.successes.add(&p.successes);
-            total.tasks_stolen.add(&p.tasks_stolen);
+            total.attempts = total.attempts + p.attempts;
+            total.successes = total.successes + p.successes;
+            total.tasks_stolen = total.tasks_stolen + p.tasks_stolen;
             total.injector_takes += p.injector_takes;
         }
         total

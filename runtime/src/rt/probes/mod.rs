@@ -53,8 +53,6 @@ mod stw;
 
 pub(crate) use recording::{Arrival, ProbeState, DEFAULT_SAMPLE_EVERY};
 pub(crate) use snapshot::snapshot;
-pub use snapshot::{
-    KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, RelationProbe, TaskMemoryProbe,
-};
+pub use snapshot::{KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, TaskMemoryProbe};
 pub(crate) use stw::stop_the_world;
-pub use stw::{QueueSnapshot, StopReason, StoppedWorld, StwReport};
+pub use stw::{QueueSnapshot, StoppedWorld, StwReport};

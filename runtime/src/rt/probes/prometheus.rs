@@ -2,7 +2,8 @@
 //! (version 0.0.4). Each metric family is a row of a table (name, help, type, value), so a
 //! new metric is one row.
 
-use super::snapshot::{LatencyProbe, LittleProbe, Probes, ProcessorProbe, RelationProbe};
+use super::snapshot::{LatencyProbe, LittleProbe, Probes, ProcessorProbe};
+use gpm_scheduler::steal::ByRelation;
 use std::fmt::{self, Write as _};
 
 impl Probes {
@@ -243,7 +244,7 @@ type PerProcessor = (
 type PerRelation = (
     &'static str,
     &'static str,
-    fn(&ProcessorProbe) -> RelationProbe,
+    fn(&ProcessorProbe) -> ByRelation,
 );
 /// A Little's-law metric: name, help, value.
 type LittleField = (&'static str, &'static str, fn(&LittleProbe) -> f64);

@@ -8,7 +8,7 @@ use gpm_scheduler::probe::knee::{Knee, LoadPoint};
 use gpm_scheduler::probe::latency::Quantiles;
 use gpm_scheduler::probe::little::{LittlesLaw, Totals};
 use gpm_scheduler::probe::EventTotals;
-use gpm_scheduler::steal::StealStats;
+use gpm_scheduler::steal::{ByRelation, StealStats};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -35,54 +35,17 @@ pub struct ProcessorProbe {
     /// Completions on it.
     pub completions: u64,
     /// Its successful steals, by the victim's relation to it.
-    pub steals: RelationProbe,
+    pub steals: ByRelation,
     /// Its steal attempts (victims visited), by relation.
-    pub steal_attempts: RelationProbe,
+    pub steal_attempts: ByRelation,
     /// Tasks it took from victims, by relation.
-    pub tasks_stolen: RelationProbe,
+    pub tasks_stolen: ByRelation,
     /// Its EWMA of queue wait (the affinity policy's latency term), ns.
     pub queue_wait_ewma_ns: u64,
     /// Task allocations served by its slab cache without a refill.
     pub slab_hits: u64,
     /// Its slab cache's refills from the node pool.
     pub slab_refills: u64,
-}
-
-/// A count per relation between a thief and its victim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-pub struct RelationProbe {
-    /// Victim in the thief's L3 domain.
-    pub same_l3: u64,
-    /// Victim on the thief's NUMA node, other L3.
-    pub same_node: u64,
-    /// Victim on another node.
-    pub other_node: u64,
-}
-
-impl RelationProbe {
-    fn of(counts: gpm_scheduler::steal::ByRelation) -> RelationProbe {
-        RelationProbe {
-            same_l3: counts.same_l3,
-            same_node: counts.same_node,
-            other_node: counts.other_node,
-        }
-    }
-
-    /// All relations together.
-    pub fn total(&self) -> u64 {
-        self.same_l3 + self.same_node + self.other_node
-    }
-}
-
-impl std::ops::Add for RelationProbe {
-    type Output = RelationProbe;
-    fn add(self, o: RelationProbe) -> RelationProbe {
-        RelationProbe {
-            same_l3: self.same_l3 + o.same_l3,
-            same_node: self.same_node + o.same_node,
-            other_node: self.other_node + o.other_node,
-        }
-    }
 }
 
 /// The task allocator in a snapshot.
@@ -175,7 +138,7 @@ pub struct Probes {
     /// The stealing policy in force.
     pub steal_policy: &'static str,
     /// Successful steals of all Ps, by relation.
-    pub steals: RelationProbe,
+    pub steals: ByRelation,
     /// Tasks taken from the injector by a P's fair share.
     pub injector_takes: u64,
     /// The task allocator's totals.
@@ -223,7 +186,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Probes {
         steal_policy: steal.policy,
         steals: processors
             .iter()
-            .fold(RelationProbe::default(), |total, p| total + p.steals),
+            .fold(ByRelation::default(), |total, p| total + p.steals),
         injector_takes: steal.processors.iter().map(|p| p.injector_takes).sum(),
         task_memory: task_memory_probe(&memory),
         processors,
@@ -250,9 +213,9 @@ fn processor_probe(
         spawns: counters.spawns,
         wakes: counters.wakes,
         completions: counters.completions,
-        steals: RelationProbe::of(stolen.successes),
-        steal_attempts: RelationProbe::of(stolen.attempts),
-        tasks_stolen: RelationProbe::of(stolen.tasks_stolen),
+        steals: stolen.successes,
+        steal_attempts: stolen.attempts,
+        tasks_stolen: stolen.tasks_stolen,
         queue_wait_ewma_ns: stolen.queue_wait_ewma_ns,
         slab_hits: slab.hits,
         slab_refills: slab.refills,

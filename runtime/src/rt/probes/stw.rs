@@ -62,24 +62,11 @@ impl StoppedWorld {
     }
 }
 
-/// How one P stopped, in a [`StwReport`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum StopReason {
-    /// It was running tasks and stopped between two polls.
-    Safepoint,
-    /// It was idle and counted as stopped without being woken.
-    Idle,
-    /// Its M had exited (shutdown).
-    Exited,
-    /// It runs the task that asked for the stop.
-    Requester,
-}
-
 /// What a stop-the-world cost (Go's `/sched/pauses` figures).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StwReport {
     /// Per P: how it stopped and its time to safepoint.
-    pub processors: Vec<(StopReason, Duration)>,
+    pub processors: Vec<(StopKind, Duration)>,
     /// From the request until every P had stopped.
     pub time_to_stop: Duration,
     /// From the request until the world resumed.
@@ -158,18 +145,8 @@ impl Drop for Inspecting {
 }
 
 fn stw_report(report: StopReport) -> StwReport {
-    let reason = |kind| match kind {
-        StopKind::Safepoint => StopReason::Safepoint,
-        StopKind::Idle => StopReason::Idle,
-        StopKind::Exited => StopReason::Exited,
-        StopKind::Requester => StopReason::Requester,
-    };
     StwReport {
-        processors: report
-            .processors
-            .into_iter()
-            .map(|(kind, d)| (reason(kind), d))
-            .collect(),
+        processors: report.processors,
         time_to_stop: report.time_to_stop,
         pause: report.pause,
         late: report.late,

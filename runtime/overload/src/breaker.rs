@@ -411,7 +411,7 @@ fn transition(state: &mut TierState, phase: Phase, window: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::overload::ManualClock;
+    use crate::ManualClock;
 
     const MS: Duration = Duration::from_millis(1);
 

@@ -294,7 +294,7 @@ impl<T, C: Clock> P99Admission<T, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::overload::ManualClock;
+    use crate::ManualClock;
 
     const MS: Duration = Duration::from_millis(1);
 

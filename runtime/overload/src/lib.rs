@@ -25,6 +25,12 @@
 //! Nothing here is wired into the scheduler: a server decides where a unit of work begins
 //! and ends, so it calls these at its edge (the lab's `overload` experiment does it in its
 //! load driver).
+//!
+//! # The crate
+//!
+//! `gpm-overload`, re-exported by gpm as `gpm::overload` (either path names the same types).
+//! It depends on no gpm crate, and gpm depends on it: it must never import the runtime.
+#![warn(missing_docs)]
 
 mod admission;
 mod breaker;

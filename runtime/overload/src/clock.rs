@@ -40,7 +40,7 @@ impl Clock for SystemClock {
 /// A clock that moves only when told: for tests and simulations. Clones share the time.
 ///
 /// ```
-/// use gpm::overload::{Clock, ManualClock};
+/// use gpm_overload::{Clock, ManualClock};
 /// use std::time::Duration;
 /// let clock = ManualClock::new();
 /// clock.advance(Duration::from_millis(5));

@@ -262,7 +262,7 @@ impl<C: Clock> AdaptiveLimiter<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::overload::ManualClock;
+    use crate::ManualClock;
 
     const MS: Duration = Duration::from_millis(1);
 
