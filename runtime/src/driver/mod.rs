@@ -52,6 +52,7 @@
 #[cfg(not(gpm_loom))]
 pub(crate) mod io;
 pub(crate) mod scheduled_io;
+pub(crate) mod sleep_gate;
 #[cfg(not(gpm_loom))]
 pub(crate) mod time;
 #[cfg(not(gpm_loom))]

@@ -31,30 +31,17 @@
 //! # Sleeping in the driver without missing a new earlier timer
 //!
 //! The M in the driver sleeps until the earliest `next` over all shards. A registration
-//! that lowers its shard's `next` below `parked_until` (the tick the M sleeps until; 0 when
-//! no M sleeps in the driver) lowers `parked_until` and wakes the driver. The two sides
-//! form a store-then-load pair (Dekker), all `SeqCst`:
-//!
-//! ```text
-//! parking M:   parked_until = MAX;      min = min(shard.next...);  parked_until = min(.., min)
-//! registrar:   shard.next = tick;       if tick < parked_until { lower it; wake the driver }
-//! ```
-//!
-//! Either the parking M's load of `shard.next` sees the new tick (and sleeps until it at
-//! most), or the registrar's load of `parked_until` sees the parking M's store (and wakes
-//! it: the wake is sticky, so one that lands before the sleep starts cancels it).
+//! that lowers its shard's `next` below the tick the M sleeps until lowers that tick and
+//! wakes the driver. The two sides form a store-then-load (Dekker) pair, written once in
+//! `driver::sleep_gate` with its proof and loom models.
 
 use super::io::Reactor;
+use super::sleep_gate::{EarliestTick, SleepGate, NO_TIMER};
 use super::wheel::{Key, Wheel};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
-
-/// `parked_until` while no M sleeps in the driver: no registration is earlier.
-const NOT_PARKED: u64 = 0;
-/// A shard's `next` with nothing in its wheel; `parked_until` with no timer at all.
-const NO_TIMER: u64 = u64::MAX;
 
 /// How overdue another P's shard must be before a maintenance turn fires it. A busy P fires
 /// its own shard at every maintenance turn, far more often than once a tick, so a shard a
@@ -72,8 +59,8 @@ pub(crate) struct TimeDriver {
 /// to wake the M sleeping in the driver.
 struct Common {
     start: Instant,
-    /// The tick the M in the driver sleeps until ([`NOT_PARKED`] when none sleeps there).
-    parked_until: AtomicU64,
+    /// The tick the M in the driver sleeps until.
+    parked_until: SleepGate,
     shutdown: AtomicBool,
     reactor: Arc<Reactor>,
 }
@@ -86,9 +73,8 @@ struct Common {
 pub(crate) struct TimerShard {
     index: usize,
     wheel: Mutex<Wheel>,
-    /// At most the earliest deadline in `wheel` ([`NO_TIMER`] when empty); written under
-    /// the lock, read by anyone.
-    next: AtomicU64,
+    /// At most the earliest deadline in `wheel`; written under the lock, read by anyone.
+    next: EarliestTick,
     common: Arc<Common>,
 }
 
@@ -129,12 +115,6 @@ impl Common {
             .saturating_mul(1000)
             .saturating_add(u64::from(since.subsec_millis()))
     }
-
-    /// The registrar's side of the Dekker pair: lowers `parked_until` to `tick` if an M
-    /// sleeps in the driver until later; `true` if the driver must be woken.
-    fn lower_parked_until(&self, tick: u64) -> bool {
-        tick < self.parked_until.load(SeqCst) && tick < self.parked_until.fetch_min(tick, SeqCst)
-    }
 }
 
 impl TimeDriver {
@@ -143,7 +123,7 @@ impl TimeDriver {
     pub(crate) fn new(processors: usize, reactor: Arc<Reactor>) -> TimeDriver {
         let common = Arc::new(Common {
             start: Instant::now(),
-            parked_until: AtomicU64::new(NOT_PARKED),
+            parked_until: SleepGate::new(),
             shutdown: AtomicBool::new(false),
             reactor,
         });
@@ -152,7 +132,7 @@ impl TimeDriver {
                 Arc::new(TimerShard {
                     index,
                     wheel: Mutex::new(Wheel::new()),
-                    next: AtomicU64::new(NO_TIMER),
+                    next: EarliestTick::new(),
                     common: Arc::clone(&common),
                 })
             })
@@ -176,13 +156,10 @@ impl TimeDriver {
     /// (module docs: the parking side of the Dekker pair).
     pub(crate) fn begin_park(&self) -> Option<Duration> {
         let common = &self.common;
-        common.parked_until.store(NO_TIMER, SeqCst);
-        let earliest = self.shards.iter().map(|s| s.next.load(SeqCst)).min();
-        let earliest = earliest.unwrap_or(NO_TIMER);
-        let until = common
-            .parked_until
-            .fetch_min(earliest, SeqCst)
-            .min(earliest);
+        let until = common.parked_until.close(|| {
+            let earliest = self.shards.iter().map(|s| s.next.get()).min();
+            earliest.unwrap_or(NO_TIMER)
+        });
         if until == NO_TIMER {
             return None;
         }
@@ -196,9 +173,9 @@ impl TimeDriver {
     /// to `wake`.
     pub(crate) fn fire_due(&self, turn: Turn, wake: &mut Vec<Waker>) {
         if let Turn::Parked = turn {
-            self.common.parked_until.store(NOT_PARKED, SeqCst);
+            self.common.parked_until.open();
         }
-        if self.shards.iter().all(|s| s.next.load(SeqCst) == NO_TIMER) {
+        if self.shards.iter().all(|s| s.next.get() == NO_TIMER) {
             return;
         }
         self.fire_due_at(turn, self.common.now_tick(), wake);
@@ -209,7 +186,7 @@ impl TimeDriver {
         for shard in self.shards.iter() {
             let foreign = matches!(turn, Turn::Maintenance { home } if home != Some(shard.index));
             let grace = if foreign { FOREIGN_GRACE_TICKS } else { 0 };
-            if shard.next.load(SeqCst).saturating_add(grace) > now {
+            if shard.next.get().saturating_add(grace) > now {
                 continue;
             }
             let wheel = if foreign {
@@ -231,7 +208,7 @@ impl TimeDriver {
         let mut fired = Vec::new();
         for shard in self.shards.iter() {
             shard.lock().fire_all(&mut fired);
-            shard.next.store(NO_TIMER, SeqCst);
+            shard.next.set(NO_TIMER);
         }
         super::wake_all(fired);
     }
@@ -272,10 +249,10 @@ impl TimerShard {
                 return TimerPoll::Fired;
             }
             *key = Some(wheel.insert(tick, waker.clone()));
-            self.lower_next(tick)
+            self.next.lower(tick)
         };
         TimerPoll::Pending {
-            wake_driver: lowered && common.lower_parked_until(tick),
+            wake_driver: lowered && common.parked_until.lower(tick),
         }
     }
 
@@ -285,9 +262,9 @@ impl TimerShard {
         let lowered = {
             let mut wheel = self.lock();
             wheel.reset(key, tick);
-            self.lower_next(tick)
+            self.next.lower(tick)
         };
-        lowered && self.common.lower_parked_until(tick)
+        lowered && self.common.parked_until.lower(tick)
     }
 
     /// Cancels timer `key` (its owner was dropped or saw it fire).
@@ -302,23 +279,11 @@ impl TimerShard {
 
     fn advance(&self, mut wheel: MutexGuard<'_, Wheel>, now: u64, wake: &mut Vec<Waker>) {
         wheel.advance(now, wake);
-        self.next
-            .store(wheel.next_deadline().unwrap_or(NO_TIMER), SeqCst);
+        self.next.set(wheel.next_deadline().unwrap_or(NO_TIMER));
     }
 
     fn lock(&self) -> MutexGuard<'_, Wheel> {
         self.wheel.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Lowers `next` to `tick` if earlier; `true` if it did. Called with the lock held (the
-    /// only writers of `next` hold it).
-    fn lower_next(&self, tick: u64) -> bool {
-        if tick < self.next.load(SeqCst) {
-            self.next.store(tick, SeqCst);
-            true
-        } else {
-            false
-        }
     }
 }
 
@@ -365,7 +330,7 @@ mod tests {
         assert!(matches!(poll, TimerPoll::Pending { .. }));
         assert_eq!(shard.index, 1);
         assert_eq!(time.shards[1].lock().len(), 1);
-        assert!(time.shards[1].next.load(SeqCst) < NO_TIMER);
+        assert!(time.shards[1].next.get() < NO_TIMER);
         let (outside, outside_key, _) = register(&time, None, deadline);
         assert_eq!(outside.index, 2);
         assert_eq!(
@@ -430,7 +395,7 @@ mod tests {
             assert!(key.is_none());
         }
         assert_eq!(time.live_timers(), 0);
-        assert!(time.shards.iter().all(|s| s.next.load(SeqCst) == NO_TIMER));
+        assert!(time.shards.iter().all(|s| s.next.get() == NO_TIMER));
     }
 
     #[test]
