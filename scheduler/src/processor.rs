@@ -151,10 +151,12 @@ pub enum LocalSlot {
     /// was woken while it ran).
     Deferred,
     /// One of a burst of wakes (a turn of the timer wheel or the reactor): queue it behind
-    /// the others, or, when the local queue is full, in the injector. The queued tasks are
+    /// the others, or, when the local queue is full, in this P's inbox. The queued tasks are
     /// older and keep their place, where `Back` would spill the older half of the queue to
     /// the injector's end behind the burst (Go's and tokio's overflow, right for one task
-    /// at a time, wrong for a thousand timers firing at once).
+    /// at a time, wrong for a thousand timers firing at once). The inbox rather than the
+    /// injector: the tasks stay with this P (their timers sit in its wheel) unless an idle
+    /// P steals them, and thieves look at inboxes first.
     Burst,
 }
 
@@ -391,7 +393,10 @@ impl<T> Processor<T> {
         match slot {
             LocalSlot::RunNext => self.local.push_runnext(task, &scheduler.injector),
             LocalSlot::Back => self.local.push_back(task, &scheduler.injector),
-            LocalSlot::Burst => self.local.push_back_or_overflow(task, &scheduler.injector),
+            LocalSlot::Burst => {
+                let inbox = &scheduler.remotes[self.index].inbox;
+                self.local.push_back_or_overflow(task, inbox);
+            }
             LocalSlot::Deferred => {
                 // Not stealable yet, so no other P needs waking for it.
                 self.local.push_deferred(task);
@@ -685,38 +690,39 @@ mod tests {
     }
 
     #[test]
-    fn a_fairness_tick_on_a_full_local_queue_takes_one_task_and_spills_nothing() {
+    fn a_burst_overflows_to_the_inbox_and_a_fairness_tick_spills_nothing() {
         let (sched, mut ps) = Scheduler::new(config(1));
         let p = &mut ps[0];
         let capacity = crate::queue::LOCAL_QUEUE_CAPACITY as u32;
-        for i in 0..capacity + DEFAULT_GLOBAL_QUEUE_INTERVAL {
+        let interval = DEFAULT_GLOBAL_QUEUE_INTERVAL;
+        for i in 0..capacity + interval {
             p.push_local(&sched, i, LocalSlot::Burst);
         }
         assert_eq!(p.local().queue_len(), capacity as usize);
-        let injected = sched.injector().len();
+        assert_eq!(sched.remotes[0].inbox.len(), interval as usize);
+        assert_eq!(
+            sched.injector().len(),
+            0,
+            "a burst leaves the injector alone"
+        );
         for i in 0..500 {
             sched.push_remote(10_000 + i);
         }
-        let polled: Vec<_> = (0..DEFAULT_GLOBAL_QUEUE_INTERVAL)
+        let polled: Vec<_> = (0..interval)
             .map(|_| p.next_task(&sched).unwrap())
             .collect();
-        // The oldest local tasks ran in order; the tick took the injector's oldest task,
-        // and none of the local queue went to the back of the injector.
-        let local_run: Vec<_> = polled.iter().copied().filter(|&t| t < capacity).collect();
-        assert_eq!(local_run, (0..local_run.len() as u32).collect::<Vec<_>>());
-        assert_eq!(
-            polled.last(),
-            Some(&capacity),
-            "the burst's overflow is oldest in the injector"
-        );
-        // The tick moved only as many as the local queue had room for (60 had run).
-        assert_eq!(sched.injector().len(), injected + 500 - 1 - 60);
+        // The oldest local tasks ran in order, then the tick took the injector's oldest
+        // task and only as many more as the local queue had room for (60 had run).
+        let expected: Vec<u32> = (0..interval - 1).chain([10_000]).collect();
+        assert_eq!(polled, expected);
+        assert_eq!(sched.injector().len(), 500 - 1 - (interval as usize - 1));
         assert_eq!(p.local().queue_len(), capacity as usize);
         let left: Vec<_> = std::iter::from_fn(|| sched.injector().pop()).collect();
         assert!(
-            left.iter().all(|&t| t >= capacity),
+            left.iter().all(|&t| t >= 10_000),
             "a local task spilled back"
         );
+        assert_eq!(sched.remotes[0].inbox.len(), interval as usize);
     }
 
     #[test]

@@ -115,10 +115,11 @@ impl<T> Local<T> {
         self.fifo.push(task);
     }
 
-    /// Appends `task` to the FIFO, or to `overflow` when the FIFO is full: the queued tasks
-    /// are older and keep their place (`LocalSlot::Burst`).
+    /// Appends `task` to the FIFO, or to `overflow` when the FIFO is full or `overflow`
+    /// already holds tasks: the queued tasks are older and keep their place, and a burst
+    /// never overtakes what an earlier burst left in `overflow` (`LocalSlot::Burst`).
     pub fn push_back_or_overflow(&mut self, task: T, overflow: &Injector<T>) {
-        if self.fifo.len() >= LOCAL_QUEUE_CAPACITY {
+        if self.fifo.len() >= LOCAL_QUEUE_CAPACITY || !overflow.is_empty() {
             overflow.push(task);
         } else {
             self.fifo.push(task);
@@ -308,6 +309,21 @@ mod tests {
             spilled,
             (LOCAL_QUEUE_CAPACITY as u32..total).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_burst_queues_behind_an_earlier_bursts_overflow() {
+        let injector = Injector::new();
+        let (mut local, _) = Local::new();
+        for i in 0..=LOCAL_QUEUE_CAPACITY as u32 {
+            local.push_back_or_overflow(i, &injector);
+        }
+        local.pop();
+        // The FIFO has room again, but task 256 waits in the overflow: 1000 goes behind it.
+        local.push_back_or_overflow(1000, &injector);
+        assert_eq!(local.queue_len(), LOCAL_QUEUE_CAPACITY - 1);
+        let overflow: Vec<u32> = std::iter::from_fn(|| injector.pop()).collect();
+        assert_eq!(overflow, vec![LOCAL_QUEUE_CAPACITY as u32, 1000]);
     }
 
     #[test]

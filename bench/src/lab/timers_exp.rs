@@ -5,7 +5,9 @@
 //! workload once and prints one report line, so the two sides never share threads, the
 //! allocator's state or the CPU time account. `--rounds` rounds per task count; the side that
 //! runs first alternates from round to round. The table shows medians per side and the
-//! ratios gpm / tokio (below 1: gpm spends less).
+//! ratios gpm / tokio (below 1: gpm spends less), and the timeouts that fired over all
+//! rounds (a sleep more than 40 ms late loses to its timeout). A sleep that ends before its
+//! deadline is an error.
 
 use super::out::{num, Output, Table};
 use crate::timers::TimersReport;
@@ -120,7 +122,10 @@ pub fn run(args: &TimersArgs, out: &Output) -> Result<String, String> {
         "gpm_cpu_ns_per_timer",
         "tokio_p99_late_ms",
         "gpm_p99_late_ms",
-        "early",
+        "tokio_max_late_ms",
+        "gpm_max_late_ms",
+        "tokio_timeouts",
+        "gpm_timeouts",
     ]);
     let bar = out.progress((args.tasks.len() * args.rounds * 2) as u64, "timers");
     for &tasks in &args.tasks {
@@ -136,6 +141,12 @@ pub fn run(args: &TimersArgs, out: &Output) -> Result<String, String> {
         let med = |reports: &[[f64; 7]], field| median_field(reports, field);
         let timers = (tasks * args.iterations * 2) as f64;
         let early: f64 = reports.iter().flatten().map(|r| r[5]).sum();
+        if early > 0.0 {
+            return Err(format!(
+                "{early} sleeps ended before their deadline ({tasks} tasks)"
+            ));
+        }
+        let fired = |reports: &[[f64; 7]]| reports.iter().map(|r| r[6]).sum::<f64>();
         table.push(vec![
             tasks.to_string(),
             num(med(tokio, 0), 3),
@@ -147,7 +158,10 @@ pub fn run(args: &TimersArgs, out: &Output) -> Result<String, String> {
             num(med(gpm, 1) * 1e9 / timers, 0),
             num(med(tokio, 3) / 1e3, 2),
             num(med(gpm, 3) / 1e3, 2),
-            num(early, 0),
+            num(med(tokio, 4) / 1e3, 2),
+            num(med(gpm, 4) / 1e3, 2),
+            num(fired(tokio), 0),
+            num(fired(gpm), 0),
         ]);
     }
     bar.finish_and_clear();
