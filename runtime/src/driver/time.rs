@@ -35,6 +35,7 @@
 //! wakes the driver. The two sides form a store-then-load (Dekker) pair, written once in
 //! `driver::sleep_gate` with its proof and loom models.
 
+use super::due::DueCheck;
 use super::io::Reactor;
 use super::sleep_gate::{EarliestTick, SleepGate, NO_TIMER};
 use super::wheel::{Key, Wheel};
@@ -59,6 +60,8 @@ pub(crate) struct TimeDriver {
 /// to wake the M sleeping in the driver.
 struct Common {
     start: Instant,
+    /// Whether a new timer is already due, mostly without the precise clock.
+    due: DueCheck,
     /// The tick the M in the driver sleeps until.
     parked_until: SleepGate,
     shutdown: AtomicBool,
@@ -123,6 +126,7 @@ impl TimeDriver {
     pub(crate) fn new(processors: usize, reactor: Arc<Reactor>) -> TimeDriver {
         let common = Arc::new(Common {
             start: Instant::now(),
+            due: DueCheck::new(),
             parked_until: SleepGate::new(),
             shutdown: AtomicBool::new(false),
             reactor,
@@ -237,10 +241,10 @@ impl TimerShard {
 
     fn register(&self, key: &mut Option<Key>, deadline: Instant, waker: &Waker) -> TimerPoll {
         let common = &*self.common;
-        if deadline <= Instant::now() {
+        let tick = common.deadline_tick(deadline);
+        if common.due.is_due(tick, deadline) {
             return TimerPoll::Fired;
         }
-        let tick = common.deadline_tick(deadline);
         let lowered = {
             let mut wheel = self.lock();
             // Read under the lock: `shutdown` sets the flag before it locks each shard
