@@ -1,12 +1,15 @@
 //! The hyper "Hello, world!" HTTP/1.1 server on gpm or on tokio, for `loadgen`.
 //!
 //! ```text
-//! hyper_hello gpm|tokio ADDR WORKERS
+//! hyper_hello gpm|tokio ADDR WORKERS [timer|no-timer]
 //! ```
 //!
 //! Both sides run the same hyper code; only the runtime, its TCP stream and its timer differ
 //! (gpm: `gpm::net` + `gpm::compat::hyper::GpmTimer`; tokio: `tokio::net` + hyper-util's
-//! `TokioIo`/`TokioTimer`). Prints `listening on ADDR` once bound; runs until killed.
+//! `TokioIo`/`TokioTimer`). With `timer` (the default) hyper gets the runtime's timer and
+//! arms its header-read timeout (30 s) for every request; `no-timer` serves without one,
+//! so the two runs measure what the per-request timer costs. Prints `listening on ADDR`
+//! once bound; runs until killed.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -21,7 +24,7 @@ async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>
     ))))
 }
 
-fn serve_gpm(addr: &str, workers: usize) -> std::io::Result<()> {
+fn serve_gpm(addr: &str, workers: usize, timer: bool) -> std::io::Result<()> {
     let rt = gpm::Runtime::builder().worker_threads(workers).build()?;
     rt.block_on(async {
         let listener = gpm::net::TcpListener::bind(addr).await?;
@@ -29,17 +32,18 @@ fn serve_gpm(addr: &str, workers: usize) -> std::io::Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
+            let mut http = http1::Builder::new();
+            if timer {
+                http.timer(gpm::compat::hyper::GpmTimer::new());
+            }
             gpm::spawn(async move {
-                let _ = http1::Builder::new()
-                    .timer(gpm::compat::hyper::GpmTimer::new())
-                    .serve_connection(stream, service_fn(hello))
-                    .await;
+                let _ = http.serve_connection(stream, service_fn(hello)).await;
             });
         }
     })
 }
 
-fn serve_tokio(addr: &str, workers: usize) -> std::io::Result<()> {
+fn serve_tokio(addr: &str, workers: usize, timer: bool) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -50,11 +54,13 @@ fn serve_tokio(addr: &str, workers: usize) -> std::io::Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
+            let mut http = http1::Builder::new();
+            if timer {
+                http.timer(hyper_util::rt::TokioTimer::new());
+            }
             tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service_fn(hello))
-                    .await;
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = http.serve_connection(io, service_fn(hello)).await;
             });
         }
     })
@@ -62,7 +68,7 @@ fn serve_tokio(addr: &str, workers: usize) -> std::io::Result<()> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: hyper_hello gpm|tokio ADDR WORKERS";
+    let usage = "usage: hyper_hello gpm|tokio ADDR WORKERS [timer|no-timer]";
     let (Some(runtime), Some(addr), Some(workers)) = (args.first(), args.get(1), args.get(2))
     else {
         eprintln!("{usage}");
@@ -72,9 +78,17 @@ fn main() {
         eprintln!("{usage}: WORKERS must be a number, got {workers:?}");
         std::process::exit(2);
     };
+    let timer = match args.get(3).map(String::as_str) {
+        None | Some("timer") => true,
+        Some("no-timer") => false,
+        Some(other) => {
+            eprintln!("{usage}: the 4th argument is timer or no-timer, got {other:?}");
+            std::process::exit(2);
+        }
+    };
     let result = match runtime.as_str() {
-        "gpm" => serve_gpm(addr, workers),
-        "tokio" => serve_tokio(addr, workers),
+        "gpm" => serve_gpm(addr, workers, timer),
+        "tokio" => serve_tokio(addr, workers, timer),
         other => {
             eprintln!("{usage}: unknown runtime {other:?}");
             std::process::exit(2);

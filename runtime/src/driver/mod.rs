@@ -37,14 +37,18 @@
 //!   hand-offs and a third thread competing for 2 cores. With parking-M driving, the M that
 //!   receives the event is often the one that then runs the task. Tokio measured the same
 //!   trade-off and chose the parking driver.
-//! * **Per-P timer wheels.** They avoid a shared lock, but a timer is cancelled from wherever
-//!   its future is dropped (often another P after a steal), the parking M must know the
-//!   earliest deadline over all wheels, and an idle P's wheel must still be fired by someone:
-//!   each of these needs cross-P synchronisation anyway. A single wheel behind one mutex
-//!   costs one uncontended lock per timer operation (tens of nanoseconds); with at most a
-//!   few Ps contending (this project's machines have 2 cores) the lock is not a bottleneck.
-//!   Tokio went to sharded wheels only at high core counts. Revisit with a measurement if
-//!   gpm runs on many cores.
+//! * **One global timer wheel behind one mutex** (gpm's design until issue 18). One
+//!   uncontended lock per timer operation looked cheap, but with every P registering,
+//!   cancelling and firing on the same lock and the same cache lines, a timeout-per-request
+//!   workload (50k tasks on 2 cores) spent a quarter of its CPU in the contended lock and a
+//!   tenth in the `Arc<Driver>` count every `Sleep` cloned. Timers are now sharded per P
+//!   (`time.rs`), as Go's are.
+//! * **Owner-only wheels without locks** (tokio's experimental per-worker timers). Local
+//!   operations then need no atomics at all, but a timer polled, reset or cancelled from
+//!   another thread must go through a queue to its owner, the fired state must live in a
+//!   per-timer allocation both sides can read, and an idle worker must wake for its own
+//!   wheel. A mutex per P costs two uncontended atomic operations per timer operation and
+//!   keeps every path synchronous.
 //! * **A binary heap of deadlines** instead of a wheel: O(log n) insert and no O(1)
 //!   cancellation without extra indices; the wheel gives O(1) for both and 1 ms resolution is
 //!   what services need.

@@ -1,8 +1,9 @@
 //! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`], with tokio's signatures.
 //!
-//! Timers live in one hierarchical timing wheel per runtime (1 ms ticks, see `driver/wheel.rs`),
-//! fired by the M that parks in the runtime's driver and by busy Ms between polls (see the
-//! runtime's `driver` module for who drives and why the wheel is global rather than per P).
+//! Timers live in hierarchical timing wheels (1 ms ticks, `driver/wheel.rs`), one per P: a
+//! timer goes into the wheel of the P that creates it (`driver/time.rs`), which fires it at
+//! its maintenance turns; the M that parks in the runtime's driver fires every P's due
+//! timers (see the runtime's `driver` module for who drives).
 //!
 //! * A [`Sleep`] registers on its first poll and unregisters when it completes or is dropped
 //!   (cancel on drop: nothing is left in the wheel).
