@@ -105,7 +105,7 @@ pub use gpm_macros::test;
 /// ```
 ///
 /// ```compile_fail
-/// #[gpm::test(start_paused = true)]
+/// #[gpm::test(start_paused = true, worker_threads = 2)]
 /// async fn paused() {}
 /// ```
 ///

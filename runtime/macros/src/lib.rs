@@ -29,16 +29,21 @@
 //!
 //! # Arguments
 //!
-//! * `worker_threads = N`: a positive integer literal (default: the builder's, one P per
-//!   core);
+//! * `worker_threads = N`: a positive integer literal (default: for `main` the builder's,
+//!   one P per core; for a test one, as tokio's default current-thread test runtime, unless
+//!   `flavor = "multi_thread"` is given);
 //! * `steal_policy = "random" | "affinity" | "hierarchical"` (default: the builder's, i.e.
 //!   `GPM_STEAL`, else the cargo feature);
 //! * `flavor = "multi_thread" | "current_thread"`, for tokio's lines: gpm has no
 //!   current-thread runtime yet, so `current_thread` means one worker;
+//! * `start_paused = true | false`: the runtime's clock starts paused
+//!   (`Builder::start_paused`; `gpm::time::pause`). It needs one worker, as tokio's needs
+//!   the current-thread flavor: with no `worker_threads` the runtime gets one, and
+//!   `worker_threads` above 1 or `flavor = "multi_thread"` is an error;
 //! * `crate = "path"`: where gpm is, if renamed.
 //!
-//! Anything else, a repeated argument, a bad value, or `start_paused` (gpm has no paused
-//! clock yet) is a compile error whose span is that argument or value. The arguments are
+//! Anything else, a repeated argument or a bad value is a compile error whose span is that
+//! argument or value. The arguments are
 //! parsed and checked with `syn` (and the output built with `quote`): hand-rolled token
 //! parsing would have to re-implement what `syn` gives (spans, literals, the fn signature)
 //! and would report worse errors.
@@ -75,6 +80,10 @@ struct Config {
     worker_threads: Option<(usize, Span)>,
     steal_policy: Option<Policy>,
     current_thread: Option<Span>,
+    /// `flavor = "multi_thread"` was given (where).
+    multi_thread: Option<Span>,
+    /// `start_paused = true` was given (where).
+    start_paused: Option<Span>,
     crate_path: Option<syn::Path>,
 }
 
@@ -131,7 +140,22 @@ fn parse_config(args: TokenStream2) -> syn::Result<Config> {
         let message = "`worker_threads` needs `flavor = \"multi_thread\"` (as in tokio)";
         return Err(syn::Error::new(span, message));
     }
+    check_start_paused(&config)?;
     Ok(config)
+}
+
+/// A paused clock needs one worker (tokio: the current-thread flavor).
+fn check_start_paused(config: &Config) -> syn::Result<()> {
+    if config.start_paused.is_none() {
+        return Ok(());
+    }
+    let message = "`start_paused` needs one worker thread: use `flavor = \"current_thread\"` \
+                   or no `worker_threads` (as tokio's needs the current-thread flavor)";
+    match (config.worker_threads, config.multi_thread) {
+        (Some((count, span)), _) if count > 1 => Err(syn::Error::new(span, message)),
+        (None, Some(span)) => Err(syn::Error::new(span, message)),
+        _ => Ok(()),
+    }
 }
 
 /// Checks one `name = value` and records it.
@@ -140,16 +164,20 @@ fn apply(config: &mut Config, name: &str, pair: &syn::MetaNameValue) -> syn::Res
     match name {
         "worker_threads" => config.worker_threads = Some((parse_workers(value)?, value.span())),
         "steal_policy" => config.steal_policy = Some(parse_policy(value)?),
-        "flavor" => config.current_thread = parse_flavor(value)?,
+        "flavor" => match parse_flavor(value)? {
+            Flavor::CurrentThread(span) => config.current_thread = Some(span),
+            Flavor::MultiThread(span) => config.multi_thread = Some(span),
+        },
         "crate" => config.crate_path = Some(string_literal(value)?.parse()?),
         "start_paused" => {
-            let message = "`start_paused` is not supported: gpm has no paused clock yet";
-            return Err(syn::Error::new(pair.path.span(), message));
+            if parse_bool(value)? {
+                config.start_paused = Some(pair.path.span());
+            }
         }
         _ => {
             let message = format!(
                 "unknown argument `{name}`; expected `worker_threads`, `steal_policy`, \
-                 `flavor` or `crate`"
+                 `flavor`, `start_paused` or `crate`"
             );
             return Err(syn::Error::new(pair.path.span(), message));
         }
@@ -192,15 +220,31 @@ fn parse_policy(value: &Expr) -> syn::Result<Policy> {
 }
 
 /// `Some(span)` for `current_thread`, `None` for `multi_thread`.
-fn parse_flavor(value: &Expr) -> syn::Result<Option<Span>> {
+/// A `flavor = ".."` value and where it was written.
+enum Flavor {
+    MultiThread(Span),
+    CurrentThread(Span),
+}
+
+fn parse_flavor(value: &Expr) -> syn::Result<Flavor> {
     let text = string_literal(value)?;
     match text.value().as_str() {
-        "multi_thread" => Ok(None),
-        "current_thread" => Ok(Some(text.span())),
+        "multi_thread" => Ok(Flavor::MultiThread(text.span())),
+        "current_thread" => Ok(Flavor::CurrentThread(text.span())),
         other => Err(syn::Error::new(
             text.span(),
             format!("unknown flavor {other:?}: expected \"multi_thread\" or \"current_thread\""),
         )),
+    }
+}
+
+fn parse_bool(value: &Expr) -> syn::Result<bool> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(flag),
+            ..
+        }) => Ok(flag.value),
+        _ => Err(syn::Error::new(value.span(), "expected `true` or `false`")),
     }
 }
 
@@ -243,7 +287,7 @@ fn generate(mut function: ItemFn, config: &Config, kind: Kind) -> TokenStream2 {
         Some(path) => path.to_token_stream(),
         None => quote! { ::gpm },
     };
-    let settings = builder_settings(config, &gpm);
+    let settings = builder_settings(config, &gpm, kind);
     let output = match &function.sig.output {
         syn::ReturnType::Default => quote! { () },
         syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
@@ -286,15 +330,22 @@ fn generate(mut function: ItemFn, config: &Config, kind: Kind) -> TokenStream2 {
 }
 
 /// The builder calls the arguments ask for.
-fn builder_settings(config: &Config, gpm: &TokenStream2) -> TokenStream2 {
+fn builder_settings(config: &Config, gpm: &TokenStream2, kind: Kind) -> TokenStream2 {
     let mut settings = TokenStream2::new();
-    let workers = match (config.worker_threads, config.current_thread) {
-        (Some((count, _)), _) => Some(count),
-        (None, Some(_)) => Some(1),
-        (None, None) => None,
+    // A test without a flavor gets one worker, as tokio's default current-thread test
+    // runtime (so `gpm::time::pause()` works in it as in tokio).
+    let default_test = matches!(kind, Kind::Test) && config.multi_thread.is_none();
+    let one_worker =
+        config.current_thread.is_some() || config.start_paused.is_some() || default_test;
+    let workers = match config.worker_threads {
+        Some((count, _)) => Some(count),
+        None => one_worker.then_some(1),
     };
     if let Some(count) = workers {
         settings.extend(quote! { .worker_threads(#count) });
+    }
+    if config.start_paused.is_some() {
+        settings.extend(quote! { .start_paused(true) });
     }
     if let Some(policy) = config.steal_policy {
         let policy = match policy {
@@ -327,7 +378,11 @@ mod tests {
         assert!(error_of(quote!(steal_policy = "greedy")).contains("\"greedy\""));
         assert!(error_of(quote!(flavor = "local")).contains("unknown flavor"));
         assert!(error_of(quote!(workers = 2)).contains("unknown argument `workers`"));
-        assert!(error_of(quote!(start_paused = true)).contains("paused clock"));
+        assert!(error_of(quote!(start_paused = 1)).contains("`true` or `false`"));
+        let many = quote!(start_paused = true, worker_threads = 2);
+        assert!(error_of(many).contains("one worker thread"));
+        let multi = quote!(flavor = "multi_thread", start_paused = true);
+        assert!(error_of(multi).contains("current_thread"));
         assert!(error_of(quote!(worker_threads)).contains("name = value"));
         assert!(error_of(quote!(worker_threads = 1, worker_threads = 2)).contains("more than once"));
         let both = quote!(flavor = "current_thread", worker_threads = 2);
@@ -338,8 +393,15 @@ mod tests {
     fn good_arguments_become_builder_calls() {
         let config = parse_config(quote!(worker_threads = 4, steal_policy = "Hierarchical"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let calls = builder_settings(&config, &quote!(::gpm)).to_string();
+        let calls = builder_settings(&config, &quote!(::gpm), Kind::Main).to_string();
         assert!(calls.contains("worker_threads (4usize)"), "{calls}");
         assert!(calls.contains("StealPolicy :: Hierarchical"), "{calls}");
+        let paused = parse_config(quote!(start_paused = true)).unwrap_or_else(|e| panic!("{e}"));
+        let calls = builder_settings(&paused, &quote!(::gpm), Kind::Test).to_string();
+        assert!(calls.contains("worker_threads (1usize)"), "{calls}");
+        assert!(calls.contains("start_paused (true)"), "{calls}");
+        let running = parse_config(quote!(start_paused = false)).unwrap_or_else(|e| panic!("{e}"));
+        let calls = builder_settings(&running, &quote!(::gpm), Kind::Main).to_string();
+        assert!(!calls.contains("start_paused"), "{calls}");
     }
 }

@@ -128,12 +128,12 @@ impl hyper::rt::Timer for GpmTimer {
         // The shard of the P polling the connection, as for `gpm::time::sleep`.
         let shared = &self.handle.shared;
         let shard = shared.driver.time.shard(shared.current_processor());
-        Box::pin(Sleep::new(shard, deadline))
+        Box::pin(Sleep::new(shard, crate::time::Instant::from_std(deadline)))
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<Sleep>() {
-            Some(ours) => ours.reset(new_deadline),
+            Some(ours) => ours.reset(crate::time::Instant::from_std(new_deadline)),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }

@@ -55,11 +55,12 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// The driver of a runtime with `processors` Ps (one timer shard each).
-    pub(crate) fn new(processors: usize) -> std::io::Result<Driver> {
+    /// The driver of a runtime with `processors` Ps (one timer shard each), its clock paused
+    /// from the start if `start_paused`.
+    pub(crate) fn new(processors: usize, start_paused: bool) -> std::io::Result<Driver> {
         let io = Arc::new(io::Reactor::new()?);
         Ok(Driver {
-            time: time::TimeDriver::new(processors, Arc::clone(&io)),
+            time: time::TimeDriver::new(processors, Arc::clone(&io), start_paused),
             io,
         })
     }
@@ -95,15 +96,22 @@ impl ParkDriver for Driver {
         };
         // `parked_until` is only touched by the poller's holder, so it belongs to this M.
         let timer = self.time.begin_park();
-        let timeout = match (timeout, timer) {
+        let mut wake = Vec::new();
+        let timeout = if cancelled() {
             // Woken before this M held the poller: the wake may have been consumed by
             // another M's maintenance turn, so do not sleep (`gpm_scheduler::park` docs).
-            _ if cancelled() => Some(Duration::ZERO),
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+            Some(Duration::ZERO)
+        } else if self.time.clock().is_paused() {
+            self.paused_timeout(&mut poller, timeout, &mut wake)
+        } else {
+            match (timeout, timer) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
         };
-        let mut wake = Vec::new();
-        self.io.poll(&mut poller, timeout, &mut wake);
+        if wake.is_empty() {
+            self.io.poll(&mut poller, timeout, &mut wake);
+        }
         self.time.fire_due(time::Turn::Parked, &mut wake);
         drop(poller);
         if !wake.is_empty() {
@@ -114,6 +122,30 @@ impl ParkDriver for Driver {
 
     fn wake(&self) {
         Driver::wake(self);
+    }
+}
+
+impl Driver {
+    /// How long a parked turn may sleep while the clock is paused: a virtual timer never
+    /// ends a real sleep. If the runtime is idle (`time/pausable.rs`: this M's P is parked
+    /// without a pending wake, it is the only P, and no `block_on` or blocking closure
+    /// runs) and no I/O is ready, time jumps to the next timer and the turn does not sleep;
+    /// otherwise it sleeps until woken (a `block_on` parking or a blocking closure ending
+    /// wakes it to decide again). Ready I/O found here goes to `wake`.
+    fn paused_timeout(
+        &self,
+        poller: &mut io::PollerGuard<'_>,
+        timeout: Option<Duration>,
+        wake: &mut Vec<Waker>,
+    ) -> Option<Duration> {
+        if self.time.processors() != 1 || !self.time.clock().may_auto_advance() {
+            return timeout;
+        }
+        self.io.poll(poller, Some(Duration::ZERO), wake);
+        if wake.is_empty() && self.time.advance_to_next_timer() {
+            return Some(Duration::ZERO);
+        }
+        timeout
     }
 }
 

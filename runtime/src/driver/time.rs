@@ -39,6 +39,7 @@ use super::due::DueCheck;
 use super::io::Reactor;
 use super::sleep_gate::{EarliestTick, SleepGate, NO_TIMER};
 use super::wheel::{Key, Wheel};
+use crate::time::pausable::PausableClock;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
@@ -60,6 +61,8 @@ pub(crate) struct TimeDriver {
 /// to wake the M sleeping in the driver.
 struct Common {
     start: Instant,
+    /// The clock timers read: real time unless a test paused it (`gpm::time::pause`).
+    clock: Arc<PausableClock>,
     /// Whether a new timer is already due, mostly without the precise clock.
     due: DueCheck,
     /// The tick the M in the driver sleeps until.
@@ -96,6 +99,8 @@ pub(crate) enum Turn {
     Maintenance { home: Option<usize> },
     /// The turn of the M that slept in the driver.
     Parked,
+    /// Right after `gpm::time::advance` moved the paused clock: every due shard.
+    Advanced,
 }
 
 impl Common {
@@ -110,9 +115,9 @@ impl Common {
             .saturating_add(u64::from(whole_ms) + partial)
     }
 
-    /// The tick of `now` (rounded down).
+    /// The tick of `now` (rounded down), by the runtime's clock.
     fn now_tick(&self) -> u64 {
-        let since = self.start.elapsed();
+        let since = self.clock.now().saturating_duration_since(self.start);
         since
             .as_secs()
             .saturating_mul(1000)
@@ -123,9 +128,11 @@ impl Common {
 impl TimeDriver {
     /// A driver with a shard for each of `processors` Ps and one for threads without a P;
     /// `reactor` is woken when a new timer is earlier than the driver's sleep.
-    pub(crate) fn new(processors: usize, reactor: Arc<Reactor>) -> TimeDriver {
+    pub(crate) fn new(processors: usize, reactor: Arc<Reactor>, start_paused: bool) -> TimeDriver {
+        let start = Instant::now();
         let common = Arc::new(Common {
-            start: Instant::now(),
+            start,
+            clock: Arc::new(PausableClock::new(start, start_paused)),
             due: DueCheck::new(),
             parked_until: SleepGate::new(),
             shutdown: AtomicBool::new(false),
@@ -149,6 +156,30 @@ impl TimeDriver {
         let outside = self.shards.len() - 1;
         let index = processor.map_or(outside, |p| p.min(outside));
         Arc::clone(&self.shards[index])
+    }
+
+    /// The Ps this driver has shards for.
+    pub(crate) fn processors(&self) -> usize {
+        self.shards.len() - 1
+    }
+
+    /// The clock the timers read.
+    pub(crate) fn clock(&self) -> &Arc<PausableClock> {
+        &self.common.clock
+    }
+
+    /// Auto-advance (`time/pausable.rs`): moves the paused clock to the earliest shard
+    /// bound, if one is later than now. `false` if there is no timer to jump to.
+    pub(crate) fn advance_to_next_timer(&self) -> bool {
+        let earliest = self.shards.iter().map(|s| s.next.get()).min();
+        match earliest {
+            Some(tick) if tick != NO_TIMER => {
+                let at = self.common.start + Duration::from_millis(tick);
+                self.common.clock.advance_to(at);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Timers alive (waiting, or fired and not yet observed by their owner).
@@ -242,7 +273,12 @@ impl TimerShard {
     fn register(&self, key: &mut Option<Key>, deadline: Instant, waker: &Waker) -> TimerPoll {
         let common = &*self.common;
         let tick = common.deadline_tick(deadline);
-        if common.due.is_due(tick, deadline) {
+        let due = if common.clock.is_virtual() {
+            deadline <= common.clock.now()
+        } else {
+            common.due.is_due(tick, deadline)
+        };
+        if due {
             return TimerPoll::Fired;
         }
         let lowered = {
@@ -276,6 +312,11 @@ impl TimerShard {
         self.lock().remove(key);
     }
 
+    /// Now, by the clock of this shard's runtime.
+    pub(crate) fn now(&self) -> Instant {
+        self.common.clock.now()
+    }
+
     /// Wakes the M sleeping in the driver (a new timer is earlier than its sleep).
     pub(crate) fn wake_driver(&self) {
         self.common.reactor.wake();
@@ -296,7 +337,7 @@ mod tests {
     use super::*;
 
     fn driver() -> TimeDriver {
-        TimeDriver::new(2, Arc::new(Reactor::new().expect("epoll")))
+        TimeDriver::new(2, Arc::new(Reactor::new().expect("epoll")), false)
     }
 
     fn register(

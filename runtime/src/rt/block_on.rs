@@ -8,20 +8,63 @@
 //! Each poll of the future gets a fresh cooperative budget, as a task's poll does (tokio
 //! does the same): a `block_on` loop over always-ready resources yields now and then
 //! instead of spinning for ever inside one poll.
+//!
+//! For the runtime's paused clock (`time/pausable.rs`), which may jump only while every
+//! `block_on` sleeps, the thread counts itself running from the wake that makes it run
+//! (counted by the waker, before the unpark) until it parks again, and wakes the driver when
+//! it parks last. A wake that lands between the thread's last look at its flag and its
+//! announcement that it parks leaves a window of a few instructions in which time may jump
+//! before the woken poll; tokio's clock has no such window because its current-thread
+//! runtime polls `block_on`'s future and the tasks on one thread.
 
 use super::context;
 use super::handle::Handle;
+use crate::driver::Driver;
 use crate::task::coop;
+use crate::time::pausable::PausableClock;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
+/// The `block_on` thread polls or is about to.
+const RUNNING: u8 = 0;
+/// The `block_on` thread sleeps (or is about to) until woken.
+const PARKED: u8 = 1;
+/// `block_on` returned (or unwound); late wakes change nothing.
+const DONE: u8 = 2;
+
 struct ThreadWaker {
     thread: Thread,
     woken: AtomicBool,
+    /// RUNNING, PARKED or DONE: what the runtime's paused clock counts (`time/pausable.rs`,
+    /// auto-advance waits for every `block_on` to park). Whoever moves it from PARKED to
+    /// RUNNING (the waker or the thread itself) counts the thread running again, once.
+    state: AtomicU8,
+    clock: Arc<PausableClock>,
+    driver: Arc<Driver>,
+}
+
+impl ThreadWaker {
+    /// PARKED -> RUNNING, counted once by whoever wins.
+    fn mark_running(&self) {
+        let parked =
+            self.state
+                .compare_exchange(PARKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst);
+        if parked.is_ok() {
+            self.clock.block_on_runs();
+        }
+    }
+
+    /// RUNNING -> `to` (PARKED or DONE), waking the driver if this lets a paused clock
+    /// auto-advance.
+    fn mark_stopped(&self, to: u8) {
+        if self.state.swap(to, Ordering::SeqCst) == RUNNING && self.clock.block_on_parks() {
+            self.driver.wake();
+        }
+    }
 }
 
 impl Wake for ThreadWaker {
@@ -31,8 +74,18 @@ impl Wake for ThreadWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.woken.swap(true, Ordering::Release) {
+            self.mark_running();
             self.thread.unpark();
         }
+    }
+}
+
+/// Marks the `block_on` done however it ends (a return or a panic in the future's poll).
+struct Done<'a>(&'a ThreadWaker);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.mark_stopped(DONE);
     }
 }
 
@@ -40,10 +93,17 @@ impl Wake for ThreadWaker {
 pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
     let _no_nesting = context::enter_block_on();
     let _context = context::set_handle(handle.clone());
+    let driver = Arc::clone(&handle.shared.driver);
+    let clock = Arc::clone(driver.time.clock());
+    clock.block_on_runs();
     let state = Arc::new(ThreadWaker {
         thread: thread::current(),
         woken: AtomicBool::new(true),
+        state: AtomicU8::new(RUNNING),
+        clock,
+        driver,
     });
+    let _done = Done(&state);
     let waker = Waker::from(Arc::clone(&state));
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
@@ -54,6 +114,12 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
             }
             continue;
         }
-        thread::park();
+        state.mark_stopped(PARKED);
+        // A wake between the check above and `mark_stopped` found the state RUNNING and
+        // did not count the thread running again: look once more before sleeping.
+        if !state.woken.load(Ordering::SeqCst) {
+            thread::park();
+        }
+        state.mark_running();
     }
 }

@@ -91,6 +91,7 @@ pub struct Builder {
     last_p_wakeups: bool,
     task_allocator: TaskAllocator,
     processor_nodes: Option<Vec<usize>>,
+    start_paused: bool,
 }
 
 /// Why a runtime could not be built.
@@ -185,6 +186,7 @@ impl Builder {
             last_p_wakeups: true,
             task_allocator: TaskAllocator::default(),
             processor_nodes: None,
+            start_paused: false,
         }
     }
 
@@ -320,6 +322,15 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime's clock paused, as [`gpm::time::pause`](crate::time::pause) right
+    /// after the build (tokio's `start_paused`, for tests): timers then run on virtual time
+    /// that jumps to the next timer whenever the runtime is idle. Needs one worker thread;
+    /// [`build`](Builder::build) refuses more.
+    pub fn start_paused(&mut self, paused: bool) -> &mut Self {
+        self.start_paused = paused;
+        self
+    }
+
     /// Ticks between a P's forced looks at the global queue (default 61, as Go); at least 1.
     pub fn global_queue_interval(&mut self, ticks: u32) -> &mut Self {
         self.global_queue_interval = ticks;
@@ -406,9 +417,17 @@ impl Builder {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
         };
-        let driver = crate::driver::Driver::new(workers).map_err(|e| BuildError {
-            kind: BuildErrorKind::Driver(e),
-        })?;
+        if self.start_paused && workers != 1 {
+            let reason = format!(
+                "a paused clock needs one worker thread (tokio: the current-thread runtime), \
+                 got {workers}"
+            );
+            return Err(BuildError::invalid("start_paused", reason));
+        }
+        let driver =
+            crate::driver::Driver::new(workers, self.start_paused).map_err(|e| BuildError {
+                kind: BuildErrorKind::Driver(e),
+            })?;
         let task_memory = self.task_memory(workers, pins.as_deref())?;
         let steal = StealConfig { policy, topology };
         let options = SharedOptions {

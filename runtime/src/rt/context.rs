@@ -37,6 +37,12 @@ pub(crate) fn with_handle<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
     }
 }
 
+/// [`with_handle`], or `None` instead of a panic when the thread-locals are already
+/// destroyed (a call from another thread-local's destructor).
+pub(crate) fn try_with_handle<R>(f: impl FnOnce(Option<&Handle>) -> R) -> Option<R> {
+    CONTEXT.try_with(|cx| f(cx.handle.borrow().as_ref())).ok()
+}
+
 #[cold]
 fn unreachable_context() -> ! {
     panic!("the gpm thread context was used while the thread was exiting")

@@ -12,7 +12,11 @@
 //! * Creating a timer outside a runtime panics with "must be called from the context of a gpm
 //!   runtime", as tokio does. After the runtime shuts down, every timer completes at once
 //!   instead of hanging.
-//! * [`Instant`] is `std::time::Instant` (gpm has no paused clock to wrap).
+//! * [`Instant`] is tokio's: `std::time::Instant` read through the runtime's clock, which a
+//!   test may [`pause`], [`advance`] and [`resume`] (`Builder::start_paused`,
+//!   `#[gpm::test(start_paused = true)]`); a paused clock jumps to the next timer whenever
+//!   the runtime is idle (`time/pausable.rs`). Pausing needs a runtime with one worker
+//!   thread, as tokio's needs its current-thread runtime.
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,7 +31,12 @@
 //! });
 //! ```
 
-use crate::driver::time::{TimerPoll, TimerShard};
+mod instant;
+pub(crate) mod pausable;
+
+pub use instant::Instant;
+
+use crate::driver::time::{TimerPoll, TimerShard, Turn};
 use crate::driver::wheel::Key;
 use crate::task::coop;
 use std::fmt;
@@ -36,7 +45,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-pub use std::time::{Duration, Instant};
+pub use std::time::Duration;
 
 /// About 30 years: what "far in the future" means when a deadline would overflow.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
@@ -56,8 +65,10 @@ fn current_shard() -> Arc<TimerShard> {
     })
 }
 
-fn deadline_after(duration: Duration) -> Instant {
-    add_saturating(Instant::now(), duration)
+/// `duration` from now by the clock of `shard`'s runtime (one read, no second lookup of the
+/// runtime).
+fn deadline_after(shard: &TimerShard, duration: Duration) -> Instant {
+    add_saturating(Instant::from_std(shard.now()), duration)
 }
 
 /// `instant + duration`, or a deadline far in the future (never reached) when the sum does
@@ -74,7 +85,9 @@ fn add_saturating(instant: Instant, duration: Duration) -> Instant {
 /// Outside a gpm runtime context.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    Sleep::new(current_shard(), deadline_after(duration))
+    let shard = current_shard();
+    let deadline = deadline_after(&shard, duration);
+    Sleep::new(shard, deadline)
 }
 
 /// Waits until `deadline`, like `tokio::time::sleep_until`.
@@ -124,7 +137,7 @@ impl Sleep {
         self.deadline = deadline;
         self.elapsed = false;
         if let Some(key) = self.key {
-            if self.shard.reset(key, deadline) {
+            if self.shard.reset(key, deadline.into_std()) {
                 self.shard.wake_driver();
             }
         }
@@ -135,7 +148,10 @@ impl Sleep {
             return Poll::Ready(());
         }
         let spent = ready!(coop::poll_proceed(cx));
-        match self.shard.poll(&mut self.key, self.deadline, cx.waker()) {
+        match self
+            .shard
+            .poll(&mut self.key, self.deadline.into_std(), cx.waker())
+        {
             TimerPoll::Fired => {
                 spent.made_progress();
                 self.elapsed = true;
@@ -175,6 +191,92 @@ impl fmt::Debug for Sleep {
             .field("elapsed", &self.elapsed)
             .finish()
     }
+}
+
+/// Runs `f` with the current runtime's handle.
+#[track_caller]
+fn with_current<R>(what: &str, f: impl FnOnce(&crate::rt::Handle) -> R) -> R {
+    crate::rt::context::with_handle(|handle| handle.map(f)).unwrap_or_else(|| {
+        panic!("gpm::time::{what} must be called from the context of a gpm runtime")
+    })
+}
+
+/// Stops the current runtime's clock, as `tokio::time::pause` (for tests): [`Instant::now`]
+/// stands still, and whenever the runtime is idle (no task to run, no `block_on` running, no
+/// blocking closure queued or running) the clock jumps to the next timer instead of
+/// waiting for it. See also `Builder::start_paused`.
+///
+/// # Panics
+/// Outside a gpm runtime, if the clock is already paused, or if the runtime has more than
+/// one worker thread (tokio: anything but a current-thread runtime): with several Ps, one
+/// could start a task while another jumps time.
+///
+/// ```
+/// use gpm::time::{self, Duration, Instant};
+/// let rt = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+/// rt.block_on(async {
+///     time::pause();
+///     let start = Instant::now();
+///     time::sleep(Duration::from_secs(3600)).await; // returns at once
+///     // Timers have 1 ms ticks: the jump lands on the deadline's tick (as tokio's).
+///     let elapsed = start.elapsed();
+///     assert!(elapsed >= Duration::from_secs(3600) && elapsed <= Duration::from_millis(3_600_001));
+/// });
+/// ```
+#[track_caller]
+pub fn pause() {
+    with_current("pause", |handle| {
+        let workers = handle.num_workers();
+        assert!(
+            workers == 1,
+            "gpm::time::pause needs a runtime with one worker thread (tokio: a current-thread \
+             runtime); this one has {workers}"
+        );
+        let clock = handle.shared.driver.time.clock();
+        clock
+            .pause()
+            .unwrap_or_else(|e| panic!("gpm::time::pause: {e}"));
+    });
+}
+
+/// Starts the current runtime's clock again from where it stands, as `tokio::time::resume`.
+///
+/// # Panics
+/// Outside a gpm runtime, or if the clock is not paused.
+#[track_caller]
+pub fn resume() {
+    with_current("resume", |handle| {
+        let driver = &handle.shared.driver;
+        let clock = driver.time.clock();
+        clock
+            .resume()
+            .unwrap_or_else(|e| panic!("gpm::time::resume: {e}"));
+        // The M in the driver may sleep for ever on a paused clock: it must now wait for
+        // real time.
+        driver.wake();
+    });
+}
+
+/// Moves the current runtime's paused clock forward by `duration`, as
+/// `tokio::time::advance`: every timer due by then fires (their tasks are woken before this
+/// returns), then the caller yields once.
+///
+/// # Panics
+/// Outside a gpm runtime, or if the clock is not paused.
+#[track_caller]
+pub fn advance(duration: Duration) -> impl Future<Output = ()> {
+    with_current("advance", |handle| {
+        let driver = &handle.shared.driver;
+        let clock = driver.time.clock();
+        clock
+            .advance(duration)
+            .unwrap_or_else(|e| panic!("gpm::time::advance: {e}"));
+        let mut wake = Vec::new();
+        driver.time.fire_due(Turn::Advanced, &mut wake);
+        crate::driver::wake_all(wake);
+        driver.wake();
+    });
+    crate::task::yield_now()
 }
 
 /// The error of a [`timeout`] whose deadline passed first.
