@@ -15,10 +15,15 @@
 //! and gpm-top keeps retrying.
 //!
 //! The crate is the binary's parts, kept apart so tests can drive them without a terminal:
-//! [`probes`] (the snapshot's JSON), [`http`] (the GET).
+//! [`probes`] (the snapshot's JSON), [`http`] (the GET), [`app`] (state, rates, sort, keys),
+//! [`ui`] (drawing).
 
+pub mod app;
 pub mod http;
 pub mod probes;
+pub mod ui;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// The path of the snapshot on the program's probes endpoint.
 pub const PROBES_PATH: &str = "/probes.json";
@@ -29,6 +34,24 @@ pub fn fetch(authority: &str, limits: http::Limits) -> Result<probes::Probes, St
     let response = http::get_ok(authority, PROBES_PATH, limits).map_err(|e| e.to_string())?;
     probes::Probes::from_json(&response.body)
         .map_err(|e| format!("{PROBES_PATH} is not a gpm probes snapshot: {e}"))
+}
+
+/// The command of a key press, if it has one.
+pub fn command(key: KeyEvent) -> Option<app::Command> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    match key.code {
+        KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            Some(app::Command::Quit)
+        }
+        KeyCode::Char('q' | 'Q') | KeyCode::Esc => Some(app::Command::Quit),
+        KeyCode::Char('+' | '=') => Some(app::Command::Slower),
+        KeyCode::Char('-' | '_') => Some(app::Command::Faster),
+        KeyCode::Char('s' | 'S') => Some(app::Command::Sort),
+        KeyCode::Char('p' | 'P' | ' ') => Some(app::Command::Pause),
+        _ => None,
+    }
 }
 
 /// `host:port` from the command line's target: `http://` and a trailing path are dropped.

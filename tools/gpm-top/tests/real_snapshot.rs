@@ -54,7 +54,7 @@ fn keys(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
 }
 
 #[test]
-fn a_real_snapshot_parses() {
+fn a_real_snapshot_parses_and_gives_rates() {
     let (first, second) = real_snapshots();
     let old = Probes::from_json(first.as_bytes()).expect("first snapshot parses");
     let new = Probes::from_json(second.as_bytes()).expect("second snapshot parses");
@@ -64,7 +64,8 @@ fn a_real_snapshot_parses() {
         new.little_tasks.is_some(),
         "the second snapshot has Little's law"
     );
-    assert!(new.uptime_s > old.uptime_s);
+    let rates = gpm_top::app::Rates::between(&old, &new).expect("rates");
+    assert!(rates.polls > 0.0);
 }
 
 #[test]
@@ -95,4 +96,46 @@ fn print_a_real_snapshot() {
     let (_, real) = real_snapshots();
     let value: Value = serde_json::from_str(&real).unwrap();
     println!("{}", serde_json::to_string_pretty(&value).unwrap());
+}
+
+/// The endpoint as the probes server will serve it (`GET /probes.json` is
+/// `serde_json::to_string(&handle.probes())`), stood in for by a std listener in front of a
+/// loaded runtime: two fetches a little apart give a P table with rates.
+#[test]
+fn two_fetches_from_a_live_runtime_give_rates() {
+    use std::io::{Read, Write};
+    let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
+    let handle = rt.handle().clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).unwrap();
+            let body = serde_json::to_string(&handle.probes()).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(body.as_bytes()).unwrap();
+        }
+    });
+    let mut app = gpm_top::app::App::new(target.clone(), std::time::Duration::from_secs(1));
+    app.on_fetch(gpm_top::fetch(&target, Default::default()));
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..500u64).map(|i| gpm::spawn(async move { i })).collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    app.on_fetch(gpm_top::fetch(&target, Default::default()));
+    server.join().unwrap();
+    assert_eq!(app.error, None);
+    let rates = app.rates.as_ref().expect("rates from two fetches");
+    assert!(rates.polls > 0.0 && rates.spawns > 0.0, "{rates:?}");
+    assert_eq!(rates.processors.len(), 2);
+    assert_eq!(app.row_order().len(), 2);
 }
