@@ -10,7 +10,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 /// Lines of the header.
-const HEADER_LINES: u16 = 5;
+const HEADER_LINES: u16 = 6;
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame<'_>, app: &App) {
@@ -62,12 +62,12 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
             )),
         ]),
         Line::from(vec![
-            bold("little "),
-            Span::raw(format!(
-                "tasks {}  |  queues {}",
-                little(p.little_tasks.as_ref()),
-                little(p.little_queues.as_ref())
-            )),
+            bold("little  "),
+            Span::raw(format!("tasks  {}", little(p.little_tasks.as_ref()))),
+        ]),
+        Line::from(vec![
+            bold("little  "),
+            Span::raw(format!("queues {}", little(p.little_queues.as_ref()))),
         ]),
         Line::from(vec![
             bold("latency "),
@@ -95,7 +95,7 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
             )),
         ]),
         Line::from(vec![
-            bold("queues "),
+            bold("queues  "),
             Span::raw(format!(
                 "injector {}  blocking {}  stop-the-world {stw}  |  memory {} live {} mapped {}  |  dropped samples {}",
                 p.injector_depth,

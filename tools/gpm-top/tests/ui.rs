@@ -102,7 +102,7 @@ fn header_and_one_row_per_p_from_one_snapshot() {
         "{text}"
     );
     assert!(
-        text.contains("tasks L 60.2 vs lambda*W 59.5 (dev +0.01, lambda 41.0k/s, W 1.45ms)"),
+        text.contains("tasks  L 60.2 vs lambda*W 59.5 (dev +0.01, lambda 41.0k/s, W 1.45ms)"),
         "{text}"
     );
     // W and lambda*W are null in the fixture's queue view: shown as "-", not a parse error.
@@ -337,4 +337,12 @@ fn fetch_reports_a_bad_status_and_a_bad_body() {
         error.contains("not a gpm probes snapshot: missing field"),
         "{error}"
     );
+}
+
+#[test]
+#[ignore = "prints the screen of two fixture snapshots (the README's picture)"]
+fn print_the_screen() {
+    for line in screen(&with_two_snapshots(), 124, 14) {
+        println!("{line}");
+    }
 }
