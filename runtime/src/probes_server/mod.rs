@@ -390,8 +390,11 @@ async fn accept_loop(state: Arc<ServerState>, listener: TcpListener) {
         let task = state
             .handle
             .spawn(serve_connection(state.clone(), stream, registered));
-        if let Some(slot) = state.lock_connections().get_mut(&id) {
-            *slot = Some(task.abort_handle());
+        match state.lock_connections().get_mut(&id) {
+            Some(slot) => *slot = Some(task.abort_handle()),
+            // Gone already: the connection ended (abort does nothing), or the server was
+            // stopped between the registration and now (its stop did not see this task).
+            None => task.abort(),
         }
     }
 }
