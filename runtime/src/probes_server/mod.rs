@@ -560,3 +560,45 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
         .insert(ALLOW, HeaderValue::from_static(allow));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_has_one_placeholder_and_loads_nothing_from_elsewhere() {
+        assert_eq!(PAGE.matches("__GPM_STW_ENABLED__").count(), 1);
+        let lower = PAGE.to_ascii_lowercase();
+        assert!(!lower.contains("http://") && !lower.contains("https://"));
+        assert!(!lower.contains("<script src") && !lower.contains("<link"));
+        assert!(PAGE.contains("const MIN_REFRESH_MS = 100;"));
+    }
+
+    #[test]
+    fn the_refusal_is_a_complete_response() {
+        let text = std::str::from_utf8(REFUSED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+    }
+
+    #[test]
+    fn header_bytes_below_hypers_minimum_are_raised() {
+        let builder = ProbesServer::builder().max_header_bytes(100);
+        assert_eq!(builder.max_header_bytes, MIN_HEADER_BYTES);
+        let builder = builder.max_header_bytes(64 * 1024);
+        assert_eq!(builder.max_header_bytes, 64 * 1024);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_connections must be at least 1")]
+    fn zero_connections_is_a_mistake() {
+        let _ = ProbesServer::builder().max_connections(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "header_read_timeout must not be zero")]
+    fn a_zero_header_timeout_is_a_mistake() {
+        let _ = ProbesServer::builder().header_read_timeout(Duration::ZERO);
+    }
+}
