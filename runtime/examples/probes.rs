@@ -67,11 +67,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .probe_sampling(8)
         .build()?;
     let handle = rt.handle().clone();
-    let _server = match serve {
+    let server = match serve {
         Some(addr) => Some(serve_probes(&handle, &addr)?),
         None => None,
     };
-    let print_every = if _server.is_some() { 5 } else { 1 };
+    let print_every = if server.is_some() { 5 } else { 1 };
     let done = Arc::new(AtomicBool::new(false));
     let printer = {
         let (handle, done) = (handle.clone(), done.clone());

@@ -442,3 +442,17 @@ fn shutdown_closes_the_listener() {
         let _ = read_until_closed(&mut open);
     });
 }
+
+#[test]
+fn a_server_outliving_its_runtime_drops_quietly() {
+    watchdog("probes_server_outlives", || {
+        let rt = runtime();
+        let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
+        let mut open = TcpStream::connect(server.local_addr()).unwrap();
+        assert_eq!(get(server.local_addr(), "/probes.json").status, 200);
+        drop(rt);
+        // The runtime's shutdown ended every task: the open connection is closed.
+        let _ = read_until_closed(&mut open);
+        drop(server);
+    });
+}
