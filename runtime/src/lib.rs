@@ -37,6 +37,8 @@ pub mod io;
 pub(crate) mod loom;
 #[cfg(not(gpm_loom))]
 pub mod net;
+#[cfg(all(feature = "probes-server", not(gpm_loom)))]
+pub mod probes_server;
 #[cfg(not(gpm_loom))]
 mod rt;
 #[cfg(all(unix, not(gpm_loom)))]
