@@ -98,30 +98,14 @@ fn print_a_real_snapshot() {
     println!("{}", serde_json::to_string_pretty(&value).unwrap());
 }
 
-/// The endpoint as the probes server will serve it (`GET /probes.json` is
-/// `serde_json::to_string(&handle.probes())`), stood in for by a std listener in front of a
-/// loaded runtime: two fetches a little apart give a P table with rates.
+/// The real endpoint (`Handle::serve_probes`, feature `probes-server`) in front of a loaded
+/// runtime: two fetches give a P table with rates. The 10 ms between the two fetches only
+/// makes the snapshots' uptimes differ (rates divide by it); nothing waits on it.
 #[test]
 fn two_fetches_from_a_live_runtime_give_rates() {
-    use std::io::{Read, Write};
     let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
-    let handle = rt.handle().clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = listener.local_addr().unwrap().to_string();
-    let server = std::thread::spawn(move || {
-        for _ in 0..2 {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request).unwrap();
-            let body = serde_json::to_string(&handle.probes()).unwrap();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(body.as_bytes()).unwrap();
-        }
-    });
+    let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
+    let target = server.local_addr().to_string();
     let mut app = gpm_top::app::App::new(target.clone(), std::time::Duration::from_secs(1));
     app.on_fetch(gpm_top::fetch(&target, Default::default()));
     rt.block_on(async {
@@ -132,10 +116,10 @@ fn two_fetches_from_a_live_runtime_give_rates() {
     });
     std::thread::sleep(std::time::Duration::from_millis(10));
     app.on_fetch(gpm_top::fetch(&target, Default::default()));
-    server.join().unwrap();
     assert_eq!(app.error, None);
     let rates = app.rates.as_ref().expect("rates from two fetches");
     assert!(rates.polls > 0.0 && rates.spawns > 0.0, "{rates:?}");
     assert_eq!(rates.processors.len(), 2);
     assert_eq!(app.row_order().len(), 2);
+    drop(server);
 }
