@@ -25,6 +25,12 @@ struct Cli {
     /// Never draw progress bars (they are already hidden when stderr is not a terminal).
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Serve each gpm runtime's probes at ADDR while it runs (a loopback address, e.g.
+    /// 127.0.0.1:9000): the page at http://ADDR/ or `gpm-top ADDR` (docs/LIVE.md). Runtimes
+    /// built by the experiments' RuntimeConfig (policies, littles-law, workers,
+    /// queue-model, overload).
+    #[arg(long, global = true, value_name = "ADDR")]
+    serve: Option<String>,
     #[command(subcommand)]
     experiment: Experiment,
 }
@@ -111,6 +117,9 @@ impl SweepArgs {
 
 fn run(cli: Cli) -> Result<String, String> {
     let out = Output::create(&cli.out, !cli.no_progress)?;
+    if let Some(addr) = cli.serve.clone() {
+        lab::serve_probes_at(addr);
+    }
     gpm_bench::pin::pin_driver_from_env();
     let report = match cli.experiment {
         Experiment::Compare(args) => lab::compare::run(&args, &out)?,

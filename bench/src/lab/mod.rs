@@ -106,11 +106,32 @@ impl RuntimeConfig {
         builder
     }
 
-    /// Builds the gpm runtime.
+    /// Builds the gpm runtime; with [`serve_probes_at`] set, it serves its probes there
+    /// while it lives.
     pub fn build_gpm(&self) -> Result<gpm::Runtime, String> {
-        crate::pin::build_confined(|| self.gpm_builder().build())
-            .map_err(|e| format!("cannot build gpm runtime ({self:?}): {e}"))
+        let rt = crate::pin::build_confined(|| self.gpm_builder().build())
+            .map_err(|e| format!("cannot build gpm runtime ({self:?}): {e}"))?;
+        if let Some(addr) = SERVE_PROBES.get() {
+            let server = rt
+                .handle()
+                .serve_probes(addr.as_str())
+                .map_err(|e| format!("cannot serve probes at {addr}: {e}"))?;
+            // The server is tasks on this runtime: it lives as long as the runtime does and
+            // closes its listener when the runtime shuts down, so the next point's runtime
+            // can bind the same address.
+            std::mem::forget(server);
+        }
+        Ok(rt)
     }
+}
+
+static SERVE_PROBES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every runtime the lab builds ([`RuntimeConfig::build_gpm`]) serve its probes at
+/// `addr` (`gpm-lab --serve ADDR`; `Handle::serve_probes`: `/`, `/metrics`, `/probes.json`),
+/// one runtime after another, so the page or `gpm-top` watches the experiment run.
+pub fn serve_probes_at(addr: String) {
+    let _ = SERVE_PROBES.set(addr);
 }
 
 /// Whether `x` is a finite number above zero (NaN is not).
