@@ -153,7 +153,7 @@ pub mod steal {
 #[cfg(not(gpm_loom))]
 pub mod runtime {
     pub use crate::rt::{
-        BuildError, Builder, EnterGuard, Handle, Id, Runtime, TryCurrentError,
+        BuildError, Builder, EnterGuard, Handle, Id, Runtime, RuntimeFlavor, TryCurrentError,
         MAX_BLOCKING_THREADS, MAX_WORKER_THREADS, MIN_STACK_SIZE,
     };
 }

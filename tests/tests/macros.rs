@@ -105,7 +105,28 @@ async fn worker_threads_is_applied() {
 
 #[gpm::test(flavor = "current_thread")]
 async fn current_thread_flavor_is_one_worker() {
-    assert_eq!(gpm::Handle::current().num_workers(), 1);
+    let handle = gpm::Handle::current();
+    assert_eq!(handle.num_workers(), 1);
+    assert_eq!(
+        handle.runtime_flavor(),
+        gpm::runtime::RuntimeFlavor::CurrentThread
+    );
+}
+
+#[gpm::test]
+async fn a_test_runs_on_the_current_thread_runtime_by_default() {
+    let flavor = gpm::Handle::current().runtime_flavor();
+    assert_eq!(flavor, gpm::runtime::RuntimeFlavor::CurrentThread);
+}
+
+#[gpm::main]
+async fn main_default() -> gpm::runtime::RuntimeFlavor {
+    gpm::Handle::current().runtime_flavor()
+}
+
+#[::core::prelude::v1::test]
+fn main_runs_on_the_multi_thread_runtime_by_default() {
+    assert_eq!(main_default(), gpm::runtime::RuntimeFlavor::MultiThread);
 }
 
 #[gpm::test(flavor = "multi_thread", worker_threads = 2)]

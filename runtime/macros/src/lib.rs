@@ -29,17 +29,18 @@
 //!
 //! # Arguments
 //!
-//! * `worker_threads = N`: a positive integer literal (default: for `main` the builder's,
-//!   one P per core; for a test one, as tokio's default current-thread test runtime, unless
-//!   `flavor = "multi_thread"` is given);
+//! * `worker_threads = N`: a positive integer literal (default: the builder's, one P per
+//!   core); it asks for the multi-thread runtime;
 //! * `steal_policy = "random" | "affinity" | "hierarchical"` (default: the builder's, i.e.
 //!   `GPM_STEAL`, else the cargo feature);
-//! * `flavor = "multi_thread" | "current_thread"`, for tokio's lines: gpm has no
-//!   current-thread runtime yet, so `current_thread` means one worker;
+//! * `flavor = "multi_thread" | "current_thread"`: the runtime, as tokio's (default: a test
+//!   gets the current-thread runtime, `Builder::new_current_thread`, as in tokio; `main`
+//!   the multi-thread one);
 //! * `start_paused = true | false`: the runtime's clock starts paused
 //!   (`Builder::start_paused`; `gpm::time::pause`). It needs one worker, as tokio's needs
-//!   the current-thread flavor: with no `worker_threads` the runtime gets one, and
-//!   `worker_threads` above 1 or `flavor = "multi_thread"` is an error;
+//!   the current-thread flavor: without a flavor or a worker count the runtime is the
+//!   current-thread one, and `worker_threads` above 1 or `flavor = "multi_thread"` without
+//!   `worker_threads = 1` is an error;
 //! * `crate = "path"`: where gpm is, if renamed.
 //!
 //! Anything else, a repeated argument or a bad value is a compile error whose span is that
@@ -287,6 +288,11 @@ fn generate(mut function: ItemFn, config: &Config, kind: Kind) -> TokenStream2 {
         Some(path) => path.to_token_stream(),
         None => quote! { ::gpm },
     };
+    let constructor = if uses_current_thread(config, kind) {
+        quote! { new_current_thread }
+    } else {
+        quote! { new_multi_thread }
+    };
     let settings = builder_settings(config, &gpm, kind);
     let output = match &function.sig.output {
         syn::ReturnType::Default => quote! { () },
@@ -313,7 +319,7 @@ fn generate(mut function: ItemFn, config: &Config, kind: Kind) -> TokenStream2 {
                 clippy::diverging_sub_expression
             )]
             {
-                return #gpm::runtime::Builder::new_multi_thread()
+                return #gpm::runtime::Builder::#constructor()
                     #settings
                     .build()
                     .expect("Failed building the Runtime")
@@ -329,14 +335,20 @@ fn generate(mut function: ItemFn, config: &Config, kind: Kind) -> TokenStream2 {
     quote! { #test_attribute #function }
 }
 
+/// Whether the runtime is gpm's current-thread runtime: with `flavor = "current_thread"`,
+/// and, as tokio's, for a test or a paused clock without a multi-thread flavor or a worker
+/// count.
+fn uses_current_thread(config: &Config, kind: Kind) -> bool {
+    let unspecified = config.multi_thread.is_none() && config.worker_threads.is_none();
+    config.current_thread.is_some()
+        || (unspecified && (matches!(kind, Kind::Test) || config.start_paused.is_some()))
+}
+
 /// The builder calls the arguments ask for.
 fn builder_settings(config: &Config, gpm: &TokenStream2, kind: Kind) -> TokenStream2 {
     let mut settings = TokenStream2::new();
-    // A test without a flavor gets one worker, as tokio's default current-thread test
-    // runtime (so `gpm::time::pause()` works in it as in tokio).
-    let default_test = matches!(kind, Kind::Test) && config.multi_thread.is_none();
-    let one_worker =
-        config.current_thread.is_some() || config.start_paused.is_some() || default_test;
+    // A paused clock on the multi-thread runtime needs one worker.
+    let one_worker = config.start_paused.is_some() && !uses_current_thread(config, kind);
     let workers = match config.worker_threads {
         Some((count, _)) => Some(count),
         None => one_worker.then_some(1),
@@ -397,9 +409,17 @@ mod tests {
         assert!(calls.contains("worker_threads (4usize)"), "{calls}");
         assert!(calls.contains("StealPolicy :: Hierarchical"), "{calls}");
         let paused = parse_config(quote!(start_paused = true)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(uses_current_thread(&paused, Kind::Main));
         let calls = builder_settings(&paused, &quote!(::gpm), Kind::Test).to_string();
-        assert!(calls.contains("worker_threads (1usize)"), "{calls}");
         assert!(calls.contains("start_paused (true)"), "{calls}");
+        let one = parse_config(quote!(start_paused = true, worker_threads = 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!uses_current_thread(&one, Kind::Test));
+        let calls = builder_settings(&one, &quote!(::gpm), Kind::Test).to_string();
+        assert!(calls.contains("worker_threads (1usize)"), "{calls}");
+        let plain = parse_config(quote!()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(uses_current_thread(&plain, Kind::Test));
+        assert!(!uses_current_thread(&plain, Kind::Main));
         let running = parse_config(quote!(start_paused = false)).unwrap_or_else(|e| panic!("{e}"));
         let calls = builder_settings(&running, &quote!(::gpm), Kind::Main).to_string();
         assert!(!calls.contains("start_paused"), "{calls}");

@@ -82,6 +82,11 @@ where
 {
     let handed_off = context::with_worker(|worker| {
         let worker = worker?;
+        assert!(
+            !worker.shared.current_thread,
+            "gpm::task::block_in_place cannot be called on a current-thread runtime (as in \
+             tokio): there is no other thread to run its tasks; use spawn_blocking"
+        );
         let index = worker.hand_off_processor()?;
         Some((Arc::clone(&worker.shared), index))
     });

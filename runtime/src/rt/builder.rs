@@ -92,6 +92,7 @@ pub struct Builder {
     task_allocator: TaskAllocator,
     processor_nodes: Option<Vec<usize>>,
     start_paused: bool,
+    current_thread: bool,
 }
 
 /// Why a runtime could not be built.
@@ -187,7 +188,18 @@ impl Builder {
             task_allocator: TaskAllocator::default(),
             processor_nodes: None,
             start_paused: false,
+            current_thread: false,
         }
+    }
+
+    /// A builder of a current-thread runtime, as tokio's `Builder::new_current_thread`: one
+    /// P and no worker thread; the thread that calls `block_on` runs the spawned tasks
+    /// while it is inside `block_on` (see `rt/current_thread.rs`). `worker_threads` other
+    /// than 1, placement and pinning do not apply (`build` refuses more than one worker).
+    pub fn new_current_thread() -> Builder {
+        let mut builder = Builder::new_multi_thread();
+        builder.current_thread = true;
+        builder
     }
 
     /// Where task memory comes from (default [`TaskAllocator::Slab`]): per-P slab caches
@@ -435,9 +447,17 @@ impl Builder {
             last_p_wakeups: self.last_p_wakeups,
             probes_enabled: self.probes_enabled,
             sample_every: self.probe_sampling,
+            current_thread: self.current_thread,
         };
         let (shared, processors) = Shared::new(config, steal, options, pool, driver, task_memory);
         let runtime = Runtime::from_handle(Handle { shared });
+        if self.current_thread {
+            for processor in processors {
+                let shared = &runtime.handle().shared;
+                shared.release_current_thread_processor(Box::new(processor));
+            }
+            return Ok(runtime);
+        }
         for processor in processors {
             // On failure the runtime built so far is dropped, which shuts it down.
             runtime
@@ -505,8 +525,15 @@ impl Builder {
     fn checked_worker_threads(&self) -> Result<usize, BuildError> {
         let workers = match self.worker_threads {
             Some(count) => count,
+            None if self.current_thread => 1,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        if self.current_thread && workers != 1 {
+            return Err(BuildError::invalid(
+                "worker_threads",
+                format!("a current-thread runtime has one P, not {workers}"),
+            ));
+        }
         if !(1..=MAX_WORKER_THREADS).contains(&workers) {
             return Err(BuildError::invalid(
                 "worker_threads",

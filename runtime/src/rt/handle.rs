@@ -171,16 +171,29 @@ impl Handle {
     /// tasks that thread drives. Use `.await`, or `block_in_place` / `spawn_blocking` first.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        if crate::task::is_large_future::<F>() {
-            super::block_on::block_on(self, Box::pin(future))
-        } else {
-            super::block_on::block_on(self, future)
+        match (
+            self.shared.current_thread,
+            crate::task::is_large_future::<F>(),
+        ) {
+            (true, true) => super::current_thread::block_on(self, Box::pin(future)),
+            (true, false) => super::current_thread::block_on(self, future),
+            (false, true) => super::block_on::block_on(self, Box::pin(future)),
+            (false, false) => super::block_on::block_on(self, future),
         }
     }
 
     /// Makes this runtime the current one on this thread until the guard drops.
     pub fn enter(&self) -> EnterGuard {
         context::set_handle(self.clone())
+    }
+
+    /// Which runtime this is, as tokio's `Handle::runtime_flavor`.
+    pub fn runtime_flavor(&self) -> RuntimeFlavor {
+        if self.shared.current_thread {
+            RuntimeFlavor::CurrentThread
+        } else {
+            RuntimeFlavor::MultiThread
+        }
     }
 
     /// Number of Ps (worker threads).
@@ -305,4 +318,14 @@ impl fmt::Debug for Handle {
             .field("shared", &self.shared)
             .finish()
     }
+}
+
+/// The kind of runtime a [`Handle`] belongs to ([`Handle::runtime_flavor`]), as tokio's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RuntimeFlavor {
+    /// `Builder::new_current_thread`: one P, run by the thread in `block_on`.
+    CurrentThread,
+    /// `Builder::new_multi_thread` (the default): Ps run by worker threads.
+    MultiThread,
 }

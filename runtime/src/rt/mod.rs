@@ -5,6 +5,7 @@ pub(crate) mod blocking;
 mod builder;
 pub(crate) mod clock;
 pub(crate) mod context;
+mod current_thread;
 mod handle;
 pub(crate) mod probes;
 mod runtime;
@@ -15,7 +16,7 @@ pub(crate) mod worker;
 pub use blocking::{block_in_place, spawn_blocking};
 pub use builder::{BuildError, Builder, MAX_BLOCKING_THREADS, MAX_WORKER_THREADS, MIN_STACK_SIZE};
 pub use context::EnterGuard;
-pub use handle::{Handle, Id, TryCurrentError};
+pub use handle::{Handle, Id, RuntimeFlavor, TryCurrentError};
 pub use probes::{
     KneeProbe, LatencyProbe, LittleProbe, Probes, ProcessorProbe, QueueSnapshot, StoppedWorld,
     StwReport, TaskMemoryProbe,

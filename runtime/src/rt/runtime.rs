@@ -103,6 +103,9 @@ impl Runtime {
             return;
         }
         let shared = &self.handle.shared;
+        // Futures dropped by the shutdown see their runtime as the current one (tokio's
+        // `drop_tasks_in_context`): a drop that asks `Handle::try_current` finds it.
+        let _context = context::set_handle(self.handle.clone());
         shared.blocking.close();
         shared.begin_shutdown();
         shared.cancel_all_tasks();

@@ -54,6 +54,11 @@ pub(crate) struct Shared {
     task_memory: TaskMemory,
     /// The runtime's identity (`Handle::id`).
     pub(crate) id: super::handle::Id,
+    /// A current-thread runtime: its one P waits in hand-off slot 0 for a `block_on`
+    /// (`rt::current_thread`) instead of running on an M of its own.
+    pub(crate) current_thread: bool,
+    /// `block_on`s of a current-thread runtime waiting for its P.
+    processor_waiters: Mutex<Vec<std::task::Waker>>,
 }
 
 /// Settings of [`Shared`] beyond the scheduler's.
@@ -64,6 +69,8 @@ pub(crate) struct SharedOptions {
     pub(crate) probes_enabled: bool,
     /// One schedule in this many is timestamped (`Builder::probe_sampling`; 0: none).
     pub(crate) sample_every: u32,
+    /// A current-thread runtime (`Builder::new_current_thread`).
+    pub(crate) current_thread: bool,
 }
 
 impl Shared {
@@ -96,6 +103,8 @@ impl Shared {
             ),
             task_memory,
             id: super::handle::Id::next(),
+            current_thread: options.current_thread,
+            processor_waiters: Mutex::new(Vec::new()),
         });
         (shared, processors)
     }
@@ -148,6 +157,43 @@ impl Shared {
                 worker::run(shared, processor);
             }
         })
+    }
+
+    /// Parks the P of a current-thread runtime in its slot until a `block_on` takes it
+    /// (it counts as idle for stop-the-world meanwhile), and wakes the `block_on`s waiting
+    /// for it. At shutdown it is drained and dropped instead (the steps of
+    /// `drop_parked_processors` may already have run).
+    pub(crate) fn release_current_thread_processor(&self, mut processor: Box<Proc>) {
+        let index = processor.index();
+        if self.is_shutdown() {
+            processor.local_mut().drain().for_each(drop);
+            self.probes.world.exit(index);
+            self.flush_task_cache(&mut processor);
+        } else {
+            self.probes.world.enter_idle(index);
+            *lock(&self.handoff[index]) = Some(processor);
+        }
+        let waiters = std::mem::take(&mut *lock(&self.processor_waiters));
+        waiters.into_iter().for_each(std::task::Waker::wake);
+    }
+
+    /// Takes the P of a current-thread runtime for a `block_on`, or registers `waker` to be
+    /// woken when it comes back.
+    pub(crate) fn take_current_thread_processor(
+        &self,
+        waker: &std::task::Waker,
+    ) -> Option<Box<Proc>> {
+        let mut waiters = lock(&self.processor_waiters);
+        match self.take_handed_off(0) {
+            Some(processor) => {
+                self.probes.world.leave_idle(processor.index());
+                Some(processor)
+            }
+            None => {
+                waiters.push(waker.clone());
+                None
+            }
+        }
     }
 
     /// The P parked in hand-off slot `index`, if no M has taken it yet.

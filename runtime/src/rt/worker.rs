@@ -71,12 +71,7 @@ pub(super) fn run(shared: Arc<Shared>, processor: Box<Proc>) {
     };
     let _handle = context::set_handle(handle);
     let _pin = PinGuard::pin(&shared, processor.index());
-    let worker = WorkerContext {
-        shared,
-        processor: RefCell::new(Some(processor)),
-        polls_since_maintenance: Cell::new(0),
-        waking_burst: Cell::new(false),
-    };
+    let worker = WorkerContext::new(shared, processor);
     let _worker = context::enter_worker(&worker);
     worker.run_loop();
     // Leaving with the P (shutdown): its cached blocks go back to the node pool.
@@ -117,32 +112,69 @@ impl Drop for PinGuard {
     }
 }
 
+/// What one step of an M's loop did.
+pub(super) enum Step {
+    /// Ran a task or turned the driver: step again.
+    Ran,
+    /// Nothing to run: park (the caller decides with which wake condition).
+    Idle,
+    /// The P is gone (handed off) or drained for shutdown: leave the loop.
+    Exit,
+}
+
 impl WorkerContext {
+    /// The context of an M holding `processor`.
+    pub(super) fn new(shared: Arc<Shared>, processor: Box<Proc>) -> WorkerContext {
+        WorkerContext {
+            shared,
+            processor: RefCell::new(Some(processor)),
+            polls_since_maintenance: Cell::new(0),
+            waking_burst: Cell::new(false),
+        }
+    }
+
     fn run_loop(&self) {
         loop {
-            let next = {
-                let mut slot = self.processor.borrow_mut();
-                let Some(processor) = slot.as_mut() else {
-                    // Handed off during the last poll: this M is done.
-                    return;
-                };
-                if self.shared.is_shutdown() {
-                    processor.local_mut().drain().for_each(drop);
-                    self.shared.probes.world.exit(processor.index());
-                    return;
-                }
-                self.shared.probes.safepoint(processor);
-                self.find_task(processor)
-            };
-            match next {
-                Next::Run(task, index) => {
-                    run_task_contained(&self.shared, task, index);
-                    self.maintain_driver();
-                }
-                Next::OnlyYielded => self.turn_driver_and_release_yielded(),
-                Next::Nothing => self.park(),
+            match self.step() {
+                Step::Ran => {}
+                Step::Idle => self.park(|| false),
+                Step::Exit => return,
             }
         }
+    }
+
+    /// One iteration of the loop of an M (module docs): at shutdown, drains the P and
+    /// exits; else runs one task or turns the driver, or reports that nothing is left.
+    pub(super) fn step(&self) -> Step {
+        let next = {
+            let mut slot = self.processor.borrow_mut();
+            let Some(processor) = slot.as_mut() else {
+                // Handed off during the last poll: this M is done.
+                return Step::Exit;
+            };
+            if self.shared.is_shutdown() {
+                processor.local_mut().drain().for_each(drop);
+                self.shared.probes.world.exit(processor.index());
+                return Step::Exit;
+            }
+            self.shared.probes.safepoint(processor);
+            self.find_task(processor)
+        };
+        match next {
+            Next::Run(task, index) => {
+                run_task_contained(&self.shared, task, index);
+                self.maintain_driver();
+            }
+            Next::OnlyYielded => self.turn_driver_and_release_yielded(),
+            Next::Nothing => return Step::Idle,
+        }
+        Step::Ran
+    }
+
+    /// Takes the P back out of this context (the current-thread runtime returns it to its
+    /// slot when `block_on` ends).
+    pub(super) fn take_processor(&self) -> Option<Box<Proc>> {
+        self.processor.borrow_mut().take()
     }
 
     /// Every `MAINTENANCE_INTERVAL` polls, a non-blocking turn of the driver, so a runtime
@@ -158,7 +190,7 @@ impl WorkerContext {
 
     /// A non-blocking turn of the driver (its wakes land in this P's queue), then the tasks
     /// that yielded before it go back to the FIFO (module docs).
-    fn turn_driver_and_release_yielded(&self) {
+    pub(super) fn turn_driver_and_release_yielded(&self) {
         self.polls_since_maintenance.set(0);
         let home = self.processor.borrow().as_ref().map(|p| p.index());
         self.as_burst(|| self.shared.driver.maintain(home));
@@ -181,9 +213,10 @@ impl WorkerContext {
         Next::Run(task, processor.index())
     }
 
-    /// Parks the P (the M may sleep in the driver), then wakes the tasks the driver made
-    /// ready while the P was borrowed, so they land in this P's local queue.
-    fn park(&self) {
+    /// Parks the P (the M may sleep in the driver) until it is given work or `woken` says
+    /// so, then wakes the tasks the driver made ready while the P was borrowed, so they
+    /// land in this P's local queue.
+    pub(super) fn park(&self, woken: impl Fn() -> bool) {
         {
             let mut slot = self.processor.borrow_mut();
             if let Some(processor) = slot.as_mut() {
@@ -191,7 +224,7 @@ impl WorkerContext {
                 let world = &shared.probes.world;
                 world.enter_idle(processor.index());
                 processor.park(&shared.scheduler, None, || {
-                    shared.is_shutdown() || driver::has_deferred_wakes()
+                    shared.is_shutdown() || driver::has_deferred_wakes() || woken()
                 });
                 world.leave_idle(processor.index());
             }

@@ -1,0 +1,213 @@
+//! The current-thread runtime (`Builder::new_current_thread`, tokio's): one P and no M of
+//! its own. The P waits in its hand-off slot; a `block_on` takes it and becomes its M for
+//! as long as it runs, so the spawned tasks run on the thread that called `block_on`, and
+//! only while some thread is inside `block_on` (as in tokio).
+//!
+//! # The loop of `block_on` holding the P
+//!
+//! ```text
+//! loop {
+//!     if woken { poll the future; if ready { give the P back; return } }
+//!     run up to 61 tasks (the M's steps, maintenance turns of the driver among them);
+//!     if none was left: if the future is woken (it yielded), turn the driver once without
+//!     sleeping; else park the P (in the driver: timers and I/O) until a task or the
+//!     future is woken
+//! }
+//! ```
+//!
+//! The future's waker sets its flag and leaves a wake-up token with the P's parker (and
+//! unparks the thread, for the case below), so a wake is never lost whether the thread is
+//! running tasks, parked in the P, or waiting for the P.
+//!
+//! # Several threads in `block_on`
+//!
+//! One holds the P; the others poll their own futures and sleep until woken or until the P
+//! comes back ([`Shared::release_current_thread_processor`] wakes them), then race to take
+//! it, as tokio's threads race for the core. The P goes back to its slot however `block_on`
+//! ends (a drop guard: a future that panics does not take the P with it), and counts as idle
+//! for stop-the-world while it waits there.
+//!
+//! `block_in_place` panics on this runtime (as tokio's): there is no other M to hand the P
+//! to; use `spawn_blocking`.
+
+use super::context;
+use super::handle::Handle;
+use super::shared::{Proc, Shared};
+use super::worker::{Step, WorkerContext};
+use crate::task::coop;
+use crate::time::pausable::PausableClock;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+/// Tasks a `block_on` runs between two looks at its own future's flag.
+const TASKS_PER_CHECK: u32 = 61;
+
+/// For the paused clock (`time/pausable.rs`): the thread polls or runs tasks.
+const RUNNING: u8 = 0;
+/// It sleeps (or is about to).
+const PARKED: u8 = 1;
+/// `block_on` returned.
+const DONE: u8 = 2;
+
+/// The waker of the future `block_on` drives.
+struct MainWaker {
+    woken: AtomicBool,
+    thread: Thread,
+    shared: Arc<Shared>,
+    /// RUNNING, PARKED or DONE; whoever moves it from PARKED to RUNNING counts the thread
+    /// running again on the clock (as `rt::block_on`'s waker).
+    state: AtomicU8,
+    clock: Arc<PausableClock>,
+}
+
+impl MainWaker {
+    fn mark_running(&self) {
+        let parked =
+            self.state
+                .compare_exchange(PARKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst);
+        if parked.is_ok() {
+            self.clock.block_on_runs();
+        }
+    }
+
+    fn mark_stopped(&self, to: u8) {
+        if self.state.swap(to, Ordering::SeqCst) == RUNNING && self.clock.block_on_parks() {
+            self.shared.driver.wake();
+        }
+    }
+
+    /// Sleeps with `sleep` unless already woken; counted as parked meanwhile.
+    fn sleep(&self, sleep: impl FnOnce()) {
+        self.mark_stopped(PARKED);
+        if !self.woken.load(Ordering::SeqCst) {
+            sleep();
+        }
+        self.mark_running();
+    }
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::SeqCst) {
+            self.mark_running();
+            // The thread sleeps either in the P's parker or, without the P, in park().
+            self.shared.scheduler.unpark(0);
+            self.thread.unpark();
+        }
+    }
+}
+
+/// Marks the `block_on` done however it ends.
+struct Done<'a>(&'a MainWaker);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.mark_stopped(DONE);
+    }
+}
+
+/// `block_on` on a current-thread runtime (module docs).
+#[track_caller]
+pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
+    let _no_nesting = context::enter_block_on();
+    let _context = context::set_handle(handle.clone());
+    let shared = &handle.shared;
+    let clock = Arc::clone(shared.driver.time.clock());
+    clock.block_on_runs();
+    let main = Arc::new(MainWaker {
+        woken: AtomicBool::new(true),
+        thread: thread::current(),
+        shared: Arc::clone(shared),
+        state: AtomicU8::new(RUNNING),
+        clock,
+    });
+    let _done = Done(&main);
+    let waker = Waker::from(Arc::clone(&main));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Some(processor) = shared.take_current_thread_processor(&waker) {
+            if let Some(output) = drive(shared, processor, &main, &mut cx, future.as_mut()) {
+                return output;
+            }
+            // The runtime shut down under us: go on without the P.
+        }
+        if main.woken.swap(false, Ordering::SeqCst) {
+            if let Poll::Ready(output) = coop::with_budget(|| future.as_mut().poll(&mut cx)) {
+                return output;
+            }
+            continue;
+        }
+        main.sleep(thread::park);
+    }
+}
+
+/// Gives the P back to its slot when the `block_on` holding it ends, returns or unwinds.
+struct GiveBack<'a> {
+    shared: &'a Shared,
+    worker: &'a WorkerContext,
+}
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        if let Some(processor) = self.worker.take_processor() {
+            self.shared.release_current_thread_processor(processor);
+        }
+    }
+}
+
+/// Runs the future and the tasks with the P in hand (module docs). `None` if the runtime
+/// shut down first.
+fn drive<F: Future + ?Sized>(
+    shared: &Arc<Shared>,
+    processor: Box<Proc>,
+    main: &MainWaker,
+    cx: &mut Context<'_>,
+    mut future: Pin<&mut F>,
+) -> Option<F::Output> {
+    let worker = WorkerContext::new(Arc::clone(shared), processor);
+    let _worker = context::enter_worker(&worker);
+    let _give_back = GiveBack {
+        shared,
+        worker: &worker,
+    };
+    loop {
+        if main.woken.swap(false, Ordering::SeqCst) {
+            if let Poll::Ready(output) = coop::with_budget(|| future.as_mut().poll(cx)) {
+                return Some(output);
+            }
+        }
+        if run_tasks(&worker)? {
+            continue;
+        }
+        if main.woken.load(Ordering::SeqCst) {
+            // The future woke itself (it yielded): turn the driver once without sleeping,
+            // so what it waits for can happen (tokio's `yield_defers_until_park`).
+            worker.turn_driver_and_release_yielded();
+        } else {
+            main.sleep(|| worker.park(|| main.woken.load(Ordering::SeqCst)));
+        }
+    }
+}
+
+/// Runs up to [`TASKS_PER_CHECK`] tasks (their M's steps, with the driver's maintenance
+/// turns among them): `Some(true)` if that many ran, `Some(false)` if none is left, `None`
+/// if the runtime shut down.
+fn run_tasks(worker: &WorkerContext) -> Option<bool> {
+    for _ in 0..TASKS_PER_CHECK {
+        match worker.step() {
+            Step::Ran => {}
+            Step::Idle => return Some(false),
+            Step::Exit => return None,
+        }
+    }
+    Some(true)
+}
