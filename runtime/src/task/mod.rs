@@ -146,7 +146,10 @@ pub(crate) struct RawTask {
 }
 
 // SAFETY: a task is shared between threads only through its atomic state word and the
-// protocol documented in `state.rs`; the future and output it holds are `Send`.
+// protocol documented in `state.rs`. The future and output it holds are `Send` (`new_task`),
+// or, for a local task (`new_local_task`), reached only from its `LocalSet`'s thread: what
+// another thread may do through a `RawTask` (wake, abort, drop a reference) touches the
+// state word and the scheduler handle, never the future, and dealloc finds no future left.
 unsafe impl Send for RawTask {}
 // SAFETY: as above; every `&RawTask` operation goes through that protocol.
 unsafe impl Sync for RawTask {}
@@ -170,6 +173,30 @@ pub(crate) fn new_task<F, S>(
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: `F` and its output are `Send`: any thread may poll, cancel or drop them.
+    unsafe { new_local_task(future, scheduler, id) }
+}
+
+/// [`new_task`] for a future that need not be `Send` (`LocalSet`'s tasks).
+///
+/// # Safety
+/// The caller confines the task to the thread that calls this, unless `F` and its output
+/// are `Send`: every notification of the task is run, and its owned-list reference shut
+/// down, on that thread only (so the future is polled and dropped there), and the output is
+/// read or dropped there or through the `JoinHandle` (which is `Send` only for a `Send`
+/// output). Wakes, aborts and reference drops may come from any thread: they reach the
+/// scheduler's `schedule` (which must then hand the notification to that thread or drop it)
+/// but never the future.
+pub(crate) unsafe fn new_local_task<F, S>(
+    future: F,
+    scheduler: S,
+    id: Id,
+) -> (Task<S>, Notified<S>, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     let memory = scheduler
