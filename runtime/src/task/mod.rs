@@ -38,6 +38,7 @@ mod harness;
 mod join;
 mod join_set;
 pub(crate) mod list;
+mod local;
 pub(crate) mod state;
 mod task_local;
 mod waker;
@@ -52,6 +53,7 @@ pub use current::{id, try_id};
 pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use local::{spawn_local, LocalEnterGuard, LocalSet};
 pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub use yield_now::yield_now;
 
