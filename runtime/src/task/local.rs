@@ -29,7 +29,7 @@
 //!   *before* it pops; `schedule` pushes and takes the waker under the same mutex. A push
 //!   after the last pop of a tick therefore finds the waker of that poll and wakes it. The
 //!   waker is taken, not cloned: one wake per poll is enough, since the next poll
-//!   registers again before it looks at the queue (loom: `loom_tests` below).
+//!   registers again before it looks at the queue (loom models in `local/loom_tests.rs`).
 //! * **Budget.** A tick runs at most [`MAX_TASKS_PER_TICK`] notifications (tokio's 61),
 //!   each with a fresh cooperative budget; if work is left, the set wakes itself and
 //!   returns `Pending`, so the task or `block_on` that drives it yields to its executor now
@@ -76,6 +76,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::thread::ThreadId;
+
+#[cfg(all(test, gpm_loom))]
+mod loom_tests;
 
 /// Notifications one poll of a set runs at most before it yields (tokio's number).
 pub(crate) const MAX_TASKS_PER_TICK: usize = 61;
@@ -352,21 +355,21 @@ impl Shared {
     /// Spawns `future` on the set. Only on the set's thread (invariant 1): callers are
     /// `LocalSet::spawn_local` (the set is `!Send`) and [`spawn_local`] (the thread-local
     /// `CURRENT` is set only by the set's own methods, on its thread).
-    fn spawn<F>(self: &Arc<Shared>, future: F) -> JoinHandle<F::Output>
+    fn spawn<F>(this: &Arc<Shared>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        debug_assert_eq!(std::thread::current().id(), self.owner);
+        debug_assert_eq!(std::thread::current().id(), this.owner);
         // SAFETY: the task's notifications are run only by `LocalSet::tick` and its owned
         // reference shut down only by `Drop for LocalSet`, both on the set's thread, which
         // is this one (the set is `!Send`; see the callers above); other threads only push
         // notifications into the queue or drop them (`schedule`), and the join handle is
         // `Send` only for a `Send` output.
         let (task, notified, join) =
-            unsafe { new_local_task(future, Arc::clone(self), Id::next()) };
-        match self.owned.bind(task) {
-            Ok(()) => self.schedule(notified),
+            unsafe { new_local_task(future, Arc::clone(this), Id::next()) };
+        match this.owned.bind(task) {
+            Ok(()) => this.schedule(notified),
             Err(task) => {
                 // The set is being dropped: the task never runs.
                 drop(notified);
@@ -450,9 +453,9 @@ where
     F::Output: 'static,
 {
     if is_large_future::<F>() {
-        shared.spawn(Box::pin(future))
+        Shared::spawn(shared, Box::pin(future))
     } else {
-        shared.spawn(future)
+        Shared::spawn(shared, future)
     }
 }
 
