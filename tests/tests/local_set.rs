@@ -963,3 +963,32 @@ fn large_local_futures_are_boxed() {
     });
     assert_eq!(sum, 7 * 64 * 1024);
 }
+
+#[test]
+fn join_set_spawn_local_and_spawn_local_on() {
+    let rt = rt();
+    let local = LocalSet::new();
+    let mut set = task::JoinSet::new();
+    let outside = Rc::new(10u32);
+    let value = outside.clone();
+    set.spawn_local_on(async move { *value }, &local);
+    let parked = set.spawn_local_on(pending::<u32>(), &local);
+    let total = local.block_on(&rt, async move {
+        let rc = Rc::new(5u32);
+        set.spawn_local(async move {
+            task::yield_now().await;
+            *rc
+        });
+        let mut total = 0;
+        for _ in 0..2 {
+            total += set.join_next().await.unwrap().unwrap();
+        }
+        parked.abort();
+        assert!(set.join_next().await.unwrap().unwrap_err().is_cancelled());
+        assert!(set.join_next().await.is_none());
+        total
+    });
+    assert_eq!(total, 15);
+    drop(local);
+    assert_eq!(Rc::strong_count(&outside), 1);
+}
