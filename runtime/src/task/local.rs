@@ -38,9 +38,9 @@
 //!   notification at once: a no-op), closes the owned-task list and shuts every task down
 //!   on this thread (each future dropped exactly once; `JoinHandle`s see a cancelled
 //!   `JoinError`), then drops the notifications still queued. A `spawn_local` while this
-//!   runs (from a future's `Drop`) gets a task that is cancelled at once. The queue keeps
-//!   the `Shared` alive for late wakers through the tasks' own `Arc`, so a wake after the
-//!   set is gone touches live memory and does nothing.
+//!   runs (from a future's `Drop`) gets a task that is cancelled at once. Each task's cell
+//!   holds an `Arc` of the `Shared`, so a wake after the set is gone touches live memory
+//!   and does nothing.
 //!
 //! # Invariants
 //!
@@ -51,15 +51,20 @@
 //! 3. After `Drop for LocalSet`, the queue is closed and empty and the owned list closed and
 //!    empty: no task of the set holds a future any more, so a reference dropped on another
 //!    thread (a late waker's) frees a cell without a future in it.
-//! 4. No user code (outer waker, task code) runs while the queue's mutex is held.
+//! 4. No user code (the outer waker's clone, wake or drop, task code, the drop of a
+//!    notification that frees a cell) runs while the queue's mutex is held.
+//!
+//! In debug builds, the entry points that rely on invariant 1 (`tick`, spawning) assert
+//! that they run on the set's thread.
 //!
 //! # Rejected options
 //!
-//! * A separate executor for local futures (its own cell type and join handle): the brief
-//!   of `LocalSet` is that its handles are gpm's, so `JoinSet`, `abort` and `await` work
-//!   the same; reusing the harness costs one `unsafe` constructor.
-//! * A lock-free queue or a second, owner-only queue (tokio has both): one uncontended
-//!   mutex per wake is simpler and fast enough until a measurement says otherwise.
+//! * A separate executor for local futures (its own cell type and join handle): a local
+//!   task's handles must be gpm's, so that `JoinSet`, `abort` and `await` work the same;
+//!   reusing the harness costs one `unsafe` constructor.
+//! * A lock-free queue or a second, owner-only queue (tokio has both): one mutex per wake,
+//!   uncontended unless other threads wake the set's tasks, is simpler; nothing has been
+//!   measured yet (no benchmark covers `LocalSet`).
 //! * Forbidding `block_in_place` inside a set (tokio does): gpm's hand-off keeps the local
 //!   tasks on this thread (the M finishes its poll without a P), so it is allowed.
 
@@ -243,14 +248,15 @@ impl LocalSet {
     /// Registers `waker` as the one to wake when a notification arrives. Before any pop of
     /// the same poll (the no-lost-wake-up rule in the module documentation).
     fn register(&self, waker: &Waker) {
-        let mut queue = self.shared.lock();
-        let old = match &queue.waker {
-            Some(current) if current.will_wake(waker) => None,
-            _ => queue.waker.replace(waker.clone()),
-        };
-        drop(queue);
-        // Dropping a waker is user code: not under the lock (invariant 4).
-        drop(old);
+        // `will_wake` compares pointers; cloning and dropping a waker are user code, done
+        // outside the lock (invariant 4). A wake between the two locks takes the old waker
+        // (or none): the poll that called this is running, so nothing is lost.
+        let registered = matches!(&self.shared.lock().waker, Some(w) if w.will_wake(waker));
+        if !registered {
+            let new = waker.clone();
+            let old = self.shared.lock().waker.replace(new);
+            drop(old);
+        }
     }
 
     /// Runs up to [`MAX_TASKS_PER_TICK`] notifications. Returns true if it stopped for the
