@@ -7,6 +7,11 @@
 //!
 //! Whatever runs user code of the task (its poll, the drop of its future or output) does it
 //! under an [`IdGuard`], so `gpm::task::id()` names the task there (see `current.rs`).
+//!
+//! Nothing here requires `F: Send`: whether the future may be touched from several threads
+//! is decided where a task is created. `new_task` requires `Send`; `new_local_task` (for
+//! `LocalSet`, `local.rs`) is `unsafe`, and its caller promises that every entry that can
+//! reach the future (poll, cancellation, shutdown) runs on one thread.
 
 use super::core::{Cell, Core, Header, Stage, Trailer, Vtable};
 use super::current::IdGuard;
@@ -22,8 +27,8 @@ use std::task::{Context, Poll, Waker};
 /// The vtable for tasks running `F` under `S`.
 pub(super) fn vtable<F, S>() -> &'static Vtable
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     &Vtable {
@@ -44,8 +49,8 @@ struct Harness<F: Future, S: 'static> {
 
 impl<F, S> Harness<F, S>
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     /// # Safety
@@ -311,8 +316,8 @@ fn set_join_waker(
 
 unsafe fn poll<F, S>(ptr: NonNull<Header>)
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
@@ -321,8 +326,8 @@ where
 
 unsafe fn schedule<F, S>(ptr: NonNull<Header>)
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
@@ -336,8 +341,8 @@ where
 
 unsafe fn dealloc<F, S>(ptr: NonNull<Header>)
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
@@ -346,8 +351,8 @@ where
 
 unsafe fn try_read_output<F, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker)
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the join handle passes a `Poll<Result<F::Output, JoinError>>` of its own type.
@@ -358,8 +363,8 @@ where
 
 unsafe fn register_join_waker<F, S>(ptr: NonNull<Header>, waker: &Waker) -> bool
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
@@ -369,8 +374,8 @@ where
 
 unsafe fn drop_join_handle<F, S>(ptr: NonNull<Header>)
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
@@ -379,8 +384,8 @@ where
 
 unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the vtable is only installed on `Cell<F, S>`.

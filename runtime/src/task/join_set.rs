@@ -344,6 +344,48 @@ impl<T: Send + 'static> JoinSet<T> {
     }
 }
 
+impl<T: 'static> JoinSet<T> {
+    /// Spawns `future`, which need not be `Send`, on the [`LocalSet`](super::LocalSet)
+    /// this thread is running (like [`spawn_local`](super::spawn_local)) and adds it to the
+    /// set, as tokio's `JoinSet::spawn_local`.
+    ///
+    /// # Panics
+    /// Outside a `LocalSet`'s context.
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+    /// let local = gpm::task::LocalSet::new();
+    /// local.block_on(&rt, async {
+    ///     let mut set = gpm::task::JoinSet::new();
+    ///     for i in 0..3 {
+    ///         let value = std::rc::Rc::new(i);
+    ///         set.spawn_local(async move { *value });
+    ///     }
+    ///     let mut sum = 0;
+    ///     while let Some(joined) = set.join_next().await {
+    ///         sum += joined.unwrap();
+    ///     }
+    ///     assert_eq!(sum, 3);
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn spawn_local<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.insert(super::spawn_local(future))
+    }
+
+    /// Spawns `future` on `local_set` and adds it to the set; the task runs once the
+    /// `LocalSet` is driven.
+    pub fn spawn_local_on<F>(&mut self, future: F, local_set: &super::LocalSet) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.insert(local_set.spawn_local(future))
+    }
+}
+
 impl<T> Drop for JoinSet<T> {
     fn drop(&mut self) {
         self.abort_all();

@@ -38,6 +38,7 @@ mod harness;
 mod join;
 mod join_set;
 pub(crate) mod list;
+mod local;
 pub(crate) mod state;
 mod task_local;
 mod waker;
@@ -52,6 +53,7 @@ pub use current::{id, try_id};
 pub(crate) use join::panic_payload_message;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use local::{spawn_local, LocalEnterGuard, LocalSet};
 pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub use yield_now::yield_now;
 
@@ -146,7 +148,10 @@ pub(crate) struct RawTask {
 }
 
 // SAFETY: a task is shared between threads only through its atomic state word and the
-// protocol documented in `state.rs`; the future and output it holds are `Send`.
+// protocol documented in `state.rs`. The future and output it holds are `Send` (`new_task`),
+// or, for a local task (`new_local_task`), reached only from its `LocalSet`'s thread: what
+// another thread may do through a `RawTask` (wake, abort, drop a reference) touches the
+// state word and the scheduler handle, never the future, and dealloc finds no future left.
 unsafe impl Send for RawTask {}
 // SAFETY: as above; every `&RawTask` operation goes through that protocol.
 unsafe impl Sync for RawTask {}
@@ -170,6 +175,30 @@ pub(crate) fn new_task<F, S>(
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: `F` and its output are `Send`: any thread may poll, cancel or drop them.
+    unsafe { new_local_task(future, scheduler, id) }
+}
+
+/// [`new_task`] for a future that need not be `Send` (`LocalSet`'s tasks).
+///
+/// # Safety
+/// The caller confines the task to the thread that calls this, unless `F` and its output
+/// are `Send`: every notification of the task is run, and its owned-list reference shut
+/// down, on that thread only (so the future is polled and dropped there), and the output is
+/// read or dropped there or through the `JoinHandle` (which is `Send` only for a `Send`
+/// output). Wakes, aborts and reference drops may come from any thread: they reach the
+/// scheduler's `schedule` (which must then hand the notification to that thread or drop it)
+/// but never the future.
+pub(crate) unsafe fn new_local_task<F, S>(
+    future: F,
+    scheduler: S,
+    id: Id,
+) -> (Task<S>, Notified<S>, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     let memory = scheduler
