@@ -571,10 +571,9 @@ fn store_local_set_in_thread_local_with_runtime() {
     });
 }
 
-/// tokio's `Builder::new_current_thread()` stand-in: one worker.
+/// tokio's `Builder::new_current_thread()`.
 fn rt() -> gpm::Runtime {
-    gpm::Runtime::builder()
-        .worker_threads(1)
+    gpm::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()

@@ -91,6 +91,13 @@ pub(crate) fn set_handle(handle: Handle) -> EnterGuard {
     }
 }
 
+/// [`set_handle`], or `None` when the thread-locals are already destroyed (a runtime dropped
+/// by another thread-local's destructor).
+pub(crate) fn try_set_handle(handle: Handle) -> Option<EnterGuard> {
+    CONTEXT.try_with(|_| ()).ok()?;
+    Some(set_handle(handle))
+}
+
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();

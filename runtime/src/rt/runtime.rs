@@ -105,7 +105,7 @@ impl Runtime {
         let shared = &self.handle.shared;
         // Futures dropped by the shutdown see their runtime as the current one (tokio's
         // `drop_tasks_in_context`): a drop that asks `Handle::try_current` finds it.
-        let _context = context::set_handle(self.handle.clone());
+        let _context = context::try_set_handle(self.handle.clone());
         shared.blocking.close();
         shared.begin_shutdown();
         shared.cancel_all_tasks();
