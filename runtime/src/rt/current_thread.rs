@@ -33,7 +33,7 @@
 use super::context;
 use super::handle::Handle;
 use super::shared::{Proc, Shared};
-use super::worker::{Step, WorkerContext};
+use super::worker::{LoopControl, LoopEnd, WorkerContext};
 use crate::task::coop;
 use crate::time::pausable::PausableClock;
 use std::future::Future;
@@ -185,8 +185,10 @@ fn drive<F: Future + ?Sized>(
                 return Some(output);
             }
         }
-        if run_tasks(&worker)? {
-            continue;
+        match worker.run(&mut Budget(TASKS_PER_CHECK)) {
+            LoopEnd::Budget => continue,
+            LoopEnd::Exit => return None,
+            LoopEnd::Idle => {}
         }
         if main.woken.load(Ordering::SeqCst) {
             // The future woke itself (it yielded): turn the driver once without sleeping,
@@ -198,16 +200,16 @@ fn drive<F: Future + ?Sized>(
     }
 }
 
-/// Runs up to [`TASKS_PER_CHECK`] tasks (their M's steps, with the driver's maintenance
-/// turns among them): `Some(true)` if that many ran, `Some(false)` if none is left, `None`
-/// if the runtime shut down.
-fn run_tasks(worker: &WorkerContext) -> Option<bool> {
-    for _ in 0..TASKS_PER_CHECK {
-        match worker.step() {
-            Step::Ran => {}
-            Step::Idle => return Some(false),
-            Step::Exit => return None,
-        }
+/// `block_on`'s control of the M loop: leave after this many more tasks, or when idle.
+struct Budget(u32);
+
+impl LoopControl for Budget {
+    fn keep_running(&mut self) -> bool {
+        self.0 -= 1;
+        self.0 > 0
     }
-    Some(true)
+
+    fn on_idle(&mut self, _: &WorkerContext) -> bool {
+        false
+    }
 }
