@@ -1,0 +1,4 @@
+#[gpm::test(start_paused = true, worker_threads = 2)]
+async fn paused() {}
+
+fn main() {}

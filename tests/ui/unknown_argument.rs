@@ -1,0 +1,2 @@
+#[gpm::main(workers = 2)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[gpm::main(steal_policy = "greedy")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[gpm::main(worker_threads = 0)]
+async fn main() {}
