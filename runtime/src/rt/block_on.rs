@@ -29,27 +29,37 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-/// The `block_on` thread polls or is about to.
+/// The thread polls or runs tasks (or is about to).
 const RUNNING: u8 = 0;
-/// The `block_on` thread sleeps (or is about to) until woken.
+/// It sleeps (or is about to) until woken.
 const PARKED: u8 = 1;
 /// `block_on` returned (or unwound); late wakes change nothing.
 const DONE: u8 = 2;
 
-struct ThreadWaker {
-    thread: Thread,
-    woken: AtomicBool,
-    /// RUNNING, PARKED or DONE: what the runtime's paused clock counts (`time/pausable.rs`,
-    /// auto-advance waits for every `block_on` to park). Whoever moves it from PARKED to
-    /// RUNNING (the waker or the thread itself) counts the thread running again, once.
+/// Whether a `block_on` thread runs, as the runtime's paused clock counts it
+/// (`time/pausable.rs`: auto-advance waits for every `block_on` to park). Shared by this
+/// module's `block_on` and the current-thread runtime's. Whoever moves it from PARKED to
+/// RUNNING (the waker or the thread itself) counts the thread running again, once.
+pub(super) struct Activity {
     state: AtomicU8,
     clock: Arc<PausableClock>,
     driver: Arc<Driver>,
 }
 
-impl ThreadWaker {
-    /// PARKED -> RUNNING, counted once by whoever wins.
-    fn mark_running(&self) {
+impl Activity {
+    /// A running `block_on` of the runtime that owns `driver` (counted running now).
+    pub(super) fn start(driver: &Arc<Driver>) -> Activity {
+        let clock = Arc::clone(driver.time.clock());
+        clock.block_on_runs();
+        Activity {
+            state: AtomicU8::new(RUNNING),
+            clock,
+            driver: Arc::clone(driver),
+        }
+    }
+
+    /// PARKED -> RUNNING, counted once by whoever wins (the waker, before it unparks).
+    pub(super) fn mark_running(&self) {
         let parked =
             self.state
                 .compare_exchange(PARKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst);
@@ -65,6 +75,34 @@ impl ThreadWaker {
             self.driver.wake();
         }
     }
+
+    /// Sleeps with `sleep` unless `woken` is already set, counted parked meanwhile. A wake
+    /// between the caller's last look at `woken` and the announcement finds the state
+    /// RUNNING and counts nothing, so `woken` is read once more before sleeping.
+    pub(super) fn sleep(&self, woken: &AtomicBool, sleep: impl FnOnce()) {
+        self.mark_stopped(PARKED);
+        if !woken.load(Ordering::SeqCst) {
+            sleep();
+        }
+        self.mark_running();
+    }
+
+    /// Marks the `block_on` done when the guard drops (a return or a panic in a poll).
+    pub(super) fn done_on_drop(&self) -> impl Drop + '_ {
+        struct Done<'a>(&'a Activity);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.mark_stopped(DONE);
+            }
+        }
+        Done(self)
+    }
+}
+
+struct ThreadWaker {
+    thread: Thread,
+    woken: AtomicBool,
+    activity: Activity,
 }
 
 impl Wake for ThreadWaker {
@@ -74,18 +112,9 @@ impl Wake for ThreadWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.woken.swap(true, Ordering::Release) {
-            self.mark_running();
+            self.activity.mark_running();
             self.thread.unpark();
         }
-    }
-}
-
-/// Marks the `block_on` done however it ends (a return or a panic in the future's poll).
-struct Done<'a>(&'a ThreadWaker);
-
-impl Drop for Done<'_> {
-    fn drop(&mut self) {
-        self.0.mark_stopped(DONE);
     }
 }
 
@@ -93,17 +122,12 @@ impl Drop for Done<'_> {
 pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
     let _no_nesting = context::enter_block_on();
     let _context = context::set_handle(handle.clone());
-    let driver = Arc::clone(&handle.shared.driver);
-    let clock = Arc::clone(driver.time.clock());
-    clock.block_on_runs();
     let state = Arc::new(ThreadWaker {
         thread: thread::current(),
         woken: AtomicBool::new(true),
-        state: AtomicU8::new(RUNNING),
-        clock,
-        driver,
+        activity: Activity::start(&handle.shared.driver),
     });
-    let _done = Done(&state);
+    let _done = state.activity.done_on_drop();
     let waker = Waker::from(Arc::clone(&state));
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
@@ -114,12 +138,6 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
             }
             continue;
         }
-        state.mark_stopped(PARKED);
-        // A wake between the check above and `mark_stopped` found the state RUNNING and
-        // did not count the thread running again: look once more before sleeping.
-        if !state.woken.load(Ordering::SeqCst) {
-            thread::park();
-        }
-        state.mark_running();
+        state.activity.sleep(&state.woken, thread::park);
     }
 }

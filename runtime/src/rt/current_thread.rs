@@ -30,15 +30,15 @@
 //! `block_in_place` panics on this runtime (as tokio's): there is no other M to hand the P
 //! to; use `spawn_blocking`.
 
+use super::block_on::Activity;
 use super::context;
 use super::handle::Handle;
 use super::shared::{Proc, Shared};
 use super::worker::{LoopControl, LoopEnd, WorkerContext};
 use crate::task::coop;
-use crate::time::pausable::PausableClock;
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -46,48 +46,13 @@ use std::thread::{self, Thread};
 /// Tasks a `block_on` runs between two looks at its own future's flag.
 const TASKS_PER_CHECK: u32 = 61;
 
-/// For the paused clock (`time/pausable.rs`): the thread polls or runs tasks.
-const RUNNING: u8 = 0;
-/// It sleeps (or is about to).
-const PARKED: u8 = 1;
-/// `block_on` returned.
-const DONE: u8 = 2;
-
 /// The waker of the future `block_on` drives.
 struct MainWaker {
     woken: AtomicBool,
     thread: Thread,
     shared: Arc<Shared>,
-    /// RUNNING, PARKED or DONE; whoever moves it from PARKED to RUNNING counts the thread
-    /// running again on the clock (as `rt::block_on`'s waker).
-    state: AtomicU8,
-    clock: Arc<PausableClock>,
-}
-
-impl MainWaker {
-    fn mark_running(&self) {
-        let parked =
-            self.state
-                .compare_exchange(PARKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst);
-        if parked.is_ok() {
-            self.clock.block_on_runs();
-        }
-    }
-
-    fn mark_stopped(&self, to: u8) {
-        if self.state.swap(to, Ordering::SeqCst) == RUNNING && self.clock.block_on_parks() {
-            self.shared.driver.wake();
-        }
-    }
-
-    /// Sleeps with `sleep` unless already woken; counted as parked meanwhile.
-    fn sleep(&self, sleep: impl FnOnce()) {
-        self.mark_stopped(PARKED);
-        if !self.woken.load(Ordering::SeqCst) {
-            sleep();
-        }
-        self.mark_running();
-    }
+    /// For the paused clock: whether this thread runs (`rt::block_on`'s accounting).
+    activity: Activity,
 }
 
 impl Wake for MainWaker {
@@ -97,20 +62,11 @@ impl Wake for MainWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.woken.swap(true, Ordering::SeqCst) {
-            self.mark_running();
+            self.activity.mark_running();
             // The thread sleeps either in the P's parker or, without the P, in park().
             self.shared.scheduler.unpark(0);
             self.thread.unpark();
         }
-    }
-}
-
-/// Marks the `block_on` done however it ends.
-struct Done<'a>(&'a MainWaker);
-
-impl Drop for Done<'_> {
-    fn drop(&mut self) {
-        self.0.mark_stopped(DONE);
     }
 }
 
@@ -120,16 +76,13 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
     let _no_nesting = context::enter_block_on();
     let _context = context::set_handle(handle.clone());
     let shared = &handle.shared;
-    let clock = Arc::clone(shared.driver.time.clock());
-    clock.block_on_runs();
     let main = Arc::new(MainWaker {
         woken: AtomicBool::new(true),
         thread: thread::current(),
         shared: Arc::clone(shared),
-        state: AtomicU8::new(RUNNING),
-        clock,
+        activity: Activity::start(&shared.driver),
     });
-    let _done = Done(&main);
+    let _done = main.activity.done_on_drop();
     let waker = Waker::from(Arc::clone(&main));
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
@@ -146,7 +99,7 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
             }
             continue;
         }
-        main.sleep(thread::park);
+        main.activity.sleep(&main.woken, thread::park);
     }
 }
 
@@ -195,7 +148,8 @@ fn drive<F: Future + ?Sized>(
             // so what it waits for can happen (tokio's `yield_defers_until_park`).
             worker.turn_driver_and_release_yielded();
         } else {
-            main.sleep(|| worker.park(|| main.woken.load(Ordering::SeqCst)));
+            let park = || worker.park(|| main.woken.load(Ordering::SeqCst));
+            main.activity.sleep(&main.woken, park);
         }
     }
 }
