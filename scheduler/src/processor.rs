@@ -412,7 +412,7 @@ impl<T> Processor<T> {
     /// inbox, injector. Yielded tasks stay deferred (step 4 is the caller's: module docs).
     pub fn next_task(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
         self.tick = self.tick.wrapping_add(1);
-        if self.tick % scheduler.global_queue_interval == 0 {
+        if self.tick.is_multiple_of(scheduler.global_queue_interval) {
             if let Some(task) = self.fairness_tick(scheduler) {
                 return Some(task);
             }
@@ -429,7 +429,7 @@ impl<T> Processor<T> {
     /// Step 1: serves the injector and the inbox, taking turns at going first (the other
     /// queue is served when the first is empty).
     fn fairness_tick(&mut self, scheduler: &Scheduler<T>) -> Option<T> {
-        let inbox_turn = (self.tick / scheduler.global_queue_interval) % 2 == 0;
+        let inbox_turn = (self.tick / scheduler.global_queue_interval).is_multiple_of(2);
         if inbox_turn {
             self.take_from_inbox(scheduler)
                 .or_else(|| self.take_from_injector(scheduler))

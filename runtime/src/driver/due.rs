@@ -98,7 +98,7 @@ mod tests {
 
     fn tick_of(start: Instant, deadline: Instant) -> u64 {
         let since = deadline.saturating_duration_since(start);
-        since.as_millis() as u64 + u64::from(since.subsec_nanos() % 1_000_000 != 0)
+        since.as_millis() as u64 + u64::from(!since.subsec_nanos().is_multiple_of(1_000_000))
     }
 
     #[test]

@@ -68,3 +68,68 @@ pub(crate) mod wheel;
 mod parked;
 #[cfg(not(gpm_loom))]
 pub(crate) use parked::*;
+
+#[cfg(not(gpm_loom))]
+pub(crate) use both::*;
+
+/// The driver itself: the timer shards and the reactor of one runtime together, and its
+/// non-blocking turn (its parked turn is `parked.rs`).
+#[cfg(not(gpm_loom))]
+mod both {
+    use super::{io, time, wake_all};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Polls between two non-blocking turns of the driver by a busy M.
+    pub(crate) const MAINTENANCE_INTERVAL: u32 = 61;
+
+    /// Timers and I/O of one runtime.
+    pub(crate) struct Driver {
+        pub(crate) time: time::TimeDriver,
+        pub(crate) io: Arc<io::Reactor>,
+    }
+
+    impl Driver {
+        /// The driver of a runtime with `processors` Ps (one timer shard each), its clock paused
+        /// from the start if `start_paused`.
+        pub(crate) fn new(processors: usize, start_paused: bool) -> std::io::Result<Driver> {
+            let io = Arc::new(io::Reactor::new()?);
+            Ok(Driver {
+                time: time::TimeDriver::new(processors, Arc::clone(&io), start_paused),
+                io,
+            })
+        }
+
+        /// A non-blocking turn by the M of P `home`: delivers ready I/O (if no M is in the
+        /// driver) and fires due timers (all of `home`'s shard, the others' if free).
+        pub(crate) fn maintain(&self, home: Option<usize>) {
+            let mut wake = Vec::new();
+            if let Some(mut poller) = self.io.try_lock_poller() {
+                self.io.poll(&mut poller, Some(Duration::ZERO), &mut wake);
+            }
+            self.time
+                .fire_due(time::Turn::Maintenance { home }, &mut wake);
+            wake_all(wake);
+        }
+
+        /// Fails pending I/O, fires every timer.
+        pub(crate) fn shutdown(&self) {
+            self.io.shutdown();
+            self.time.shutdown();
+        }
+
+        /// Wakes the M sleeping in the driver, if any (sticky).
+        pub(crate) fn wake(&self) {
+            self.io.wake();
+        }
+    }
+
+    impl std::fmt::Debug for Driver {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Driver")
+                .field("io", &self.io)
+                .field("timers", &self.time.live_timers())
+                .finish()
+        }
+    }
+}

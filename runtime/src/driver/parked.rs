@@ -1,4 +1,6 @@
-//! The driver proper: the timer wheel and reactor together, and the parked turn.
+//! The parked turn of the driver: the M whose P parks sleeps in `epoll_wait` until the next
+//! timer, and the tasks that turn makes ready wait in a thread-local list until the M holds
+//! its P again (`driver` module docs, "Who drives").
 //!
 //! # Wakers that panic
 //!
@@ -10,11 +12,10 @@
 //! rest of the batch is still woken. gpm's own wakers never panic, so this costs the happy
 //! path nothing but the landing pad.
 
-use super::{io, time};
+use super::{io, time, Driver};
 use gpm_scheduler::ParkDriver;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
@@ -42,50 +43,6 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
         // Unwind safety: the waker is consumed by the call, and no state of ours is
         // borrowed across it, so nothing half-updated can be observed after a panic.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
-    }
-}
-
-/// Polls between two non-blocking turns of the driver by a busy M.
-pub(crate) const MAINTENANCE_INTERVAL: u32 = 61;
-
-/// Timers and I/O of one runtime.
-pub(crate) struct Driver {
-    pub(crate) time: time::TimeDriver,
-    pub(crate) io: Arc<io::Reactor>,
-}
-
-impl Driver {
-    /// The driver of a runtime with `processors` Ps (one timer shard each), its clock paused
-    /// from the start if `start_paused`.
-    pub(crate) fn new(processors: usize, start_paused: bool) -> std::io::Result<Driver> {
-        let io = Arc::new(io::Reactor::new()?);
-        Ok(Driver {
-            time: time::TimeDriver::new(processors, Arc::clone(&io), start_paused),
-            io,
-        })
-    }
-
-    /// A non-blocking turn by the M of P `home`: delivers ready I/O (if no M is in the
-    /// driver) and fires due timers (all of `home`'s shard, the others' if free).
-    pub(crate) fn maintain(&self, home: Option<usize>) {
-        let mut wake = Vec::new();
-        if let Some(mut poller) = self.io.try_lock_poller() {
-            self.io.poll(&mut poller, Some(Duration::ZERO), &mut wake);
-        }
-        self.time
-            .fire_due(time::Turn::Maintenance { home }, &mut wake);
-        wake_all(wake);
-    }
-
-    /// Fails pending I/O, fires every timer.
-    pub(crate) fn shutdown(&self) {
-        self.io.shutdown();
-        self.time.shutdown();
-    }
-
-    /// Wakes the M sleeping in the driver, if any (sticky).
-    pub(crate) fn wake(&self) {
-        self.io.wake();
     }
 }
 
@@ -146,14 +103,5 @@ impl Driver {
             return Some(Duration::ZERO);
         }
         timeout
-    }
-}
-
-impl std::fmt::Debug for Driver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver")
-            .field("io", &self.io)
-            .field("timers", &self.time.live_timers())
-            .finish()
     }
 }

@@ -108,7 +108,7 @@ impl Common {
     fn deadline_tick(&self, deadline: Instant) -> u64 {
         let since = deadline.saturating_duration_since(self.start);
         let whole_ms = since.subsec_millis();
-        let partial = u64::from(since.subsec_nanos() % 1_000_000 != 0);
+        let partial = u64::from(!since.subsec_nanos().is_multiple_of(1_000_000));
         since
             .as_secs()
             .saturating_mul(1000)
