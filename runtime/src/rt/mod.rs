@@ -3,13 +3,13 @@
 mod block_on;
 pub(crate) mod blocking;
 mod builder;
-pub(crate) mod clock;
 pub(crate) mod context;
 mod current_thread;
 mod handle;
 pub(crate) mod probes;
 mod runtime;
 pub(crate) mod shared;
+pub(crate) mod stamp;
 mod task_memory;
 pub(crate) mod worker;
 

@@ -40,11 +40,11 @@
 //!    yet). If that fails, the poll finishes without a P and then this M leaves the loop and
 //!    returns its thread to the pool, like an M that exits a syscall and finds no idle P.
 
-use super::clock;
 use super::context;
 use super::handle::Handle;
 use super::probes::Arrival;
 use super::shared::{Proc, Shared, TaskRef};
+use super::stamp;
 use crate::driver::{self, MAINTENANCE_INTERVAL};
 use crate::task::coop;
 use gpm_scheduler::LocalSlot;
@@ -361,11 +361,11 @@ fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) {
         coop::with_budget(|| task.run());
         return;
     }
-    let start = clock::now_ns();
+    let start = stamp::now_ns();
     let wait = start.saturating_sub(enqueued);
     let latency = shared.scheduler.latency(processor_index);
     latency.record_queue_wait(wait);
     shared.probes.queue_wait(processor_index, wait);
     coop::with_budget(|| task.run());
-    latency.record_poll(clock::now_ns().saturating_sub(start));
+    latency.record_poll(stamp::now_ns().saturating_sub(start));
 }

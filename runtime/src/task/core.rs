@@ -67,8 +67,8 @@ pub(crate) struct Header {
 }
 
 /// When a sampled task was spawned and last enqueued, in nanoseconds of the runtime clock
-/// (`rt::clock`, never 0); 0 means "not sampled". The runtime samples one task schedule in
-/// `rt::clock::SAMPLE_INTERVAL` (reading the clock costs about as much as a short poll).
+/// (`rt::stamp`, never 0); 0 means "not sampled". The runtime samples one task schedule in
+/// `rt::stamp::SAMPLE_INTERVAL` (reading the clock costs about as much as a short poll).
 ///
 /// `spawned_ns` is written once, before the task is first scheduled, and never cleared: a
 /// probe reads it at completion for the spawn-to-completion sojourn. `enqueued_ns` is

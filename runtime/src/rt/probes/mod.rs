@@ -28,7 +28,7 @@
 //! # Sampling
 //!
 //! One schedule in `sample_every` per thread ([`Builder::probe_sampling`](super::Builder::probe_sampling),
-//! default 16) stamps the task header (`rt::clock`): a stamped spawn gives a sojourn sample
+//! default 16) stamps the task header (`rt::stamp`): a stamped spawn gives a sojourn sample
 //! at completion, a stamped enqueue a queue-wait sample at the next poll. The same samples
 //! feed the affinity policy's latency history. Which schedule is sampled does not depend on
 //! what the task does, so sample means and quantiles estimate the population's. `0` turns

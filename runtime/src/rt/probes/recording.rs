@@ -5,8 +5,8 @@
 //! cost table in the module above); nothing here reads across Ps.
 
 use super::stw::QueueSnapshot;
-use crate::rt::clock;
 use crate::rt::shared::Proc;
+use crate::rt::stamp;
 use crate::task::core::Header;
 use crossbeam_utils::CachePadded;
 use gpm_scheduler::probe::knee::KneeDetector;
@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 /// The span over which `lambda` and `W` are computed.
 pub(crate) const LITTLE_WINDOW: Duration = Duration::from_secs(1);
 /// Default: timestamp one schedule in 16 per thread (the affinity policy's latency history
-/// and the probes share the samples; see `rt::clock`).
-pub(crate) const DEFAULT_SAMPLE_EVERY: u32 = clock::SAMPLE_INTERVAL;
+/// and the probes share the samples; see `rt::stamp`).
+pub(crate) const DEFAULT_SAMPLE_EVERY: u32 = stamp::SAMPLE_INTERVAL;
 /// `(lambda, L)` points the knee detector keeps.
 const KNEE_POINTS: usize = 32;
 
@@ -89,7 +89,7 @@ impl ProbeState {
     /// A timestamp for one schedule in `sample_every` on this thread, else 0.
     #[inline]
     pub(crate) fn sample_ns(&self) -> u64 {
-        clock::sample_ns(self.sample_every)
+        stamp::sample_ns(self.sample_every)
     }
 
     /// A task entered a run queue (spawn or wake-up) on P `processor` (`None`: off the Ps).
@@ -124,7 +124,7 @@ impl ProbeState {
     pub(crate) fn completed(&self, processor: Option<usize>, header: &Header) {
         self.counters.count(processor, Event::Completion);
         if let Some(spawned) = header.times.spawned() {
-            let sojourn = clock::now_ns().saturating_sub(spawned);
+            let sojourn = stamp::now_ns().saturating_sub(spawned);
             self.sojourn.record(processor, sojourn);
             self.counters.sojourn(processor, sojourn);
         }

@@ -1,4 +1,5 @@
-//! The runtime's clock for latency samples: nanoseconds since a process-wide epoch.
+//! Timestamps of sampled schedules, for the latency probes: nanoseconds since a
+//! process-wide epoch.
 //!
 //! Reading the clock (`Instant::now`, a vDSO call) costs tens of nanoseconds here, about a
 //! third of a trivial task's whole spawn-poll-complete cycle, so only one schedule in
