@@ -9,12 +9,17 @@
 //! | [`AdaptiveLimiter`] | throughput `lambda` and service time `S` | caps work in flight at `ceil(lambda * S * headroom)` | protecting a pool of workers from queueing |
 //! | [`P99Admission`] | the P99 of recent latencies | rejects or queues (bounded) new work while P99 > target | a latency objective stated as a percentile |
 //!
+//! With the `tower` feature, `gpm::overload::tower` wraps each as a `tower::Layer` whose
+//! service refuses with a typed `Overloaded` error, and can add
+//! the runtime's own view (`Handle::probes()`: lambda, W, queue wait, the knee) to the
+//! latencies measured at the edge.
+//!
 //! # Why a module and not `pub use gpm_overload as overload`
 //!
-//! `gpm-overload` must not depend on gpm (gpm depends on it; the lab uses it alone), but
-//! overload parts that read the runtime (its `Handle`) must live in gpm. So the controls
-//! stay in `gpm-overload` and such parts go here, beside a glob re-export that keeps every
-//! `gpm::overload::...` path working.
+//! `gpm-overload` must not depend on gpm (gpm depends on it; the lab uses it alone), but the
+//! tower layers' `from_runtime` constructors read a [`Handle`](crate::runtime::Handle). So
+//! the controls stay in `gpm-overload` and the parts that need the runtime live here, in
+//! gpm, beside a glob re-export that keeps every `gpm::overload::...` path working.
 //!
 //! ```
 //! use gpm::overload::{Clock, ManualClock};
@@ -26,3 +31,6 @@
 //! ```
 
 pub use gpm_overload::*;
+
+#[cfg(feature = "tower")]
+pub mod tower;
