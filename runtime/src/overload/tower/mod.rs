@@ -174,6 +174,10 @@ impl fmt::Display for Overloaded {
                  target {target:?})"
             )?,
             Reason::ConcurrencyLimit(limit) => write!(f, "overloaded: {limit}")?,
+            // It says when to retry already.
+            Reason::Breaker(breaker @ BreakerError::Open { .. }) => {
+                return write!(f, "overloaded: {breaker}")
+            }
             Reason::Breaker(breaker) => write!(f, "overloaded: {breaker}")?,
             Reason::Runtime(runtime) => write!(f, "overloaded: {runtime}")?,
         }
