@@ -5,7 +5,7 @@
 //! | [`AdmissionLayer`] | [`P99Admission`] over the latency of each call | the P99 of the last window is over the target (or probing, see the control) | one slot of the window |
 //! | [`ConcurrencyLimitLayer`] | [`AdaptiveLimiter`]: `ceil(lambda * S * headroom)` permits | every permit is held | the limiter's interval |
 //! | [`BreakerLayer`] | [`TieredBreaker`], a tier per latency class of request | the request's tier is open (or half-open and busy probing) | the cool-down left (the tier's P99 bound while probing) |
-//! | [`RuntimeGate`] (any layer's `from_runtime`) | `Handle::probes()`, read once per window | the run queues' wait is over a target, or the runtime is past the knee | the gate's window |
+//! | [`RuntimeGate`] (`from_runtime` of the admission and limit layers, or their `with_gate`) | `Handle::probes()`, read once per window | the run queues' wait is over a target, or the runtime is past the knee | the gate's window |
 //!
 //! A refused call never reaches the inner service: its future resolves at once to an
 //! [`Overloaded`] error (`reason`, `retry_after`), boxed as tower's `BoxError`, so layers
@@ -29,7 +29,7 @@
 //! A layer holds its control behind an `Arc`; every service it makes, and every clone of
 //! those (tower clones services per connection), shares one control. Per call the layers
 //! do what the controls do (one short mutex section to decide, one to record), plus, with
-//! a [`RuntimeGate`], one clock read and two relaxed atomic loads; the runtime's snapshot
+//! a [`RuntimeGate`], one clock read and two atomic loads; the runtime's snapshot
 //! is taken by the one call that finds the window over, at most once per window.
 //!
 //! # Over HTTP: 503 and Retry-After
