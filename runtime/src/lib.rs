@@ -118,20 +118,8 @@ pub use gpm_macros::test;
 #[cfg(doctest)]
 pub struct MacroErrors;
 
-/// Overload control: latency-tiered circuit breakers, an adaptive concurrency limiter and
-/// P99-driven admission (the `gpm-overload` crate, re-exported). Pure logic over a clock, not
-/// wired into the scheduler: a server calls it at its edge.
-///
-/// ```
-/// use gpm::overload::{Clock, ManualClock};
-/// use std::time::Duration;
-///
-/// let clock = ManualClock::new();
-/// clock.advance(Duration::from_millis(5));
-/// assert_eq!(clock.now(), Duration::from_millis(5));
-/// ```
 #[cfg(not(gpm_loom))]
-pub use gpm_overload as overload;
+pub mod overload;
 
 /// Machine topology, placement and pinning (the `gpm-numa` crate), re-exported so that
 /// [`Builder::topology`] and [`Builder::placement`] need no extra dependency.
