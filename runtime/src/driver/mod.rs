@@ -54,8 +54,6 @@
 //!   what services need.
 
 #[cfg(not(gpm_loom))]
-mod due;
-#[cfg(not(gpm_loom))]
 pub(crate) mod io;
 pub(crate) mod scheduled_io;
 pub(crate) mod sleep_gate;

@@ -116,6 +116,11 @@ impl Wheel {
         }
     }
 
+    /// The tick the wheel last turned to: every deadline up to it has fired.
+    pub(crate) fn elapsed(&self) -> u64 {
+        self.elapsed
+    }
+
     /// Entries alive (waiting or fired but not yet observed).
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
