@@ -248,7 +248,10 @@ async fn big_future<const N: usize>() -> usize {
 rt_test! {
     /// A 1 MiB future spawned from a worker (whose stack is 2 MiB) and one given to
     /// `block_on` run instead of overflowing the stack: futures over a threshold are boxed
-    /// before they are moved into the task (tokio's PR #6826).
+    /// before they are moved into the task (tokio's PR #6826). Release builds only: an
+    /// unoptimised build keeps a copy of the future in each frame it passes through (the
+    /// caller's poll, then `spawn`'s) before any code can box it, 2 MiB already.
+    #[cfg_attr(debug_assertions, ignore = "unoptimised frames copy the 1 MiB future")]
     fn large_futures_do_not_overflow_the_stack(rt: &gpm::Runtime) {
         const MIB: usize = 1 << 20;
         let from_worker = rt.block_on(rt.spawn(async {
