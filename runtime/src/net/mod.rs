@@ -124,6 +124,42 @@ impl<E: Source> PollEvented<E> {
         self.poll_io_with(cx, |cx| self.scheduled.poll_ready(cx, direction), op)
     }
 
+    /// [`PollEvented::poll_io`] for a stream's read or write of `len` bytes. A transfer
+    /// shorter than asked (and not zero) shows the socket's buffer was drained (read) or
+    /// filled (write) at that moment, so the readiness is cleared right away, as tokio does
+    /// on epoll: the next operation waits for the next edge instead of first trying the
+    /// syscall once more to get `WouldBlock`. Under a keep-alive HTTP load that extra
+    /// `recvfrom` was one syscall in three (strace: 2 per request, half `EAGAIN`, against
+    /// tokio's 1). Clearing is still conditional on no newer event having arrived
+    /// ([`ScheduledIo::clear_readiness`]), so data that lands after the short read is seen.
+    /// Streams only: a short datagram says nothing about the queue.
+    pub(crate) fn poll_stream_io(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        len: usize,
+        mut op: impl FnMut(&E) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let mut last_event = None;
+        let result = self.poll_io_with(
+            cx,
+            |cx| {
+                let event = self.scheduled.poll_ready(cx, direction);
+                if let Poll::Ready(Ok(event)) = &event {
+                    last_event = Some(*event);
+                }
+                event
+            },
+            &mut op,
+        );
+        if let (Poll::Ready(Ok(n)), Some(event)) = (&result, last_event) {
+            if 0 < *n && *n < len {
+                self.scheduled.clear_readiness(event);
+            }
+        }
+        result
+    }
+
     /// Like [`PollEvented::poll_io`] to completion, for the async-fn operations: waits as its
     /// own waiter, so concurrent operations on one socket are all woken.
     pub(crate) async fn async_io<R>(

@@ -117,7 +117,8 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Read, |mut s| {
+                let len = buf.len();
+                self.io.poll_stream_io(cx, Direction::Read, len, |mut s| {
                     ::std::io::Read::read(&mut s, buf)
                 })
             }
@@ -127,9 +128,10 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &[u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Write, |mut s| {
-                    ::std::io::Write::write(&mut s, buf)
-                })
+                self.io
+                    .poll_stream_io(cx, Direction::Write, buf.len(), |mut s| {
+                        ::std::io::Write::write(&mut s, buf)
+                    })
             }
 
             pub(crate) fn poll_write_vectored_priv(
@@ -137,7 +139,8 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 bufs: &[::std::io::IoSlice<'_>],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Write, |mut s| {
+                let len = bufs.iter().map(|buf| buf.len()).sum();
+                self.io.poll_stream_io(cx, Direction::Write, len, |mut s| {
                     ::std::io::Write::write_vectored(&mut s, bufs)
                 })
             }
