@@ -145,10 +145,12 @@ impl hyper::rt::Read for TcpStream {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // `initialize_unfilled` zeroes only the bytes hyper never initialised, once per buffer.
-        let n = ready!(self.poll_read_priv(cx, buf.initialize_unfilled()))?;
-        // SAFETY: the whole unfilled region was initialised just above and `read` reports at
-        // most its length, so the `n` bytes we advance over are initialised.
+        // SAFETY: `poll_read_uninit` only writes received (initialised) bytes into the
+        // unfilled part, so nothing here de-initialises it (`ReadBufCursor::as_mut`'s rule).
+        let unfilled = unsafe { buf.as_mut() };
+        let n = ready!(self.poll_read_uninit(cx, unfilled))?;
+        // SAFETY: `recv` initialised the first `n` bytes of the unfilled part (`n` is at
+        // most its length), so the bytes we advance over are initialised.
         unsafe { buf.advance(n) };
         Poll::Ready(Ok(()))
     }

@@ -123,6 +123,28 @@ macro_rules! stream_io {
                 })
             }
 
+            /// [`Self::poll_read_priv`] into memory that may be uninitialised (hyper's and
+            /// tokio's read buffers), without zeroing it first: the bytes are received with
+            /// `recv(2)` on the socket's descriptor, which only writes into the buffer.
+            /// Zeroing a fresh 8 KiB buffer before each read was a memset per request.
+            pub(crate) fn poll_read_uninit(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut [::std::mem::MaybeUninit<u8>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                use ::std::os::fd::AsRawFd;
+                let len = buf.len();
+                self.io.poll_stream_io(cx, Direction::Read, len, |s| {
+                    // SAFETY: `buf` is valid for writes of `len` bytes for the whole call
+                    // (a live `&mut` slice); `recv` writes at most `len` bytes into it and
+                    // never reads it, so handing it uninitialised memory is sound, and on
+                    // success the first `n` bytes (its return value) are initialised.
+                    let n = unsafe { ::libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), len, 0) };
+                    // A negative return is the error in errno (WouldBlock included).
+                    usize::try_from(n).map_err(|_| ::std::io::Error::last_os_error())
+                })
+            }
+
             pub(crate) fn poll_write_priv(
                 &self,
                 cx: &mut ::std::task::Context<'_>,
@@ -152,8 +174,13 @@ macro_rules! stream_io {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut tokio::io::ReadBuf<'_>,
             ) -> ::std::task::Poll<::std::io::Result<()>> {
-                // `initialize_unfilled` zeroes only bytes never initialised before, once.
-                let n = ::std::task::ready!(self.poll_read_priv(cx, buf.initialize_unfilled()))?;
+                // SAFETY: `poll_read_uninit` writes only initialised bytes into the unfilled
+                // part and reports how many; nothing here de-initialises it.
+                let unfilled = unsafe { buf.unfilled_mut() };
+                let n = ::std::task::ready!(self.poll_read_uninit(cx, unfilled))?;
+                // SAFETY: the first `n` bytes of the unfilled part were just received (`recv`
+                // initialised them, `n <= len`).
+                unsafe { buf.assume_init(n) };
                 buf.advance(n);
                 ::std::task::Poll::Ready(Ok(()))
             }
