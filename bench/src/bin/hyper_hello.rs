@@ -1,4 +1,8 @@
-//! The hyper "Hello, world!" HTTP/1.1 server on gpm or on tokio, for `loadgen`.
+//! The hyper "Hello, world!" HTTP/1.1 server on gpm or on tokio, for `loadgen` and `wrk`.
+//!
+//! Paths: `/` answers "Hello, world!", `/json` a small JSON object (serde_json), `/cpu`
+//! "Hello, world!" after about 20 us of CPU work (a spin on the clock): the three
+//! handlers of `bench/scripts/wrk_compare.sh`.
 //!
 //! ```text
 //! hyper_hello gpm|tokio ADDR WORKERS [timer|no-timer]
@@ -18,10 +22,33 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use std::convert::Infallible;
 
-async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(
-        b"Hello, world!",
-    ))))
+async fn hello(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = match req.uri().path() {
+        "/json" => {
+            let message = serde_json::json!({ "message": "Hello, World!", "id": 42 });
+            let json = serde_json::to_vec(&message).expect("a JSON value serialises");
+            let mut response = Response::new(Full::new(Bytes::from(json)));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return Ok(response);
+        }
+        "/cpu" => {
+            spin(std::time::Duration::from_micros(20));
+            Bytes::from_static(b"Hello, world!")
+        }
+        _ => Bytes::from_static(b"Hello, world!"),
+    };
+    Ok(Response::new(Full::new(body)))
+}
+
+/// About `duration` of CPU work in the handler (a service's request processing).
+fn spin(duration: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
 }
 
 fn serve_gpm(addr: &str, workers: usize, timer: bool) -> std::io::Result<()> {
