@@ -127,7 +127,9 @@ macro_rules! stream_io {
             /// tokio's read buffers), without zeroing it first: the bytes are received with
             /// `recv(2)` on the socket's descriptor, which only writes into the buffer.
             /// Zeroing a fresh 8 KiB buffer before each read was a memset per request.
-            #[cfg_attr(not(any(feature = "hyper", feature = "tokio-io")), allow(dead_code))]
+            // Used by the hyper adapter (TcpStream) and `tokio-io` (both streams): some
+            // feature sets leave it unused for one of the types.
+            #[allow(dead_code)]
             pub(crate) fn poll_read_uninit(
                 &self,
                 cx: &mut ::std::task::Context<'_>,
