@@ -398,20 +398,22 @@ impl Pool {
         &self,
         mut state: MutexGuard<'a, PoolState>,
     ) -> (MutexGuard<'a, PoolState>, bool) {
-        let deadline = Instant::now() + self.config.keep_alive;
+        // A keep-alive too long for an `Instant` (`Duration::MAX`) keeps the thread for ever.
+        let deadline = Instant::now().checked_add(self.config.keep_alive);
         loop {
             if state.notified > 0 {
                 state.notified -= 1;
                 return (state, true);
             }
             let now = Instant::now();
-            if state.shutdown || now >= deadline {
+            if state.shutdown || deadline.is_some_and(|deadline| now >= deadline) {
                 state.idle -= 1;
                 return (state, false);
             }
+            let wait = deadline.map_or(Duration::from_secs(3600), |deadline| deadline - now);
             state = self
                 .work
-                .wait_timeout(state, deadline - now)
+                .wait_timeout(state, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -429,7 +431,9 @@ impl Pool {
     /// then joins them. Returns whether they all did.
     pub(crate) fn wait_for_threads(&self, timeout: Option<Duration>) -> bool {
         let own = usize::from(CURRENT_POOL.with(|p| std::ptr::eq(p.get(), self)));
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long for an `Instant` (`Duration::MAX`, as tokio's
+        // `shutdown_timeout_max` passes) waits for ever instead of overflowing.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut state = self.lock();
         while state.live > own {
             let wait = match deadline {
