@@ -4,11 +4,12 @@
 //! ```sh
 //! cargo build --release -p gpm-bench --example probe_cost
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/examples/probe_cost <off|N> <yield_many|ping_pong|chained_spawn|spawn_many_local>
+//!     target/release/examples/probe_cost <off|counters|N> <yield_many|ping_pong|chained_spawn|spawn_many_local>
 //! ```
 //!
-//! `off` builds the runtime with `enable_probes(false)` and no timestamps; `N` with probes on
-//! and one schedule in `N` timestamped. One worker, 20 iterations of the workload.
+//! `off` builds the runtime with `enable_probes(false)` and no timestamps; `counters` with
+//! the event counters on and no timestamps; `N` with probes on and one schedule in `N`
+//! timestamped. One worker, 20 iterations of the workload.
 
 use gpm_bench::workloads::{self, SpawnMany};
 use gpm_bench::Gpm;
@@ -22,6 +23,7 @@ fn main() {
     builder.worker_threads(1);
     match mode.as_str() {
         "off" => builder.enable_probes(false).probe_sampling(0),
+        "counters" => builder.probe_sampling(0),
         n => builder.probe_sampling(n.parse().expect("mode: off or a sampling interval")),
     };
     let rt = Gpm(builder.build().expect("gpm runtime"));

@@ -159,6 +159,7 @@ pub mod probe {
     };
     pub use gpm_scheduler::probe::knee::{find_knee, Knee, KneeDetector, LoadPoint};
     pub use gpm_scheduler::probe::little::{LittleWindow, LittlesLaw, Totals};
+    pub use gpm_scheduler::probe::{Event, EventCounts, EventInfo};
     pub use gpm_scheduler::steal::ByRelation;
     pub use gpm_scheduler::stw::StopKind;
 

@@ -73,10 +73,13 @@
 use crate::idle::Idle;
 use crate::inject::Injector;
 use crate::park::{ParkDriver, Parker};
+use crate::probe::{Event, EventTable, Events};
 use crate::queue::{Local, Stealer, LOCAL_QUEUE_CAPACITY};
 use crate::rand::FastRand;
+use crate::steal::stats::record_steal_attempt;
 use crate::steal::{
-    FnView, LatencyHistory, StealCounters, StealPolicy, StealStats, StealTopology, VictimPlanner,
+    FnView, LatencyHistory, ProcessorStealStats, StealPolicy, StealStats, StealTopology,
+    VictimPlanner,
 };
 use crossbeam_utils::CachePadded;
 use std::fmt;
@@ -95,6 +98,8 @@ pub struct Config {
     pub processors: usize,
     /// Ticks between forced checks of the injector; at least 1.
     pub global_queue_interval: u32,
+    /// Whether the Ps count events ([`crate::probe::events`]); off, they count nothing.
+    pub count_events: bool,
 }
 
 /// How the Ps steal: the policy and where the Ps sit.
@@ -122,8 +127,6 @@ struct Remote<T> {
     parker: Parker,
     /// Written by the holder of the P, read by thieves.
     latency: LatencyHistory,
-    /// Written by the holder of the P, read by probes.
-    counters: StealCounters,
     /// Tasks woken off the Ps whose last P this is; drained by the owner (after its FIFO
     /// and on its fairness tick), stolen first by thieves.
     inbox: Injector<T>,
@@ -138,6 +141,7 @@ pub struct Scheduler<T> {
     idle: Idle,
     global_queue_interval: u32,
     steal: StealConfig,
+    events: Events,
 }
 
 /// Where a locally scheduled task goes.
@@ -168,6 +172,8 @@ pub struct Processor<T> {
     rng: FastRand,
     searching: bool,
     planner: VictimPlanner,
+    /// This P's event table (`None`: counting is off).
+    events: Option<Arc<CachePadded<EventTable>>>,
 }
 
 impl<T> Scheduler<T> {
@@ -202,13 +208,13 @@ impl<T> Scheduler<T> {
                     stealer,
                     parker: Parker::new(),
                     latency: LatencyHistory::new(),
-                    counters: StealCounters::default(),
                     inbox: Injector::new(),
                     asleep: AtomicBool::new(false),
                 };
                 (local, CachePadded::new(remote))
             })
             .unzip();
+        let events = Events::new(config.processors, config.count_events);
         let processors = locals
             .into_iter()
             .enumerate()
@@ -219,6 +225,7 @@ impl<T> Scheduler<T> {
                 rng: FastRand::new(index as u64 + 1),
                 searching: false,
                 planner: VictimPlanner::new(&steal.policy, &steal.topology, index),
+                events: events.writer(index),
             })
             .collect();
         let scheduler = Scheduler {
@@ -227,6 +234,7 @@ impl<T> Scheduler<T> {
             idle,
             global_queue_interval: config.global_queue_interval,
             steal,
+            events,
         };
         (scheduler, processors)
     }
@@ -330,13 +338,19 @@ impl<T> Scheduler<T> {
         &self.remotes[index].latency
     }
 
+    /// Every P's event counters, and the shared ones of threads without a P.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
     /// A snapshot of every P's steal counters and latency averages.
     pub fn steal_stats(&self) -> StealStats {
         let processors = self
             .remotes
             .iter()
-            .map(|remote| {
-                let mut stats = remote.counters.snapshot();
+            .enumerate()
+            .map(|(p, remote)| {
+                let mut stats = ProcessorStealStats::from(&self.events.processor(p));
                 stats.queue_wait_ewma_ns = remote.latency.queue_wait_ns();
                 stats.poll_ewma_ns = remote.latency.poll_ns();
                 stats
@@ -371,6 +385,20 @@ impl<T> Processor<T> {
     /// This P's index, `0..processors`.
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// Counts one `event` on this P (nothing when counting is off).
+    #[inline]
+    pub fn count(&self, event: Event) {
+        self.count_n(event, 1);
+    }
+
+    /// Counts `n` of `event` on this P.
+    #[inline]
+    pub fn count_n(&self, event: Event, n: u64) {
+        if let Some(events) = &self.events {
+            events.add(event, n);
+        }
     }
 
     /// Whether this P is counted as searching.
@@ -484,9 +512,7 @@ impl<T> Processor<T> {
             return Some(task);
         }
         let task = self.take_from_injector(scheduler)?;
-        scheduler.remotes[self.index]
-            .counters
-            .record_injector_take();
+        self.count(Event::InjectorTake);
         Some(task)
     }
 
@@ -497,10 +523,10 @@ impl<T> Processor<T> {
             local,
             rng,
             planner,
+            events,
             ..
         } = self;
         let remotes = &scheduler.remotes;
-        let counters = &remotes[*index].counters;
         let view = FnView(
             |p: usize| remotes[p].stealer.len() + remotes[p].inbox.len(),
             |p: usize| remotes[p].latency.queue_wait_ns(),
@@ -518,7 +544,9 @@ impl<T> Processor<T> {
             let taken = stolen
                 .as_ref()
                 .map_or(0, |_| local.queue_len() - before + 1);
-            counters.record_attempt(relation, taken as u64);
+            if let Some(events) = events {
+                record_steal_attempt(events, relation, taken as u64);
+            }
             if stolen.is_some() {
                 return stolen;
             }
@@ -651,6 +679,7 @@ mod tests {
 
     fn config(processors: usize) -> Config {
         Config {
+            count_events: true,
             processors,
             global_queue_interval: DEFAULT_GLOBAL_QUEUE_INTERVAL,
         }

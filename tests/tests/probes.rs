@@ -202,6 +202,18 @@ fn json_and_prometheus_exports_are_well_formed() {
                 "{name} missing:\n{text}"
             );
         }
+        // Every per-P event, from the one table, in both exports.
+        for event in gpm::probe::Event::ALL {
+            let info = event.describe();
+            let family = format!("# TYPE gpm_processor_{}_total counter", info.family);
+            assert!(text.contains(&family), "{family} missing:\n{text}");
+            assert!(
+                json["processors"][1]["events"][info.name].is_u64(),
+                "{info:?}"
+            );
+            assert_eq!(probes.events[event], json["events"][info.name], "{info:?}");
+        }
+        assert_eq!(probes.events[gpm::probe::Event::Spawn], probes.spawns);
         // Every sample line is `name{labels} value` with a number (or NaN/Inf) as value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();

@@ -189,6 +189,7 @@ fn probes_json_is_the_snapshot() {
             "searching",
             "threads",
             "tasks_alive",
+            "events",
             "polls",
             "spawns",
             "wakes",
@@ -210,6 +211,9 @@ fn probes_json_is_the_snapshot() {
         assert_eq!(json["processors"].as_array().unwrap().len(), 2);
         assert!(json["processors"][0]["queue_depth"].is_u64());
         assert!(json["steals"]["same_l3"].is_u64());
+        // Every event counter by name, per P and summed; the named fields repeat them.
+        assert_eq!(json["events"]["polls"], json["polls"]);
+        assert!(json["processors"][0]["events"]["injector_takes"].is_u64());
         // The same serde form as the snapshot's own: the same keys at every level.
         let local = serde_json::to_value(rt.handle().probes()).unwrap();
         assert_eq!(keys(&json), keys(&local));

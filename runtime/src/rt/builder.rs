@@ -428,6 +428,7 @@ impl Builder {
         let config = SchedulerConfig {
             processors: workers,
             global_queue_interval: self.global_queue_interval,
+            count_events: self.probes_enabled,
         };
         if self.start_paused && workers != 1 {
             let reason = format!(

@@ -24,8 +24,10 @@ use super::task_memory::TaskMemory;
 use super::worker;
 use crate::alloc::{SizeClass, TaskAllocatorStats};
 use crate::driver::Driver;
+use crate::task::core::Header;
 use crate::task::list::OwnedTasks;
 use crate::task::{new_task, Id, JoinHandle, Notified, Schedule, Task};
+use gpm_scheduler::probe::Event;
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler, StealConfig};
 use std::alloc::Layout;
 use std::fmt;
@@ -120,7 +122,6 @@ impl Shared {
         F::Output: Send + 'static,
     {
         let (task, notified, join) = new_task(future, Arc::clone(self), Id::next());
-        notified.header().times.set_spawned(self.probes.sample_ns());
         match self.owned.bind(task) {
             Ok(()) => self.push(notified, LocalSlot::RunNext, Arrival::Spawn),
             Err(task) => {
@@ -201,12 +202,12 @@ impl Shared {
         lock(&self.handoff[index]).take()
     }
 
-    /// Stamps a sample of the schedules, then queues the task.
     fn schedule_to(self: &Arc<Self>, task: TaskRef, slot: LocalSlot) {
-        task.header().times.set_enqueued(self.probes.sample_ns());
         self.push(task, slot, Arrival::Wake);
     }
 
+    /// Stamps a sample of the arrivals (an M with its own countdown, other threads with a
+    /// thread-local one), counts the arrival, and queues the task.
     fn push(self: &Arc<Self>, task: TaskRef, slot: LocalSlot, arrival: Arrival) {
         let task = context::with_worker(|worker| match worker {
             Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
@@ -215,7 +216,8 @@ impl Shared {
             _ => Some(task),
         });
         if let Some(task) = task {
-            self.probes.arrived(None, arrival);
+            arrival.stamp(task.header(), self.probes.sample());
+            self.scheduler.events().count_shared(arrival.event(), 1);
             self.push_off_processor(task);
         }
     }
@@ -338,6 +340,26 @@ impl Shared {
         self.task_memory.release_idle()
     }
 
+    /// Counts a completion on the P this thread holds, or in the shared row; a sampled
+    /// task's sojourn too.
+    #[inline]
+    fn count_completion(self: &Arc<Self>, header: &Header) {
+        let events = self.scheduler.events();
+        let Some(spawned) = header.times.spawned() else {
+            // 15 tasks in 16: one count.
+            let counted = self.with_current_processor(|p| p.count(Event::Completion));
+            if counted.is_none() {
+                events.count_shared(Event::Completion, 1);
+            }
+            return;
+        };
+        let counted = self
+            .with_current_processor(|p| self.probes.completed_sampled(Some(p), events, spawned));
+        if counted.is_none() {
+            self.probes.completed_sampled(None, events, spawned);
+        }
+    }
+
     pub(crate) fn task_allocator_stats(&self) -> TaskAllocatorStats {
         self.task_memory.stats()
     }
@@ -354,8 +376,7 @@ impl Schedule for Arc<Shared> {
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
         if self.probes.enabled() {
-            self.probes
-                .completed(self.current_processor(), task.header());
+            self.count_completion(task.header());
         }
         self.owned.remove(task)
     }

@@ -47,6 +47,7 @@ use super::shared::{Proc, Shared, TaskRef};
 use super::stamp;
 use crate::driver::{self, MAINTENANCE_INTERVAL};
 use crate::task::coop;
+use gpm_scheduler::probe::Event;
 use gpm_scheduler::LocalSlot;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub(crate) struct WorkerContext {
     /// Set while this M wakes the tasks of a driver turn: their wakes queue as a burst
     /// (`LocalSlot::Burst`) instead of each taking `runnext`.
     waking_burst: Cell<bool>,
+    /// Which of the arrivals this M queues get a timestamp (`rt::stamp`).
+    sample_countdown: stamp::Countdown,
 }
 
 /// Runs the loop of an M holding `processor` until shutdown or until the P is handed off.
@@ -155,6 +158,7 @@ impl WorkerContext {
             processor: RefCell::new(Some(processor)),
             polls_since_maintenance: Cell::new(0),
             waking_burst: Cell::new(false),
+            sample_countdown: stamp::Countdown::new(),
         }
     }
 
@@ -222,7 +226,10 @@ impl WorkerContext {
     /// that yielded before it go back to the FIFO (module docs).
     pub(super) fn turn_driver_and_release_yielded(&self) {
         self.polls_since_maintenance.set(0);
-        let home = self.processor.borrow().as_ref().map(|p| p.index());
+        let home = self.processor.borrow().as_ref().map(|p| {
+            self.shared.probes.publish_gauges(p);
+            p.index()
+        });
         self.as_burst(|| self.shared.driver.maintain(home));
         if let Some(processor) = self.processor.borrow_mut().as_mut() {
             processor.release_deferred(&self.shared.scheduler);
@@ -243,6 +250,7 @@ impl WorkerContext {
             },
         };
         processor.transition_from_searching(scheduler);
+        processor.count(Event::Poll);
         Next::Run(task, processor.index())
     }
 
@@ -255,6 +263,7 @@ impl WorkerContext {
             if let Some(processor) = slot.as_mut() {
                 let shared = &self.shared;
                 let world = &shared.probes.world;
+                shared.probes.publish_gauges(processor);
                 world.enter_idle(processor.index());
                 processor.park(&shared.scheduler, None, || {
                     shared.is_shutdown() || driver::has_deferred_wakes() || woken()
@@ -289,7 +298,9 @@ impl WorkerContext {
         };
         match processor.as_mut() {
             Some(processor) => {
-                self.shared.probes.arrived(Some(processor.index()), arrival);
+                let every = self.shared.probes.sample_every();
+                arrival.stamp(task.header(), self.sample_countdown.sample(every));
+                processor.count(arrival.event());
                 processor.push_local(&self.shared.scheduler, task, slot);
                 None
             }
@@ -356,16 +367,15 @@ fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) {
     let header = task.header();
     header.set_last_processor(processor_index);
     let enqueued = header.times.take_enqueued();
-    shared.probes.polling(processor_index);
     if enqueued == 0 {
         coop::with_budget(|| task.run());
         return;
     }
-    let start = stamp::now_ns();
-    let wait = start.saturating_sub(enqueued);
+    let start = stamp::now();
+    let wait = stamp::ns_between(enqueued, start);
     let latency = shared.scheduler.latency(processor_index);
     latency.record_queue_wait(wait);
     shared.probes.queue_wait(processor_index, wait);
     coop::with_budget(|| task.run());
-    latency.record_poll(stamp::now_ns().saturating_sub(start));
+    latency.record_poll(stamp::ns_since(start));
 }

@@ -66,54 +66,57 @@ pub(crate) struct Header {
     pub(crate) times: TaskTimes,
 }
 
-/// When a sampled task was spawned and last enqueued, in nanoseconds of the runtime clock
-/// (`rt::stamp`, never 0); 0 means "not sampled". The runtime samples one task schedule in
-/// `rt::stamp::SAMPLE_INTERVAL` (reading the clock costs about as much as a short poll).
+/// When a sampled task was spawned and last enqueued, as stamps of the runtime's clock
+/// (`rt::stamp`: ticks, never 0); 0 means "not sampled". The runtime samples one task
+/// schedule in `rt::stamp::SAMPLE_INTERVAL` (reading even the cheapest clock costs a tenth
+/// of a short task's life).
 ///
-/// `spawned_ns` is written once, before the task is first scheduled, and never cleared: a
-/// probe reads it at completion for the spawn-to-completion sojourn. `enqueued_ns` is
+/// `spawned` is written once, before the task is first scheduled, and never cleared: a
+/// probe reads it at completion for the spawn-to-completion sojourn. `enqueued` is
 /// written by whoever schedules the task (before the push that publishes it) and taken
 /// (read and cleared) by the poller when the poll starts, which gives the enqueue-to-poll
 /// wait. Relaxed ordering suffices: the queue push/pop orders the write before the read.
 pub(crate) struct TaskTimes {
-    pub(crate) spawned_ns: AtomicU64,
-    pub(crate) enqueued_ns: AtomicU64,
+    pub(crate) spawned: AtomicU64,
+    pub(crate) enqueued: AtomicU64,
 }
 
 impl TaskTimes {
     fn new() -> TaskTimes {
         TaskTimes {
-            spawned_ns: AtomicU64::new(0),
-            enqueued_ns: AtomicU64::new(0),
+            spawned: AtomicU64::new(0),
+            enqueued: AtomicU64::new(0),
         }
     }
 
-    /// Records a spawn (and its first enqueue) at `now_ns` (0: not sampled).
-    pub(crate) fn set_spawned(&self, now_ns: u64) {
-        self.spawned_ns.store(now_ns, Ordering::Relaxed);
-        self.enqueued_ns.store(now_ns, Ordering::Relaxed);
+    /// Records a spawn (and its first enqueue) at stamp `now` (0: not sampled).
+    pub(crate) fn set_spawned(&self, now: u64) {
+        if now != 0 {
+            self.spawned.store(now, Ordering::Relaxed);
+            self.enqueued.store(now, Ordering::Relaxed);
+        }
     }
 
-    /// Records an enqueue at `now_ns`; a no-op for 0, so an unsampled wake-up costs one
+    /// Records an enqueue at stamp `now`; a no-op for 0, so an unsampled wake-up costs one
     /// branch.
-    pub(crate) fn set_enqueued(&self, now_ns: u64) {
-        if now_ns != 0 {
-            self.enqueued_ns.store(now_ns, Ordering::Relaxed);
+    pub(crate) fn set_enqueued(&self, now: u64) {
+        if now != 0 {
+            self.enqueued.store(now, Ordering::Relaxed);
         }
     }
 
     /// Takes the enqueue stamp (0 if the enqueue was not sampled) and clears it.
     pub(crate) fn take_enqueued(&self) -> u64 {
-        let stamp = self.enqueued_ns.load(Ordering::Relaxed);
+        let stamp = self.enqueued.load(Ordering::Relaxed);
         if stamp != 0 {
-            self.enqueued_ns.store(0, Ordering::Relaxed);
+            self.enqueued.store(0, Ordering::Relaxed);
         }
         stamp
     }
 
     /// When the task was spawned, if sampled.
     pub(crate) fn spawned(&self) -> Option<u64> {
-        Some(self.spawned_ns.load(Ordering::Relaxed)).filter(|&t| t != 0)
+        Some(self.spawned.load(Ordering::Relaxed)).filter(|&t| t != 0)
     }
 }
 

@@ -151,7 +151,7 @@ mod view;
 pub use latency::LatencyHistory;
 pub use plan::{VictimPlanner, AFFINITY_LOAD_WEIGHT, AFFINITY_REFRESH_INTERVAL, AFFINITY_TOP_K};
 pub use policy::{AffinityWeights, ParsePolicyError, StealPolicy, WeightError, STEAL_ENV};
-pub use stats::{ByRelation, ProcessorStealStats, StealCounters, StealStats};
+pub use stats::{ByRelation, ProcessorStealStats, StealStats};
 pub use topology::{Relation, StealTopology};
 pub use view::{FnView, VictimView};
 

@@ -1,21 +1,8 @@
-//! Steal counters per P and relation, and their plain snapshots.
-//!
-//! Each P owns one [`StealCounters`] (cache-padded in the scheduler's per-P array). Only the
-//! holder of the P writes it, with relaxed load-then-store (no read-modify-write: there is
-//! one writer); anyone reads it with relaxed loads. A snapshot is therefore not atomic
-//! across counters, but each counter only grows.
+//! Steal statistics per P and relation: plain snapshots of the steal rows of the Ps' event
+//! tables ([`crate::probe::events`]), with each P's latency averages.
 
 use super::topology::Relation;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Owner-written counters of one P's steal attempts.
-#[derive(Debug, Default)]
-pub struct StealCounters {
-    attempts: [AtomicU64; 3],
-    successes: [AtomicU64; 3],
-    tasks: [AtomicU64; 3],
-    injector_takes: AtomicU64,
-}
+use crate::probe::{Event, EventCounts, EventTable};
 
 /// A count per [`Relation`] between a thief and its victim: in [`StealStats`], and in the
 /// runtime's probe snapshots (`gpm::probe`, serialised by their JSON export).
@@ -42,14 +29,6 @@ impl ByRelation {
     /// Sum over the relations.
     pub fn total(&self) -> u64 {
         self.same_l3 + self.same_node + self.other_node
-    }
-
-    fn load(counters: &[AtomicU64; 3]) -> ByRelation {
-        ByRelation {
-            same_l3: counters[0].load(Ordering::Relaxed),
-            same_node: counters[1].load(Ordering::Relaxed),
-            other_node: counters[2].load(Ordering::Relaxed),
-        }
     }
 }
 
@@ -105,42 +84,28 @@ impl StealStats {
     }
 }
 
-impl StealCounters {
-    /// Counts one visit of a victim with `relation` that took `tasks` tasks (0: it was
-    /// empty). Only the holder of the P calls it.
-    pub fn record_attempt(&self, relation: Relation, tasks: u64) {
-        let i = relation.index();
-        bump(&self.attempts[i], 1);
-        if tasks > 0 {
-            bump(&self.successes[i], 1);
-            bump(&self.tasks[i], tasks);
-        }
+/// Counts one visit of a victim with `relation` that took `tasks` tasks (0: it was empty)
+/// in the thief's event table.
+pub(crate) fn record_steal_attempt(events: &EventTable, relation: Relation, tasks: u64) {
+    events.add(Event::steal_attempt(relation), 1);
+    if tasks > 0 {
+        events.add(Event::steal(relation), 1);
+        events.add(Event::stolen(relation), tasks);
     }
+}
 
-    /// Counts a search that fell back to the injector and found work there.
-    pub fn record_injector_take(&self) {
-        bump(&self.injector_takes, 1);
-    }
-
-    /// A snapshot of the counters; the latency fields are left at 0 for the caller.
-    pub fn snapshot(&self) -> ProcessorStealStats {
+impl From<&EventCounts> for ProcessorStealStats {
+    /// The steal rows of a P's event counters; the latency fields are left at 0.
+    fn from(events: &EventCounts) -> ProcessorStealStats {
         ProcessorStealStats {
-            attempts: ByRelation::load(&self.attempts),
-            successes: ByRelation::load(&self.successes),
-            tasks_stolen: ByRelation::load(&self.tasks),
-            injector_takes: self.injector_takes.load(Ordering::Relaxed),
+            attempts: events.by_relation(Event::steal_attempt),
+            successes: events.by_relation(Event::steal),
+            tasks_stolen: events.by_relation(Event::stolen),
+            injector_takes: events.get(Event::InjectorTake),
             queue_wait_ewma_ns: 0,
             poll_ewma_ns: 0,
         }
     }
-}
-
-/// Single-writer increment: a plain load and store, no locked instruction.
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.store(
-        counter.load(Ordering::Relaxed).wrapping_add(by),
-        Ordering::Relaxed,
-    );
 }
 
 #[cfg(test)]
@@ -149,12 +114,13 @@ mod tests {
 
     #[test]
     fn attempts_successes_and_tasks_by_relation() {
-        let counters = StealCounters::default();
-        counters.record_attempt(Relation::SameL3, 0);
-        counters.record_attempt(Relation::SameL3, 4);
-        counters.record_attempt(Relation::OtherNode, 2);
-        counters.record_injector_take();
-        let snap = counters.snapshot();
+        let events = crate::probe::Events::new(1, true);
+        let table = events.writer(0).unwrap();
+        record_steal_attempt(&table, Relation::SameL3, 0);
+        record_steal_attempt(&table, Relation::SameL3, 4);
+        record_steal_attempt(&table, Relation::OtherNode, 2);
+        table.add(Event::InjectorTake, 1);
+        let snap = ProcessorStealStats::from(&events.processor(0));
         assert_eq!(snap.attempts.same_l3, 2);
         assert_eq!(snap.successes.same_l3, 1);
         assert_eq!(snap.tasks_stolen.get(Relation::SameL3), 4);

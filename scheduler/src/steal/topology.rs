@@ -22,7 +22,7 @@ impl Relation {
     pub const ALL: [Relation; 3] = [Relation::SameL3, Relation::SameNode, Relation::OtherNode];
 
     /// Position in [`Relation::ALL`], for per-relation arrays.
-    pub fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         self as usize
     }
 }

@@ -3,7 +3,8 @@
 //! new metric is one row.
 
 use super::snapshot::{LatencyProbe, LittleProbe, Probes, ProcessorProbe};
-use gpm_scheduler::steal::ByRelation;
+use gpm_scheduler::probe::Event;
+use gpm_scheduler::steal::Relation;
 use std::fmt::{self, Write as _};
 
 impl Probes {
@@ -23,7 +24,6 @@ impl Probes {
     fn write_prometheus(&self, out: &mut String) -> fmt::Result {
         self.write_gauges(out)?;
         self.write_per_processor(out)?;
-        self.write_steals(out)?;
         self.write_task_memory(out)?;
         summary(
             out,
@@ -81,99 +81,55 @@ impl Probes {
     }
 
     fn write_per_processor(&self, out: &mut String) -> fmt::Result {
-        let labels: Vec<String> = self
-            .processors
-            .iter()
-            .map(|p| format!("processor=\"{}\"", p.index))
-            .collect();
-        let per_processor: [PerProcessor; 6] = [
+        let gauges: [PerProcessor; 2] = [
             (
                 "gpm_processor_queue_depth",
                 "Tasks in a P's local queue.",
-                "gauge",
                 |p| p.queue_depth as f64,
             ),
             (
                 "gpm_processor_deferred",
                 "Yielded tasks waiting on a P.",
-                "gauge",
                 |p| p.deferred as f64,
             ),
-            (
-                "gpm_processor_polls_total",
-                "Polls run by a P.",
-                "counter",
-                |p| p.polls as f64,
-            ),
-            (
-                "gpm_processor_spawns_total",
-                "Spawns on a P.",
-                "counter",
-                |p| p.spawns as f64,
-            ),
-            (
-                "gpm_processor_wakes_total",
-                "Wake-ups on a P.",
-                "counter",
-                |p| p.wakes as f64,
-            ),
-            (
-                "gpm_processor_completions_total",
-                "Completions on a P.",
-                "counter",
-                |p| p.completions as f64,
-            ),
         ];
-        for (name, help, kind, value) in per_processor {
-            let values: Vec<(&str, f64)> = labels
+        for (name, help, value) in gauges {
+            let values: Vec<(String, f64)> = self
+                .processors
                 .iter()
-                .zip(&self.processors)
-                .map(|(label, p)| (label.as_str(), value(p)))
+                .map(|p| (processor_label(p, None), value(p)))
                 .collect();
-            metric(out, name, help, kind, &values)?;
+            metric(out, name, help, "gauge", &values)?;
         }
-        Ok(())
+        self.write_events(out)
     }
 
-    fn write_steals(&self, out: &mut String) -> fmt::Result {
-        let relations: [PerRelation; 3] = [
-            (
-                "gpm_processor_steals_total",
-                "Successful steals by a P, by victim relation.",
-                |p| p.steals,
-            ),
-            (
-                "gpm_processor_steal_attempts_total",
-                "Victims visited by a P, by relation.",
-                |p| p.steal_attempts,
-            ),
-            (
-                "gpm_processor_tasks_stolen_total",
-                "Tasks taken by a P from victims, by relation.",
-                |p| p.tasks_stolen,
-            ),
-        ];
-        for (name, help, value) in relations {
-            let samples: Vec<(String, f64)> = self
+    /// Every per-P event counter ([`Event::ALL`]), grouped into families; the steal
+    /// families carry a `relation` label.
+    fn write_events(&self, out: &mut String) -> fmt::Result {
+        let mut written: Vec<&str> = Vec::new();
+        for event in Event::ALL {
+            let family = event.describe().family;
+            if written.contains(&family) {
+                continue;
+            }
+            written.push(family);
+            let rows: Vec<Event> = Event::ALL
+                .into_iter()
+                .filter(|e| e.describe().family == family)
+                .collect();
+            let values: Vec<(String, f64)> = self
                 .processors
                 .iter()
                 .flat_map(|p| {
-                    let v = value(p);
-                    [
-                        ("same_l3", v.same_l3),
-                        ("same_node", v.same_node),
-                        ("other_node", v.other_node),
-                    ]
-                    .map(|(r, n)| {
-                        (
-                            format!("processor=\"{}\",relation=\"{r}\"", p.index),
-                            n as f64,
-                        )
+                    rows.iter().map(move |&e| {
+                        let label = processor_label(p, e.describe().relation);
+                        (label, p.events[e] as f64)
                     })
                 })
                 .collect();
-            let samples: Vec<(&str, f64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-            metric(out, name, help, "counter", &samples)?;
+            let name = format!("gpm_processor_{family}_total");
+            metric(out, &name, event.describe().help, "counter", &values)?;
         }
         Ok(())
     }
@@ -233,32 +189,35 @@ impl Probes {
     }
 }
 
-/// A per-P metric: name, help, type, value.
-type PerProcessor = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&ProcessorProbe) -> f64,
-);
-/// A per-P, per-relation metric: name, help, counts.
-type PerRelation = (
-    &'static str,
-    &'static str,
-    fn(&ProcessorProbe) -> ByRelation,
-);
+/// A per-P gauge: name, help, value.
+type PerProcessor = (&'static str, &'static str, fn(&ProcessorProbe) -> f64);
 /// A Little's-law metric: name, help, value.
 type LittleField = (&'static str, &'static str, fn(&LittleProbe) -> f64);
 
-fn metric(
+/// `processor="i"`, with `relation="..."` when given.
+fn processor_label(p: &ProcessorProbe, relation: Option<Relation>) -> String {
+    let relation = relation.map(|r| match r {
+        Relation::SameL3 => "same_l3",
+        Relation::SameNode => "same_node",
+        Relation::OtherNode => "other_node",
+    });
+    match relation {
+        Some(r) => format!("processor=\"{}\",relation=\"{r}\"", p.index),
+        None => format!("processor=\"{}\"", p.index),
+    }
+}
+
+fn metric<L: AsRef<str>>(
     out: &mut String,
     name: &str,
     help: &str,
     kind: &str,
-    values: &[(&str, f64)],
+    values: &[(L, f64)],
 ) -> fmt::Result {
     writeln!(out, "# HELP {name} {help}")?;
     writeln!(out, "# TYPE {name} {kind}")?;
     for (labels, value) in values {
+        let labels = labels.as_ref();
         let value = prometheus_value(*value);
         if labels.is_empty() {
             writeln!(out, "{name} {value}")?;

@@ -1,5 +1,8 @@
 //! Hot-path recording: [`ProbeState`], what the Ms write between and around polls (the
-//! counters, the gauges a P publishes once per round, the sampled histograms).
+//! gauges a P publishes on its driver turns, the sampled histograms). The event counters
+//! are the scheduler's per-P table (`gpm_scheduler::probe::events`): the holder of a P
+//! counts through its `Proc` (`Proc::count`), threads without a P in the table's shared
+//! row (`Events::count_shared`).
 //!
 //! Every write here is to a P-owned cache line or a `try_lock`ed P-owned histogram (see the
 //! cost table in the module above); nothing here reads across Ps.
@@ -12,7 +15,7 @@ use crossbeam_utils::CachePadded;
 use gpm_scheduler::probe::knee::KneeDetector;
 use gpm_scheduler::probe::latency::LatencyHistograms;
 use gpm_scheduler::probe::little::LittleWindow;
-use gpm_scheduler::probe::{Counters, Event};
+use gpm_scheduler::probe::{Event, Events};
 use gpm_scheduler::stw::World;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -31,7 +34,6 @@ pub(crate) struct ProbeState {
     enabled: bool,
     pub(super) started: Instant,
     sample_every: u32,
-    pub(super) counters: Counters,
     pub(super) sojourn: LatencyHistograms,
     pub(super) queue_wait: LatencyHistograms,
     pub(super) gauges: Box<[CachePadded<Gauges>]>,
@@ -39,7 +41,8 @@ pub(crate) struct ProbeState {
     pub(crate) world: World<QueueSnapshot>,
 }
 
-/// What a P's holder publishes for readers once per round (its queues are owner-only).
+/// What a P's holder publishes for readers on each driver turn and before it parks (its
+/// queues are owner-only).
 #[derive(Default)]
 pub(super) struct Gauges {
     pub(super) runnext: AtomicBool,
@@ -59,6 +62,27 @@ pub(crate) enum Arrival {
     Wake,
 }
 
+impl Arrival {
+    /// Stamps a task's arrival in a run queue (`stamp` 0: not sampled, a no-op): a spawn
+    /// starts its sojourn and its first queue wait, a wake-up a queue wait.
+    #[inline]
+    pub(crate) fn stamp(self, header: &Header, stamp: u64) {
+        match self {
+            Arrival::Spawn => header.times.set_spawned(stamp),
+            Arrival::Wake => header.times.set_enqueued(stamp),
+        }
+    }
+
+    /// The event it counts as.
+    #[inline]
+    pub(crate) fn event(self) -> Event {
+        match self {
+            Arrival::Spawn => Event::Spawn,
+            Arrival::Wake => Event::Wake,
+        }
+    }
+}
+
 impl ProbeState {
     /// Probe state for `processors` Ps; timestamps on one schedule in `sample_every`
     /// (0: none); counters, gauges and histograms only when `enabled`.
@@ -67,7 +91,6 @@ impl ProbeState {
             enabled,
             started: Instant::now(),
             sample_every,
-            counters: Counters::new(processors),
             sojourn: LatencyHistograms::new(processors),
             queue_wait: LatencyHistograms::new(processors),
             gauges: (0..processors).map(|_| CachePadded::default()).collect(),
@@ -86,30 +109,16 @@ impl ProbeState {
         self.enabled
     }
 
-    /// A timestamp for one schedule in `sample_every` on this thread, else 0.
+    /// A stamp (`rt::stamp`) for one schedule in `sample_every` on this thread, else 0.
     #[inline]
-    pub(crate) fn sample_ns(&self) -> u64 {
-        stamp::sample_ns(self.sample_every)
+    pub(crate) fn sample(&self) -> u64 {
+        stamp::sample(self.sample_every)
     }
 
-    /// A task entered a run queue (spawn or wake-up) on P `processor` (`None`: off the Ps).
+    /// One schedule in how many is stamped (0: none).
     #[inline]
-    pub(crate) fn arrived(&self, processor: Option<usize>, arrival: Arrival) {
-        if self.enabled {
-            let event = match arrival {
-                Arrival::Spawn => Event::Spawn,
-                Arrival::Wake => Event::Wake,
-            };
-            self.counters.count(processor, event);
-        }
-    }
-
-    /// A poll is about to start on P `processor`.
-    #[inline]
-    pub(crate) fn polling(&self, processor: usize) {
-        if self.enabled {
-            self.counters.count(Some(processor), Event::Poll);
-        }
+    pub(crate) fn sample_every(&self) -> u32 {
+        self.sample_every
     }
 
     /// A sampled task waited `ns` between its enqueue and this poll on P `processor`.
@@ -119,29 +128,45 @@ impl ProbeState {
         }
     }
 
-    /// A task completed or was cancelled (the caller checks [`ProbeState::enabled`] first,
-    /// so a runtime without probes does not even look up its P).
-    pub(crate) fn completed(&self, processor: Option<usize>, header: &Header) {
-        self.counters.count(processor, Event::Completion);
-        if let Some(spawned) = header.times.spawned() {
-            let sojourn = stamp::now_ns().saturating_sub(spawned);
-            self.sojourn.record(processor, sojourn);
-            self.counters.sojourn(processor, sojourn);
-        }
+    /// A sampled task (spawned at stamp `spawned`) completed or was cancelled on
+    /// `processor` (`None`: by a thread without a P; its counts go to `events`' shared
+    /// row): counts the completion and its sojourn. (An unsampled completion is one count,
+    /// `Shared::count_completion`.)
+    pub(crate) fn completed_sampled(
+        &self,
+        processor: Option<&Proc>,
+        events: &Events,
+        spawned: u64,
+    ) {
+        let sojourn = stamp::ns_since(spawned);
+        let count = |event, n| match processor {
+            Some(processor) => processor.count_n(event, n),
+            None => events.count_shared(event, n),
+        };
+        count(Event::Completion, 1);
+        count(Event::SojournNs, sojourn);
+        count(Event::Sojourn, 1);
+        self.sojourn.record(processor.map(Proc::index), sojourn);
     }
 
-    /// The holder of `processor` between two polls: publish gauges, stop if asked to.
+    /// The holder of `processor` on a driver turn and before it parks: publishes its gauges
+    /// (readers see them at most one maintenance interval old while it runs).
     #[inline]
-    pub(crate) fn safepoint(&self, processor: &mut Proc) {
-        let index = processor.index();
-        let local = processor.local();
+    pub(crate) fn publish_gauges(&self, processor: &Proc) {
         if self.enabled {
-            let gauges = &self.gauges[index];
+            let local = processor.local();
+            let gauges = &self.gauges[processor.index()];
             gauges.runnext.store(local.has_runnext(), Ordering::Relaxed);
             gauges
                 .deferred
                 .store(local.deferred_len(), Ordering::Relaxed);
         }
-        self.world.safepoint(index, || QueueSnapshot::of(local));
+    }
+
+    /// The holder of `processor` between two polls: stop if asked to.
+    #[inline]
+    pub(crate) fn safepoint(&self, processor: &mut Proc) {
+        self.world
+            .safepoint(processor.index(), || QueueSnapshot::of(processor.local()));
     }
 }

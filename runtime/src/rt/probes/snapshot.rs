@@ -7,7 +7,7 @@ use crate::rt::shared::Shared;
 use gpm_scheduler::probe::knee::{Knee, LoadPoint};
 use gpm_scheduler::probe::latency::Quantiles;
 use gpm_scheduler::probe::little::{LittlesLaw, Totals};
-use gpm_scheduler::probe::EventTotals;
+use gpm_scheduler::probe::{Event, EventCounts};
 use gpm_scheduler::steal::{ByRelation, StealStats};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
@@ -26,7 +26,10 @@ pub struct ProcessorProbe {
     pub deferred: usize,
     /// Whether it is parked.
     pub parked: bool,
-    /// Its event counters.
+    /// Every one of its event counters, by name ([`Event::ALL`]); the fields below repeat
+    /// the common ones.
+    pub events: EventCounts,
+    /// Polls it ran.
     pub polls: u64,
     /// Tasks spawned by tasks it ran.
     pub spawns: u64,
@@ -113,7 +116,10 @@ pub struct Probes {
     pub threads: usize,
     /// Tasks spawned and not yet completed.
     pub tasks_alive: usize,
-    /// Sums over all Ps and threads without one.
+    /// Every event counter summed over all Ps and threads without one, by name; the
+    /// fields below repeat the common ones.
+    pub events: EventCounts,
+    /// Polls, summed over all Ps.
     pub polls: u64,
     /// Spawns.
     pub spawns: u64,
@@ -154,7 +160,10 @@ pub(crate) fn snapshot(shared: &Shared) -> Probes {
         .map(|index| processor_probe(shared, index, &steal, &memory))
         .collect();
     let injector_depth = shared.scheduler.injector().len();
-    let totals = probes.counters.totals();
+    // The totals from the same reads as the Ps' rows, so the rows add up to them.
+    let totals = processors
+        .iter()
+        .fold(shared.scheduler.events().shared(), |sum, p| sum + p.events);
     let tasks_alive = shared.owned.len();
     let queued: usize = processors
         .iter()
@@ -172,10 +181,11 @@ pub(crate) fn snapshot(shared: &Shared) -> Probes {
         searching: shared.scheduler.idle().num_searching(),
         threads: shared.blocking.live_threads(),
         tasks_alive,
-        polls: totals.polls,
-        spawns: totals.spawns,
-        wakes: totals.wakes,
-        completions: totals.completions,
+        events: totals,
+        polls: totals[Event::Poll],
+        spawns: totals[Event::Spawn],
+        wakes: totals[Event::Wake],
+        completions: totals[Event::Completion],
         sojourn: probes.sojourn.quantiles(),
         queue_wait: wait,
         little_tasks,
@@ -187,7 +197,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Probes {
         steals: processors
             .iter()
             .fold(ByRelation::default(), |total, p| total + p.steals),
-        injector_takes: steal.processors.iter().map(|p| p.injector_takes).sum(),
+        injector_takes: totals[Event::InjectorTake],
         task_memory: task_memory_probe(&memory),
         processors,
     }
@@ -200,7 +210,7 @@ fn processor_probe(
     memory: &TaskAllocatorStats,
 ) -> ProcessorProbe {
     let gauges = &shared.probes.gauges[index];
-    let counters = shared.probes.counters.processor(index);
+    let events = shared.scheduler.events().processor(index);
     let stolen = steal.processors.get(index).cloned().unwrap_or_default();
     let slab = memory.processors.get(index).cloned().unwrap_or_default();
     ProcessorProbe {
@@ -209,13 +219,14 @@ fn processor_probe(
         runnext: gauges.runnext.load(Ordering::Relaxed),
         deferred: gauges.deferred.load(Ordering::Relaxed),
         parked: shared.scheduler.idle().is_parked(index),
-        polls: counters.polls,
-        spawns: counters.spawns,
-        wakes: counters.wakes,
-        completions: counters.completions,
-        steals: stolen.successes,
-        steal_attempts: stolen.attempts,
-        tasks_stolen: stolen.tasks_stolen,
+        events,
+        polls: events[Event::Poll],
+        spawns: events[Event::Spawn],
+        wakes: events[Event::Wake],
+        completions: events[Event::Completion],
+        steals: events.by_relation(Event::steal),
+        steal_attempts: events.by_relation(Event::steal_attempt),
+        tasks_stolen: events.by_relation(Event::stolen),
         queue_wait_ewma_ns: stolen.queue_wait_ewma_ns,
         slab_hits: slab.hits,
         slab_refills: slab.refills,
@@ -225,7 +236,7 @@ fn processor_probe(
 /// Adds a snapshot to the reader's windows and evaluates both views of the law.
 fn little(
     shared: &Shared,
-    totals: EventTotals,
+    totals: EventCounts,
     wait: Quantiles,
     alive: f64,
     queued: f64,
@@ -238,14 +249,14 @@ fn little(
         .unwrap_or_else(|e| e.into_inner());
     reader.tasks.push(Totals {
         at,
-        arrivals: totals.spawns,
-        sojourn_sum_ns: totals.sojourn_sum_ns,
-        sojourn_count: totals.sojourn_count,
+        arrivals: totals[Event::Spawn],
+        sojourn_sum_ns: totals[Event::SojournNs],
+        sojourn_count: totals[Event::Sojourn],
     });
     // The histogram keeps the wait sum as count * mean; exact enough for a mean.
     reader.queues.push(Totals {
         at,
-        arrivals: totals.spawns + totals.wakes,
+        arrivals: totals[Event::Spawn] + totals[Event::Wake],
         sojourn_sum_ns: (wait.mean_ns * wait.count as f64) as u64,
         sojourn_count: wait.count,
     });
