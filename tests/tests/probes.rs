@@ -276,3 +276,37 @@ fn steals_and_task_memory_appear_in_the_snapshot() {
             .contains("gpm_processor_steals_total{processor=\"0\",relation=\"same_l3\"}"));
     });
 }
+
+#[test]
+fn completions_after_block_in_place_hand_offs_are_all_counted() {
+    // A task that calls `block_in_place` hands its P to another M and completes without a
+    // P (or on the P it takes back): every completion must be counted once, on the P that
+    // ran it or in the shared row, and the per-P rows must add up to the total.
+    watchdog("probes_hand_off", || {
+        let rt = sampled_runtime(2);
+        let total = 200u64;
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..total)
+                .map(|i| {
+                    gpm::spawn(async move {
+                        if i % 2 == 0 {
+                            gpm::task::block_in_place(|| std::hint::black_box(i));
+                        }
+                        gpm::task::yield_now().await;
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        while rt.handle().num_alive_tasks() != 0 {
+            std::thread::yield_now();
+        }
+        let probes = rt.handle().probes();
+        assert_eq!(probes.completions, total, "{probes:?}");
+        assert_eq!(probes.spawns, total);
+        let per_processor: u64 = probes.processors.iter().map(|p| p.completions).sum();
+        assert!(per_processor <= total);
+    });
+}

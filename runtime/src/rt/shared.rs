@@ -347,8 +347,13 @@ impl Shared {
         let events = self.scheduler.events();
         let Some(spawned) = header.times.spawned() else {
             // 15 tasks in 16: one count.
-            let counted = self.with_current_processor(|p| p.count(Event::Completion));
-            if counted.is_none() {
+            let counted = context::with_worker(|worker| match worker {
+                Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
+                    worker.count_on_held_processor(Event::Completion)
+                }
+                _ => false,
+            });
+            if !counted {
                 events.count_shared(Event::Completion, 1);
             }
             return;

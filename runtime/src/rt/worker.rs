@@ -65,7 +65,13 @@ pub(crate) struct WorkerContext {
     waking_burst: Cell<bool>,
     /// Which of the arrivals this M queues get a timestamp (`rt::stamp`).
     sample_countdown: stamp::Countdown,
+    /// The index of the P in `processor`, or [`NO_PROCESSOR`]: lets a completion inside a
+    /// poll count on this M's P without borrowing the slot (`count_on_held_processor`).
+    held: Cell<usize>,
 }
+
+/// [`WorkerContext::held`] when the M holds no P.
+const NO_PROCESSOR: usize = usize::MAX;
 
 /// Runs the loop of an M holding `processor` until shutdown or until the P is handed off.
 pub(super) fn run(shared: Arc<Shared>, processor: Box<Proc>) {
@@ -155,6 +161,7 @@ impl WorkerContext {
     pub(super) fn new(shared: Arc<Shared>, processor: Box<Proc>) -> WorkerContext {
         WorkerContext {
             shared,
+            held: Cell::new(processor.index()),
             processor: RefCell::new(Some(processor)),
             polls_since_maintenance: Cell::new(0),
             waking_burst: Cell::new(false),
@@ -208,6 +215,7 @@ impl WorkerContext {
     /// Takes the P back out of this context (the current-thread runtime returns it to its
     /// slot when `block_on` ends).
     pub(super) fn take_processor(&self) -> Option<Box<Proc>> {
+        self.held.set(NO_PROCESSOR);
         self.processor.borrow_mut().take()
     }
 
@@ -308,6 +316,20 @@ impl WorkerContext {
         }
     }
 
+    /// Counts `event` in the table of the P this M holds; false if it holds none. Only
+    /// the holder writes a P's table, and this M is it while `held` names the P (set and
+    /// cleared with the `processor` slot), so no borrow of the slot is needed.
+    #[inline]
+    pub(super) fn count_on_held_processor(&self, event: Event) -> bool {
+        match self.held.get() {
+            NO_PROCESSOR => false,
+            index => {
+                self.shared.scheduler.events().table(index).add(event, 1);
+                true
+            }
+        }
+    }
+
     /// `f` with the P this M holds, if it holds one and is not inside its scheduler.
     pub(super) fn with_processor<R>(&self, f: impl FnOnce(&Proc) -> R) -> Option<R> {
         let processor = self.processor.try_borrow().ok()?;
@@ -317,6 +339,7 @@ impl WorkerContext {
     /// Steps 1 and 2 of the hand-off. Returns the P's index if there was one to hand off.
     pub(crate) fn hand_off_processor(&self) -> Option<usize> {
         let processor = self.processor.try_borrow_mut().ok()?.take()?;
+        self.held.set(NO_PROCESSOR);
         let index = processor.index();
         if let Err(error) = self.shared.start_m(processor) {
             // No thread for a new M: keep the P here and block it, as if there were no
@@ -329,6 +352,7 @@ impl WorkerContext {
     /// Step 4: takes the P back if no M has picked it up yet.
     pub(crate) fn reclaim_processor(&self, index: usize) {
         if let Some(processor) = self.shared.take_handed_off(index) {
+            self.held.set(processor.index());
             *self.processor.borrow_mut() = Some(processor);
         }
     }

@@ -288,6 +288,17 @@ impl Events {
             .flatten()
     }
 
+    /// P `p`'s table, for its holder to write ([`EventTable::add`]) when it has no
+    /// [`Events::writer`] at hand. Counting must be on ([`Events::enabled`]).
+    ///
+    /// # Panics
+    /// If there is no P `p`.
+    #[inline]
+    pub fn table(&self, p: usize) -> &EventTable {
+        debug_assert!(self.enabled, "counting is off");
+        &self.per_processor[p]
+    }
+
     /// Counts `n` of `event` for a thread that holds no P.
     pub fn count_shared(&self, event: Event, n: u64) {
         if self.enabled {
