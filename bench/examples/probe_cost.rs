@@ -9,7 +9,8 @@
 //!
 //! `off` builds the runtime with `enable_probes(false)` and no timestamps; `counters` with
 //! the event counters on and no timestamps; `N` with probes on and one schedule in `N`
-//! timestamped. One worker, 20 iterations of the workload.
+//! timestamped. One worker, 20 iterations of the workload (`none`: none, to measure the
+//! runtime's start and shutdown).
 
 use gpm_bench::workloads::{self, SpawnMany};
 use gpm_bench::Gpm;
@@ -35,6 +36,9 @@ fn main() {
             "ping_pong" => workloads::ping_pong(&rt, &state),
             "chained_spawn" => workloads::chained_spawn(&rt, &state),
             "spawn_many_local" => workloads::spawn_many_local(&rt, &state),
+            // The runtime's start and shutdown alone: subtracted by
+            // bench/scripts/instructions.sh to give instructions per operation.
+            "none" => {}
             other => panic!("unknown workload {other}"),
         }
     }
