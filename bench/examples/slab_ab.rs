@@ -9,6 +9,7 @@
 //! ```
 
 use gpm::TaskAllocator;
+use gpm_bench::stats::median;
 use gpm_bench::workloads::{self, SpawnMany};
 use gpm_bench::{bench_workers, Gpm, Rt, Tokio};
 use std::sync::mpsc;
@@ -75,11 +76,6 @@ fn time_per_iteration(side: &mut dyn Side, iterations: u32) -> f64 {
         side.iterate();
     }
     start.elapsed().as_secs_f64() / f64::from(iterations)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn fmt(seconds: f64) -> String {

@@ -11,6 +11,7 @@ use std::future::Future;
 pub mod lab;
 pub mod pin;
 pub mod sim;
+pub mod stats;
 pub mod timers;
 
 /// Worker count for the comparisons: `GPM_BENCH_WORKERS`, default 2.

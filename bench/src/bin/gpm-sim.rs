@@ -207,11 +207,5 @@ fn row(label: &str, reports: &[Report], random: &[Report]) -> String {
 
 /// The median (the mean of the two middle values for an even count).
 fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
+    gpm_bench::stats::median(&mut values)
 }

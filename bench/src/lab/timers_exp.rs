@@ -10,6 +10,7 @@
 //! deadline is an error.
 
 use super::out::{num, Output, Table};
+use crate::stats::median;
 use crate::timers::TimersReport;
 use clap::Args;
 use std::process::Command;
@@ -86,19 +87,6 @@ fn run_child(side: &str, tasks: usize, args: &TimersArgs) -> Result<[f64; 7], St
         return Err(format!("timers-child {side} {tasks} failed: {stderr}"));
     }
     TimersReport::parse_line(String::from_utf8_lossy(&output.stdout).trim())
-}
-
-/// The median of `values` (mean of the middle two for an even count).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 /// Median of field `field` over `reports`.
@@ -180,13 +168,6 @@ pub fn run(args: &TimersArgs, out: &Output) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&mut []).is_nan());
-    }
 
     #[test]
     fn a_child_with_bad_arguments_is_an_error() {
