@@ -9,23 +9,27 @@
 //! Each model is two threads: a foreign thread pushing one task the way the runtime's
 //! `Shared::push_off_processor` does (the P's inbox while the P is awake, else the
 //! injector), and an M running the worker's loop (`find_task` then `park` in
-//! `runtime/src/rt/worker.rs`) until it finds the task. The park has no timeout and its
-//! `should_wake` is always false (no shutdown), so only a wake-up ends it: a lost wake-up
-//! leaves the M parked for ever, which loom reports as a deadlock.
+//! `runtime/src/rt/worker.rs`) until it finds the task. The park has no timeout and,
+//! unless the first model ends it (see there), its `should_wake` is false (no shutdown),
+//! so only a wake-up ends it: a lost wake-up leaves the M parked for ever, which loom
+//! reports as a deadlock.
 //!
-//! * [`an_inbox_push_racing_park_is_found`]: P0 finds nothing and goes to sleep while a
-//!   task is pushed to its inbox. The handshake is a store-buffer pair: P0 stores
-//!   `asleep = true`, executes a `SeqCst` fence and reads its inbox's count; the pusher
-//!   increments the inbox's count, executes a `SeqCst` fence (in `Injector::push`, and
-//!   again in `push_to_processor`) and reads `asleep`. Without the fences loom may let each
-//!   side read the other's old value (it models `SeqCst` accesses as acquire/release; only
-//!   the fences order a store before a later load): P0 sees an empty inbox and the pusher
-//!   sees an awake P0, so nobody would wake it. (The real code has a second line: the
-//!   pusher's `notify_parked` against P0's announcement in [`Idle`], followed by the
-//!   inbox look at the top of the park loop. The model checks the code as it is, both
-//!   lines together.) A pusher that saw `asleep` first takes the injector path, which the
-//!   model covers too: P0, the last searcher, re-checks every queue after announcing its
-//!   sleep.
+//! * [`an_inbox_push_racing_the_park_of_a_non_searching_p_wakes_it`]: the `asleep`
+//!   handshake alone. P1 is counted as searching throughout, so P0 parks without
+//!   searching (no last searcher's re-check) and `notify_parked` wakes nobody, while a
+//!   task is pushed to P0's inbox. It is a store-buffer pair: P0 stores `asleep = true`,
+//!   executes a `SeqCst` fence (`Processor::park`) and reads its inbox's count; the pusher
+//!   increments that count, executes a `SeqCst` fence (in `Injector::push`, and again in
+//!   `push_to_processor`) and reads `asleep`. Without the fences loom may let each side
+//!   read the other's old value (it models `SeqCst` accesses as acquire/release; only the
+//!   fences order a store before a later load): P0 sees an empty inbox, the pusher sees an
+//!   awake P0, and P0 sleeps with the task in its inbox.
+//! * [`an_inbox_push_racing_park_is_found`]: the same race as the worker really runs it,
+//!   P1 busy in a poll: P0 finds nothing, becomes a searcher in `steal_work`, and parks
+//!   as the last searcher, so besides the `asleep` handshake the idle protocol's applies
+//!   (the pusher's `notify_parked` against P0's announcement of its sleep and
+//!   `recheck_after_announcing_sleep`, which covers the inboxes and the injector). A
+//!   pusher that saw `asleep` first takes the injector path, also covered.
 //! * [`an_inbox_push_to_a_busy_p_wakes_an_idle_p`]: P0 is inside a long poll (awake, it
 //!   never looks at its inbox; its `Processor` is untouched); P1 finds nothing, searches
 //!   and parks. A task pushed to P0's inbox can only run on P1, through `steal_work`. The
@@ -35,14 +39,21 @@
 //!   included). Without the fences both may read the old value: the pusher sees P1 still
 //!   searching and wakes nobody, P1's re-check sees an empty inbox and sleeps.
 //!
-//! The negative checks ([`without_a_wake_an_inbox_push_racing_park_is_lost`],
-//! [`without_a_wake_an_inbox_push_to_a_busy_p_is_lost`]) keep the models honest: a pusher
-//! that queues the task in the inbox and wakes nobody (the protocol's wake-up steps left
-//! out, no other change) must make loom find the deadlock, so the models do reach the
-//! window between a P's last look at the queues and its sleep. A variant that keeps the
-//! wake-ups and drops only the fences would need test-only switches in the production
-//! code; the fences' necessity is argued above and in the module docs of [`super`] and
-//! [`crate::idle`].
+//! Checked by hand on 2026-11-30 (`LOOM_MAX_PREEMPTIONS=2`), commenting out fences one at a
+//! time: loom reports the deadlock in the first model without `Processor::park`'s fence,
+//! or without both pusher fences (`Injector::push`'s and `push_to_processor`'s: either
+//! one suffices, the second is redundant after the first); in the second and third models
+//! without `recheck_after_announcing_sleep`'s fence, or without all three pusher fences
+//! (`notify_parked`'s is the third). The second model alone passes without `park`'s fence,
+//! since the last searcher's re-check covers the inbox too: that is why the first model
+//! exists.
+//!
+//! The negative checks (`without_a_wake_...`, one per model) keep the models honest: a
+//! pusher that queues the task in the inbox and wakes nobody (the protocol's wake-up steps
+//! left out, no other change) must make loom find the deadlock, so the models do reach the
+//! window between a P's last look at the queues and its sleep. Variants that keep the
+//! wake-ups and drop only fences would need test-only switches in the production code;
+//! the hand check above stands for them.
 //!
 //! What loom does not see: the local queues (crossbeam's `Worker`/`Stealer`, std
 //! atomics). The models do not depend on them: every FIFO stays empty, so `next_task`'s
@@ -51,6 +62,7 @@
 //! their one writer.
 
 use super::*;
+use crate::sync::atomic::AtomicBool;
 use loom::sync::Arc;
 use loom::thread;
 
@@ -128,6 +140,67 @@ fn an_inbox_push_racing_park_is_found() {
 #[should_panic(expected = "deadlock")]
 fn without_a_wake_an_inbox_push_racing_park_is_lost() {
     push_racing_park(push_without_waking);
+}
+
+/// P1 is a searcher that makes no progress in the model (say, preempted between two
+/// victims): counted as searching throughout, so P0 cannot become a searcher (at most one
+/// of two Ps), parks without the last searcher's re-check, and `notify_parked` wakes
+/// nobody. `push` pushes a task that last ran on P0, racing P0's sleep; only the `asleep`
+/// handshake brings P0 back for it. A push that saw P0 asleep first gives the task back
+/// for the injector, where P1 would find it: the idle protocol's part, outside this model,
+/// which then only ends P0's park (the `should_wake` flag and a token, as at shutdown).
+fn push_racing_the_park_of_a_non_searching_p(
+    push: fn(&Scheduler<u32>, usize, u32) -> Result<(), u32>,
+) {
+    loom::model(move || {
+        let (scheduler, mut processors) = two_ps(false);
+        assert_eq!(processors[1].steal_work(&scheduler), None);
+        assert!(processors[1].is_searching());
+        let handed_off = Arc::new(AtomicBool::new(false));
+        let pusher = {
+            let (scheduler, handed_off) = (Arc::clone(&scheduler), Arc::clone(&handed_off));
+            thread::spawn(move || {
+                let pushed = push(&scheduler, 0, TASK);
+                if pushed.is_err() {
+                    handed_off.store(true, Ordering::SeqCst);
+                    scheduler.unpark(0);
+                }
+                pushed
+            })
+        };
+        let p0 = &mut processors[0];
+        let found = loop {
+            if let Some(task) = find_task(p0, &scheduler) {
+                break Some(task);
+            }
+            if handed_off.load(Ordering::SeqCst) {
+                break None;
+            }
+            p0.park(&scheduler, None, || handed_off.load(Ordering::SeqCst));
+        };
+        match pusher.join().unwrap() {
+            Ok(()) => assert_eq!(found, Some(TASK)),
+            Err(task) => assert_eq!((found, task), (None, TASK)),
+        }
+        assert!(scheduler.remotes[0].inbox.is_empty());
+    });
+}
+
+#[test]
+fn an_inbox_push_racing_the_park_of_a_non_searching_p_wakes_it() {
+    push_racing_the_park_of_a_non_searching_p(|scheduler, index, task| {
+        scheduler.push_to_processor(index, task)
+    });
+}
+
+/// The negative check of the model above (module docs).
+#[test]
+#[should_panic(expected = "deadlock")]
+fn without_a_wake_an_inbox_push_racing_the_park_of_a_non_searching_p_is_lost() {
+    push_racing_the_park_of_a_non_searching_p(|scheduler, index, task| {
+        push_without_waking(scheduler, index, task);
+        Ok(())
+    });
 }
 
 /// P0 is in a long poll (awake, never looks at its inbox); P1 looks for work, searches and
