@@ -18,11 +18,11 @@
 //! Crossbeam's injector uses std's atomics, which loom cannot see: a model of a protocol
 //! built on an [`Injector`] (a P's inbox, the global queue) would treat every push and every
 //! emptiness check as one indivisible step that all threads see at once, and could not find
-//! a missing fence. Under `--cfg gpm_loom` the queue is therefore [`loom_queue::Queue`], whose
+//! a missing fence. Under `--cfg gpm_loom` the queue is therefore `loom_queue::Queue`, whose
 //! count lives in a loom atomic accessed with the orderings crossbeam uses for its indices
 //! (`SeqCst` read-modify-writes in `push` and `steal`, `SeqCst` loads in `len` and
 //! `is_empty`); the `closed` flag and the fences go through the loom facade
-//! ([`crate::sync`]). The rest of this file is the same code in both builds.
+//! (`crate::sync`). The rest of this file is the same code in both builds.
 
 use crate::sync::atomic::{fence, AtomicBool, Ordering};
 #[cfg(not(gpm_loom))]
