@@ -66,10 +66,12 @@
 //! side sees the other's write, so either the P sees the task or the pusher wakes the P.
 //! (A pusher that saw `asleep` before pushing used the injector instead.) If the P stays
 //! awake, the pusher's `notify_parked` is step 1 of the idle protocol, whose argument
-//! covers inboxes as it covers the injector. The loom models
-//! `an_inbox_push_racing_park_is_found` and `an_inbox_push_to_a_busy_p_wakes_an_idle_p`
-//! (`processor/loom_tests.rs`) check both handshakes on this code (the inbox's queue is
-//! loom-visible under `gpm_loom`, see [`crate::inject`]).
+//! covers inboxes as it covers the injector. The loom models in `processor/loom_tests.rs`
+//! check both handshakes on this code (the inbox's queue is loom-visible under
+//! `gpm_loom`, see [`crate::inject`]): the first alone
+//! (`an_inbox_push_racing_the_park_of_a_non_searching_p_wakes_it`), both together as the
+//! worker runs them (`an_inbox_push_racing_park_is_found`), and the second for a P stuck
+//! in a poll (`an_inbox_push_to_a_busy_p_wakes_an_idle_p`).
 
 use crate::idle::Idle;
 use crate::inject::Injector;
