@@ -30,8 +30,6 @@ mod alloc;
 #[cfg(not(gpm_loom))]
 pub mod compat;
 mod driver;
-#[cfg(all(test, gpm_loom))]
-mod inbox_loom_tests;
 #[cfg(not(gpm_loom))]
 pub mod io;
 pub(crate) mod loom;

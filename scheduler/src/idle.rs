@@ -26,7 +26,7 @@
 //!    prevents lost wake-ups. (The re-check, `Processor::park`, also executes a `SeqCst`
 //!    fence first: redundant in C11 after the RMW, but loom models `SeqCst` accesses as
 //!    `AcqRel` and checks the fence pair; the inbox covers these queues too, see
-//!    `inbox_push_to_a_busy_p_wakes_an_idle_p` in `runtime/src/inbox_loom_tests.rs`.)
+//!    `an_inbox_push_to_a_busy_p_wakes_an_idle_p` in `processor/loom_tests.rs`.)
 //! 5. Wake-ups go through the P's parker, which keeps a token: an unpark that arrives between
 //!    step 4 and the actual sleep makes the sleep return at once.
 

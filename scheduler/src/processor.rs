@@ -66,9 +66,12 @@
 //! side sees the other's write, so either the P sees the task or the pusher wakes the P.
 //! (A pusher that saw `asleep` before pushing used the injector instead.) If the P stays
 //! awake, the pusher's `notify_parked` is step 1 of the idle protocol, whose argument
-//! covers inboxes as it covers the injector. The loom models `inbox_push_races_park` and
-//! `inbox_push_to_a_busy_p_wakes_an_idle_p` in `runtime/src/inbox_loom_tests.rs` check
-//! both handshakes.
+//! covers inboxes as it covers the injector. The loom models in `processor/loom_tests.rs`
+//! check both handshakes on this code (the inbox's queue is loom-visible under
+//! `gpm_loom`, see [`crate::inject`]): the first alone
+//! (`an_inbox_push_racing_the_park_of_a_non_searching_p_wakes_it`), both together as the
+//! worker runs them (`an_inbox_push_racing_park_is_found`), and the second for a P stuck
+//! in a poll (`an_inbox_push_to_a_busy_p_wakes_an_idle_p`).
 
 use crate::idle::Idle;
 use crate::inject::Injector;
@@ -81,10 +84,9 @@ use crate::steal::{
     FnView, LatencyHistory, ProcessorStealStats, StealPolicy, StealStats, StealTopology,
     VictimPlanner,
 };
+use crate::sync::atomic::{fence, AtomicBool, Ordering};
 use crossbeam_utils::CachePadded;
 use std::fmt;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -673,7 +675,10 @@ impl<T> fmt::Debug for Processor<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, gpm_loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(gpm_loom)))]
 mod tests {
     use super::*;
 
