@@ -349,7 +349,8 @@ impl Builder {
         self
     }
 
-    /// Timestamps one task schedule in `every` (per thread; default 16) for the probes'
+    /// Timestamps one task schedule in `every` (per M, and per thread off the Ms; default
+    /// 16) for the probes'
     /// latency histograms and Little's law, and for the affinity policy's latency history;
     /// `0` turns timing off (the event counters stay on, the affinity policy loses its
     /// latency term). See [`Handle::probes`].
@@ -360,7 +361,8 @@ impl Builder {
 
     /// Whether the probes count events and time samples (default: on). Off, a snapshot
     /// still shows queue depths, threads and tasks alive, and stop-the-world still works,
-    /// but counters, latencies and Little's law stay at zero.
+    /// but the event counters (steals by relation included: `Handle::steal_stats` then
+    /// reads zeros), latencies and Little's law stay at zero.
     pub fn enable_probes(&mut self, enabled: bool) -> &mut Self {
         self.probes_enabled = enabled;
         self

@@ -251,7 +251,9 @@ impl Handle {
 
     /// Every P's steal counters (attempts, successes and tasks stolen, by relation to the
     /// victim: same L3, same node, other node) and latency averages, plus the policy's
-    /// name. Relaxed reads of per-P counters: cheap, and each counter only grows.
+    /// name. Relaxed reads of the steal rows of the Ps' event tables (the same counts
+    /// [`Handle::probes`] shows): cheap, and each counter only grows. With
+    /// [`Builder::enable_probes(false)`](crate::Builder::enable_probes) nothing is counted.
     ///
     /// ```
     /// let rt = gpm::Runtime::builder().worker_threads(2).build().unwrap();
