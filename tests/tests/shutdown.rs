@@ -2,7 +2,7 @@
 //! cancellation, and `shutdown_timeout` does not wait for ever.
 
 use futures::channel::oneshot;
-use gpm_tests::{rt_test, watchdog, DropCounter, DropGuard};
+use gpm_tests::{rt_test, spawn_parked_task, spawn_parked_tasks, watchdog, DropCounter, DropGuard};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -14,19 +14,7 @@ rt_test! {
     /// the runtime drops exactly K guards.
     fn drop_runtime_drops_started_pending_tasks(rt: gpm::Runtime) {
         let drops = DropCounter::new();
-        let (started_tx, started_rx) = mpsc::channel();
-        for _ in 0..K {
-            let guard = drops.guard();
-            let started_tx = started_tx.clone();
-            drop(rt.spawn(async move {
-                let _guard = guard;
-                started_tx.send(()).unwrap();
-                futures::future::pending::<()>().await;
-            }));
-        }
-        for _ in 0..K {
-            started_rx.recv().unwrap();
-        }
+        drop(spawn_parked_tasks(&rt, K, || drops.guard()));
         assert_eq!(drops.drops(), 0);
         drop(rt);
         assert_eq!(drops.drops(), K);
@@ -138,19 +126,9 @@ rt_test! {
         const DEPTH: usize = 3;
         let drops = DropCounter::new();
         let spawned = Arc::new(Mutex::new(Vec::new()));
-        let (started_tx, started_rx) = mpsc::channel();
-        for _ in 0..K {
-            let value = SpawnOnDrop::new(rt.handle().clone(), DEPTH, &drops, &spawned);
-            let started_tx = started_tx.clone();
-            drop(rt.spawn(async move {
-                let _value = value;
-                started_tx.send(()).unwrap();
-                futures::future::pending::<()>().await;
-            }));
-        }
-        for _ in 0..K {
-            started_rx.recv().unwrap();
-        }
+        drop(spawn_parked_tasks(&rt, K, || {
+            SpawnOnDrop::new(rt.handle().clone(), DEPTH, &drops, &spawned)
+        }));
         drop(rt);
         assert_eq!(drops.drops(), K * (DEPTH + 1));
         let spawned = std::mem::take(&mut *spawned.lock().unwrap());
@@ -363,19 +341,7 @@ fn drop_runtime_inside_task_of_another() {
         let counter = drops.clone();
         let inner_done = outer.block_on(outer.spawn(async move {
             let inner = gpm_tests::runtime(2);
-            let (started_tx, started_rx) = mpsc::channel();
-            for _ in 0..K {
-                let guard = counter.guard();
-                let started_tx = started_tx.clone();
-                drop(inner.spawn(async move {
-                    let _guard = guard;
-                    started_tx.send(()).unwrap();
-                    futures::future::pending::<()>().await;
-                }));
-            }
-            for _ in 0..K {
-                started_rx.recv().unwrap();
-            }
+            drop(spawn_parked_tasks(&inner, K, || counter.guard()));
             drop(inner);
             gpm::spawn(async { "outer still serving" }).await.unwrap()
         }));
@@ -445,14 +411,7 @@ rt_test! {
     /// shutdown of the runtime and gets the cancellation.
     fn shutdown_wakes_join_handle_awaited_elsewhere(rt: gpm::Runtime) {
         let drops = DropCounter::new();
-        let guard = drops.guard();
-        let (started_tx, started_rx) = mpsc::channel();
-        let task = rt.spawn(async move {
-            let _guard = guard;
-            started_tx.send(()).unwrap();
-            futures::future::pending::<()>().await;
-        });
-        started_rx.recv().unwrap();
+        let task = spawn_parked_task(&rt, drops.guard());
         let (polled_tx, polled_rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
             futures::executor::block_on(async move {
