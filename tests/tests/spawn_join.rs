@@ -1,7 +1,7 @@
 //! Spawning tasks and joining their values: from `block_on`, from inside tasks, and from
 //! foreign threads through a `Handle`.
 
-use gpm_tests::{rt_test, watchdog};
+use gpm_tests::{join_all, rt_test, watchdog};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -149,13 +149,7 @@ rt_test! {
                 std::thread::yield_now();
             }
         }
-        let outputs: Vec<Arc<()>> = rt.block_on(async {
-            let mut outputs = Vec::new();
-            for handle in handles {
-                outputs.push(handle.await.unwrap());
-            }
-            outputs
-        });
+        let outputs: Vec<Arc<()>> = rt.block_on(join_all(handles));
         assert_eq!(Arc::strong_count(&shared), 101);
         drop(outputs);
         assert_eq!(Arc::strong_count(&shared), 1);
