@@ -7,6 +7,8 @@
 //!   if it has not finished within [`WATCHDOG_TIMEOUT`]: a hang detector, never a timer.
 //! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
 //!   exactly once.
+//! * [`RunProbe`] tells whether a task body or blocking closure ran, and counts the drops of
+//!   what it held: cancelled work must never run and be dropped once.
 //! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
 //! * [`panicking_waker`] is a foreign executor's waker that reports its wake and then panics.
 //! * [`OnDrop`] is a future that runs a closure when it is dropped.
@@ -21,7 +23,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -353,6 +355,48 @@ pub fn spawn_parked_task<T: Send + 'static>(rt: &gpm::Runtime, value: T) -> gpm:
     let mut value = Some(value);
     let mut tasks = spawn_parked_tasks(rt, 1, || value.take().expect("one task, one value"));
     tasks.pop().expect("one task")
+}
+
+/// Whether the bodies made by [`RunProbe::task`] / [`RunProbe::closure`] ran, and how many
+/// of them were dropped: spawn one where the runtime must cancel the work (an abort before
+/// the first poll, a spawn after shutdown) and check it never ran and was dropped once.
+#[derive(Debug, Clone, Default)]
+pub struct RunProbe {
+    ran: Arc<AtomicBool>,
+    drops: DropCounter,
+}
+
+impl RunProbe {
+    /// A probe that has seen nothing run and nothing dropped.
+    pub fn new() -> RunProbe {
+        RunProbe::default()
+    }
+
+    /// A blocking closure that records that it ran; it holds a [`DropGuard`].
+    pub fn closure(&self) -> impl FnOnce() + Send + 'static {
+        let guard = self.drops.guard();
+        let ran = Arc::clone(&self.ran);
+        move || {
+            let _guard = guard;
+            ran.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A task body that records that it ran; it holds a [`DropGuard`].
+    pub fn task(&self) -> impl Future<Output = ()> + Send + 'static {
+        let closure = self.closure();
+        async move { closure() }
+    }
+
+    /// Whether any body of this probe ran.
+    pub fn ran(&self) -> bool {
+        self.ran.load(Ordering::SeqCst)
+    }
+
+    /// Bodies of this probe dropped so far (run or not).
+    pub fn drops(&self) -> usize {
+        self.drops.drops()
+    }
 }
 
 /// The message of a panic payload (`&str` or `String`), or a placeholder for other types.

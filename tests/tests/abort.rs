@@ -1,7 +1,7 @@
 //! `JoinHandle::abort` on tasks that wait, run, have not started yet, or have completed.
 
 use futures::channel::oneshot;
-use gpm_tests::{rt_test, spawn_parked_task, watchdog, DropCounter};
+use gpm_tests::{rt_test, spawn_parked_task, watchdog, DropCounter, RunProbe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -162,24 +162,19 @@ rt_test! {
 fn abort_before_first_poll() {
     watchdog("abort_before_first_poll", || {
         let rt = gpm_tests::runtime(1);
-        let drops = DropCounter::new();
-        let guard = drops.guard();
-        let ran = Arc::new(AtomicBool::new(false));
-        let ran_in_task = Arc::clone(&ran);
+        let probe = RunProbe::new();
+        let body = probe.task();
         let error = rt
             .block_on(rt.spawn(async move {
-                let victim = gpm::spawn(async move {
-                    let _guard = guard;
-                    ran_in_task.store(true, Ordering::SeqCst);
-                });
+                let victim = gpm::spawn(body);
                 // The only worker is busy with this task: the victim cannot have run yet.
                 victim.abort();
                 victim.await.unwrap_err()
             }))
             .unwrap();
         assert!(error.is_cancelled(), "expected cancellation, got {error:?}");
-        assert!(!ran.load(Ordering::SeqCst), "an aborted task ran its body");
-        assert_eq!(drops.drops(), 1);
+        assert!(!probe.ran(), "an aborted task ran its body");
+        assert_eq!(probe.drops(), 1);
     });
 }
 

@@ -2,7 +2,9 @@
 //! cancellation, and `shutdown_timeout` does not wait for ever.
 
 use futures::channel::oneshot;
-use gpm_tests::{rt_test, spawn_parked_task, spawn_parked_tasks, watchdog, DropCounter, DropGuard};
+use gpm_tests::{
+    rt_test, spawn_parked_task, spawn_parked_tasks, watchdog, DropCounter, DropGuard, RunProbe,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -208,20 +210,13 @@ rt_test! {
     fn spawn_after_shutdown_is_cancelled(rt: gpm::Runtime) {
         let handle = rt.handle().clone();
         drop(rt);
-        let drops = DropCounter::new();
-        let guard = drops.guard();
-        let ran = Arc::new(AtomicBool::new(false));
-        let ran_task = Arc::clone(&ran);
-        let task = handle.spawn(async move {
-            let _guard = guard;
-            ran_task.store(true, Ordering::SeqCst);
-        });
+        let probe = RunProbe::new();
+        let task = handle.spawn(probe.task());
         assert!(futures::executor::block_on(task).unwrap_err().is_cancelled());
-        assert_eq!(drops.drops(), 1);
-        let ran_blocking = Arc::clone(&ran);
-        let blocking = handle.spawn_blocking(move || ran_blocking.store(true, Ordering::SeqCst));
+        assert_eq!(probe.drops(), 1);
+        let blocking = handle.spawn_blocking(probe.closure());
         assert!(futures::executor::block_on(blocking).unwrap_err().is_cancelled());
-        assert!(!ran.load(Ordering::SeqCst), "a task spawned after shutdown ran");
+        assert!(!probe.ran(), "a task spawned after shutdown ran");
     }
 }
 
@@ -316,18 +311,12 @@ fn blocking_closure_after_shutdown_is_cancelled() {
         let rt = gpm_tests::runtime(1);
         let handle = rt.handle().clone();
         drop(rt);
-        let drops = DropCounter::new();
-        let guard = drops.guard();
-        let ran = Arc::new(AtomicBool::new(false));
-        let ran_closure = Arc::clone(&ran);
-        let late = handle.spawn_blocking(move || {
-            let _guard = guard;
-            ran_closure.store(true, Ordering::SeqCst);
-        });
+        let probe = RunProbe::new();
+        let late = handle.spawn_blocking(probe.closure());
         let error = futures::executor::block_on(late).unwrap_err();
         assert!(error.is_cancelled(), "expected cancellation, got {error:?}");
-        assert!(!ran.load(Ordering::SeqCst));
-        assert_eq!(drops.drops(), 1);
+        assert!(!probe.ran());
+        assert_eq!(probe.drops(), 1);
     });
 }
 
