@@ -7,6 +7,7 @@
 //!   if it has not finished within [`WATCHDOG_TIMEOUT`]: a hang detector, never a timer.
 //! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
 //!   exactly once.
+//! * [`assert_invalid_setting`] checks that a build failed on a setting, with a message.
 //! * [`RunProbe`] tells whether a task body or blocking closure ran, and counts the drops of
 //!   what it held: cancelled work must never run and be dropped once.
 //! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
@@ -232,6 +233,14 @@ macro_rules! rt_test {
         $crate::rt_test!(@tests [$($attr)*] $name, $run, $($rest)*);
     };
     (@tests [$($attr:tt)*] $name:ident, $run:ident,) => {};
+}
+
+/// `built` failed with an invalid-setting error whose message contains `message`.
+#[track_caller]
+pub fn assert_invalid_setting(built: Result<gpm::Runtime, gpm::BuildError>, message: &str) {
+    let error = built.unwrap_err();
+    assert!(error.is_invalid_setting());
+    assert!(error.to_string().contains(message), "{error}");
 }
 
 /// Counts how many [`DropGuard`]s made from it have been dropped.

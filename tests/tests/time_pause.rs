@@ -242,14 +242,19 @@ async fn exact_1ms_advance() {
     advance_exactly(ms(1)).await;
 }
 
+/// Advances the paused clock by `micros` microseconds, then polls `sleep` once (tokio's
+/// `advance_*_with_timer` steps).
+async fn advance_us_then_poll(sleep: Pin<&mut Sleep>, micros: u64) -> Poll<()> {
+    time::advance(Duration::from_micros(micros)).await;
+    poll_once(sleep)
+}
+
 #[gpm::test(start_paused = true)]
 async fn advance_once_with_timer() {
     let mut sleep = Box::pin(time::sleep(ms(1)));
     assert!(poll_once(sleep.as_mut()).is_pending());
-    time::advance(Duration::from_micros(250)).await;
-    assert!(poll_once(sleep.as_mut()).is_pending());
-    time::advance(Duration::from_micros(1500)).await;
-    assert!(poll_once(sleep.as_mut()).is_ready());
+    assert!(advance_us_then_poll(sleep.as_mut(), 250).await.is_pending());
+    assert!(advance_us_then_poll(sleep.as_mut(), 1500).await.is_ready());
 }
 
 #[gpm::test(start_paused = true)]
@@ -257,11 +262,9 @@ async fn advance_multi_with_timer() {
     let mut sleep = Box::pin(time::sleep(ms(1)));
     assert!(poll_once(sleep.as_mut()).is_pending());
     for _ in 0..3 {
-        time::advance(Duration::from_micros(250)).await;
-        assert!(poll_once(sleep.as_mut()).is_pending());
+        assert!(advance_us_then_poll(sleep.as_mut(), 250).await.is_pending());
     }
-    time::advance(Duration::from_micros(250)).await;
-    assert!(poll_once(sleep.as_mut()).is_ready());
+    assert!(advance_us_then_poll(sleep.as_mut(), 250).await.is_ready());
 }
 
 #[gpm::test(start_paused = true)]
@@ -382,13 +385,13 @@ mod gpm_specific {
 
     #[test]
     fn start_paused_with_two_workers_is_a_build_error() {
-        let error = gpm::Runtime::builder()
-            .worker_threads(2)
-            .start_paused(true)
-            .build()
-            .unwrap_err();
-        assert!(error.is_invalid_setting());
-        assert!(error.to_string().contains("one worker thread"), "{error}");
+        gpm_tests::assert_invalid_setting(
+            gpm::Runtime::builder()
+                .worker_threads(2)
+                .start_paused(true)
+                .build(),
+            "one worker thread",
+        );
     }
 
     #[test]
