@@ -66,19 +66,11 @@ rt_test! {
                                 }
                             })
                             .collect();
-                        let mut sum = 0;
-                        for child in children {
-                            sum += child.await.unwrap();
-                        }
-                        sum
+                        join_all(children).await.into_iter().sum::<u64>()
                     })
                 })
                 .collect();
-            let mut total = 0;
-            for parent in parents {
-                total += parent.await.unwrap();
-            }
-            total
+            join_all(parents).await.into_iter().sum::<u64>()
         });
         let expected: u64 = (0..16u64)
             .flat_map(|p| (0..16u64).map(move |c| p * 100 + c))
