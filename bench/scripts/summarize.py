@@ -35,10 +35,20 @@ def fmt(ns):
     return f"{ns / 1e3:.1f} us"
 
 
+def target_dir():
+    """The target folder: the first argument, or `target`."""
+    return sys.argv[1] if len(sys.argv) > 1 else "target"
+
+
+def print_header(columns):
+    """The header of a markdown table: the first column left-aligned, the numbers right."""
+    print("| " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * (len(columns) - 1))
+
+
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "target"
-    print("| workload | tokio median | gpm median | tokio/gpm |")
-    print("|---|---:|---:|---:|")
+    root = target_dir()
+    print_header(["workload", "tokio median", "gpm median", "tokio/gpm"])
     missing = 0
     for group in GROUPS:
         tokio, gpm = median_ns(root, group, "tokio"), median_ns(root, group, "gpm")

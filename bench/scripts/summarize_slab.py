@@ -11,16 +11,15 @@ import sys
 
 # The criterion readers of the tokio-vs-gpm table, from this script's folder.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from summarize import fmt, median_ns  # noqa: E402
+from summarize import fmt, median_ns, print_header, target_dir  # noqa: E402
 
 WORKLOADS = ["spawn_many_local", "chained_spawn", "spawn_many_remote_idle", "yield_many"]
 RUNTIMES = ["gpm-slab", "gpm-system", "tokio"]
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "target"
-    print("| workload | gpm Slab | gpm System | tokio | System/Slab | tokio/Slab |")
-    print("|---|---:|---:|---:|---:|---:|")
+    root = target_dir()
+    print_header(["workload", "gpm Slab", "gpm System", "tokio", "System/Slab", "tokio/Slab"])
     found = 0
     for workload in WORKLOADS:
         slab, system, tokio = (median_ns(root, f"slab_{workload}", r) for r in RUNTIMES)

@@ -122,16 +122,8 @@ impl Parker {
             }
         }
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        match self
-            .state
-            .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
-        {
-            Ok(_) => {}
-            Err(NOTIFIED) => {
-                self.consume_seen_token();
-                return;
-            }
-            Err(actual) => unreachable!("parker state {actual} while parking"),
+        if !self.leave_empty_for(PARKED, "parking") {
+            return;
         }
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
@@ -159,16 +151,8 @@ impl Parker {
 
     /// Step 1 of the driver protocol (module docs).
     fn park_in_driver(&self, driver: &dyn ParkDriver, timeout: Option<Duration>) -> Driven {
-        match self
-            .state
-            .compare_exchange(EMPTY, DRIVING, Ordering::SeqCst, Ordering::SeqCst)
-        {
-            Ok(_) => {}
-            Err(NOTIFIED) => {
-                self.consume_seen_token();
-                return Driven::Returned;
-            }
-            Err(actual) => unreachable!("parker state {actual} while driving"),
+        if !self.leave_empty_for(DRIVING, "driving") {
+            return Driven::Returned;
         }
         let woken = || self.state.load(Ordering::SeqCst) != DRIVING;
         let drove = driver.try_drive(timeout, &woken);
@@ -177,6 +161,23 @@ impl Parker {
             DRIVING if drove => Driven::Returned,
             DRIVING => Driven::Busy,
             actual => unreachable!("parker state {actual} after driving"),
+        }
+    }
+
+    /// Announces the sleep: `EMPTY` becomes `sleeping` (`PARKED` or `DRIVING`), and true.
+    /// False when a token is there instead: it is consumed, and the caller returns without
+    /// sleeping. `doing` names the caller in the message of an impossible state.
+    fn leave_empty_for(&self, sleeping: usize, doing: &str) -> bool {
+        match self
+            .state
+            .compare_exchange(EMPTY, sleeping, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(NOTIFIED) => {
+                self.consume_seen_token();
+                false
+            }
+            Err(actual) => unreachable!("parker state {actual} while {doing}"),
         }
     }
 
@@ -294,20 +295,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unpark_wakes_a_sleeper_in_the_driver() {
-        let driver = Arc::new(FlagDriver::default());
+    /// Parks a thread on a parker with `driver` installed and unparks it until the sleeper
+    /// returns: some unpark lands while it is in the driver (or on the condvar), or before,
+    /// and each must end the park.
+    fn unpark_a_sleeper_until_it_returns(driver: Arc<FlagDriver>) {
         let parker = Arc::new(Parker::new());
-        assert!(parker.install_driver(driver.clone()));
+        assert!(parker.install_driver(driver));
         let other = Arc::clone(&parker);
         let sleeper = std::thread::spawn(move || other.park());
-        // Unpark until the sleeper returns: some unpark lands while it is in the driver, or
-        // before, and both must end the park.
         while !sleeper.is_finished() {
             parker.unpark();
             std::thread::yield_now();
         }
         sleeper.join().unwrap();
+    }
+
+    #[test]
+    fn unpark_wakes_a_sleeper_in_the_driver() {
+        unpark_a_sleeper_until_it_returns(Arc::new(FlagDriver::default()));
     }
 
     /// A driver whose wake another thread can consume before the sleeper holds it, as a
@@ -370,15 +375,7 @@ mod tests {
     fn busy_driver_falls_back_to_the_condvar() {
         let driver = Arc::new(FlagDriver::default());
         driver.busy.store(true, Ordering::SeqCst);
-        let parker = Arc::new(Parker::new());
-        assert!(parker.install_driver(driver.clone()));
-        let other = Arc::clone(&parker);
-        let sleeper = std::thread::spawn(move || other.park());
-        while !sleeper.is_finished() {
-            parker.unpark();
-            std::thread::yield_now();
-        }
-        sleeper.join().unwrap();
+        unpark_a_sleeper_until_it_returns(driver.clone());
         assert_eq!(driver.drives.load(Ordering::SeqCst), 0);
     }
 

@@ -7,15 +7,26 @@
 //!   if it has not finished within [`WATCHDOG_TIMEOUT`]: a hang detector, never a timer.
 //! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
 //!   exactly once.
+//! * [`assert_invalid_setting`] checks that a build failed on a setting, with a message.
+//! * [`RunProbe`] tells whether a task body or blocking closure ran, and counts the drops of
+//!   what it held: cancelled work must never run and be dropped once.
 //! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
 //! * [`panicking_waker`] is a foreign executor's waker that reports its wake and then panics.
+//! * [`OnDrop`] is a future that runs a closure when it is dropped.
+//! * [`join_all`] awaits join handles in order and collects their outputs.
+//! * [`spawn_and_sum`] spawns `n` tasks from the current context and sums their outputs.
+//! * [`consume_budget_yields`] is tokio's `coop_consume_budget` check.
+//! * [`spawn_parked_tasks`] spawns tasks that hold a value (a drop guard) and never complete,
+//!   and waits until each has been polled.
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 /// How long a test body may run before the watchdog declares it hung.
@@ -224,6 +235,14 @@ macro_rules! rt_test {
     (@tests [$($attr:tt)*] $name:ident, $run:ident,) => {};
 }
 
+/// `built` failed with an invalid-setting error whose message contains `message`.
+#[track_caller]
+pub fn assert_invalid_setting(built: Result<gpm::Runtime, gpm::BuildError>, message: &str) {
+    let error = built.unwrap_err();
+    assert!(error.is_invalid_setting());
+    assert!(error.to_string().contains(message), "{error}");
+}
+
 /// Counts how many [`DropGuard`]s made from it have been dropped.
 #[derive(Debug, Clone, Default)]
 pub struct DropCounter {
@@ -267,6 +286,128 @@ impl fmt::Debug for DropGuard {
     }
 }
 
+/// tokio's `coop_consume_budget` (in its `rt_common.rs` and `coop.rs` alike), to await in a
+/// task: a future that calls `consume_budget` 1000 times, polled once, yields before it has
+/// finished (the budget is 128).
+pub async fn consume_budget_yields() {
+    std::future::poll_fn(|cx| {
+        let counter = Arc::new(Mutex::new(0));
+        let counter_clone = Arc::clone(&counter);
+        let mut worker = Box::pin(async move {
+            // Consume the budget until a yield happens
+            for _ in 0..1000 {
+                *counter.lock().unwrap() += 1;
+                gpm::task::consume_budget().await
+            }
+        });
+        // Assert that the worker was yielded and it didn't manage
+        // to finish the whole work (assuming the total budget of 128)
+        assert!(Pin::new(&mut worker).poll(cx).is_pending());
+        assert!(*counter_clone.lock().unwrap() < 1000);
+        Poll::Ready(())
+    })
+    .await;
+}
+
+/// Awaits the join handles in order and returns their outputs; a task that panicked or was
+/// cancelled fails the test.
+pub async fn join_all<T>(handles: impl IntoIterator<Item = gpm::JoinHandle<T>>) -> Vec<T> {
+    let mut outputs = Vec::new();
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
+}
+
+/// Spawns `n` tasks with `gpm::spawn` (from a task or from `block_on`), the `i`-th
+/// returning `i`, joins them in spawn order and returns the sum of their outputs:
+/// `n * (n - 1) / 2` when every one of them ran once.
+pub async fn spawn_and_sum(n: u64) -> u64 {
+    let handles: Vec<_> = (0..n).map(|i| gpm::spawn(async move { i })).collect();
+    let mut sum = 0;
+    for handle in handles {
+        sum += handle.await.unwrap();
+    }
+    sum
+}
+
+/// Spawns `n` tasks on `rt`, each holding a `value()` (a [`DropGuard`], say) and never
+/// completing, and returns their handles once every one of them has been polled: the tasks
+/// are parked in `pending()`, not waiting in a queue. A value is dropped only when the
+/// runtime drops its task (abort, shutdown).
+pub fn spawn_parked_tasks<T: Send + 'static>(
+    rt: &gpm::Runtime,
+    n: usize,
+    mut value: impl FnMut() -> T,
+) -> Vec<gpm::JoinHandle<()>> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let tasks = (0..n)
+        .map(|_| {
+            let value = value();
+            let started_tx = started_tx.clone();
+            rt.spawn(async move {
+                let _value = value;
+                started_tx.send(()).unwrap();
+                std::future::pending::<()>().await;
+                unreachable!("pending() completed");
+            })
+        })
+        .collect();
+    for _ in 0..n {
+        started_rx.recv().unwrap();
+    }
+    tasks
+}
+
+/// One task of [`spawn_parked_tasks`], holding `value`.
+pub fn spawn_parked_task<T: Send + 'static>(rt: &gpm::Runtime, value: T) -> gpm::JoinHandle<()> {
+    let mut value = Some(value);
+    let mut tasks = spawn_parked_tasks(rt, 1, || value.take().expect("one task, one value"));
+    tasks.pop().expect("one task")
+}
+
+/// Whether the bodies made by [`RunProbe::task`] / [`RunProbe::closure`] ran, and how many
+/// of them were dropped: spawn one where the runtime must cancel the work (an abort before
+/// the first poll, a spawn after shutdown) and check it never ran and was dropped once.
+#[derive(Debug, Clone, Default)]
+pub struct RunProbe {
+    ran: Arc<AtomicBool>,
+    drops: DropCounter,
+}
+
+impl RunProbe {
+    /// A probe that has seen nothing run and nothing dropped.
+    pub fn new() -> RunProbe {
+        RunProbe::default()
+    }
+
+    /// A blocking closure that records that it ran; it holds a [`DropGuard`].
+    pub fn closure(&self) -> impl FnOnce() + Send + 'static {
+        let guard = self.drops.guard();
+        let ran = Arc::clone(&self.ran);
+        move || {
+            let _guard = guard;
+            ran.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A task body that records that it ran; it holds a [`DropGuard`].
+    pub fn task(&self) -> impl Future<Output = ()> + Send + 'static {
+        let closure = self.closure();
+        async move { closure() }
+    }
+
+    /// Whether any body of this probe ran.
+    pub fn ran(&self) -> bool {
+        self.ran.load(Ordering::SeqCst)
+    }
+
+    /// Bodies of this probe dropped so far (run or not).
+    pub fn drops(&self) -> usize {
+        self.drops.drops()
+    }
+}
+
 /// The message of a panic payload (`&str` or `String`), or a placeholder for other types.
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -284,6 +425,61 @@ pub fn catch_panic_message<R>(f: impl FnOnce() -> R) -> String {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(_) => panic!("expected a panic, but the call returned normally"),
         Err(payload) => panic_message(&*payload),
+    }
+}
+
+/// A future that calls `on_drop` when it is dropped: ready at its first poll
+/// ([`OnDrop::ready`]) or never ([`OnDrop::pending`]). Spawn one to see what the task's
+/// context holds (its id, a task-local value, the runtime handle) while the runtime drops
+/// the future, on completion or on abort and shutdown.
+pub struct OnDrop<F: FnOnce()> {
+    on_drop: Option<F>,
+    ready: bool,
+}
+
+impl<F: FnOnce()> OnDrop<F> {
+    /// Completes at its first poll, then is dropped as a completed future.
+    pub fn ready(on_drop: F) -> OnDrop<F> {
+        OnDrop {
+            on_drop: Some(on_drop),
+            ready: true,
+        }
+    }
+
+    /// Never completes: dropped only by an abort or a shutdown.
+    pub fn pending(on_drop: F) -> OnDrop<F> {
+        OnDrop {
+            on_drop: Some(on_drop),
+            ready: false,
+        }
+    }
+}
+
+impl<F: FnOnce()> Future for OnDrop<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if self.ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(on_drop) = self.on_drop.take() {
+            on_drop();
+        }
+    }
+}
+
+impl<F: FnOnce()> fmt::Debug for OnDrop<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnDrop")
+            .field("ready", &self.ready)
+            .finish_non_exhaustive()
     }
 }
 

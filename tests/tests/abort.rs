@@ -1,7 +1,7 @@
 //! `JoinHandle::abort` on tasks that wait, run, have not started yet, or have completed.
 
 use futures::channel::oneshot;
-use gpm_tests::{rt_test, watchdog, DropCounter};
+use gpm_tests::{rt_test, spawn_parked_task, watchdog, DropCounter, RunProbe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -10,15 +10,7 @@ rt_test! {
     /// reports `is_cancelled`, and the future (with its drop guard) is dropped exactly once.
     fn abort_pending_task(rt: &gpm::Runtime) {
         let drops = DropCounter::new();
-        let guard = drops.guard();
-        let (started_tx, started_rx) = oneshot::channel();
-        let task = rt.spawn(async move {
-            let _guard = guard;
-            started_tx.send(()).unwrap();
-            futures::future::pending::<()>().await;
-            unreachable!("pending() completed");
-        });
-        rt.block_on(started_rx).unwrap();
+        let task = spawn_parked_task(rt, drops.guard());
         assert_eq!(drops.drops(), 0);
         assert!(!task.is_finished());
         task.abort();
@@ -170,24 +162,19 @@ rt_test! {
 fn abort_before_first_poll() {
     watchdog("abort_before_first_poll", || {
         let rt = gpm_tests::runtime(1);
-        let drops = DropCounter::new();
-        let guard = drops.guard();
-        let ran = Arc::new(AtomicBool::new(false));
-        let ran_in_task = Arc::clone(&ran);
+        let probe = RunProbe::new();
+        let body = probe.task();
         let error = rt
             .block_on(rt.spawn(async move {
-                let victim = gpm::spawn(async move {
-                    let _guard = guard;
-                    ran_in_task.store(true, Ordering::SeqCst);
-                });
+                let victim = gpm::spawn(body);
                 // The only worker is busy with this task: the victim cannot have run yet.
                 victim.abort();
                 victim.await.unwrap_err()
             }))
             .unwrap();
         assert!(error.is_cancelled(), "expected cancellation, got {error:?}");
-        assert!(!ran.load(Ordering::SeqCst), "an aborted task ran its body");
-        assert_eq!(drops.drops(), 1);
+        assert!(!probe.ran(), "an aborted task ran its body");
+        assert_eq!(probe.drops(), 1);
     });
 }
 
@@ -198,14 +185,7 @@ fn abort_then_drop_join_handle() {
     watchdog("abort_then_drop_join_handle", || {
         let rt = gpm_tests::runtime(2);
         let drops = DropCounter::new();
-        let guard = drops.guard();
-        let (started_tx, started_rx) = oneshot::channel();
-        let task = rt.spawn(async move {
-            let _guard = guard;
-            started_tx.send(()).unwrap();
-            futures::future::pending::<()>().await;
-        });
-        rt.block_on(started_rx).unwrap();
+        let task = spawn_parked_task(&rt, drops.guard());
         task.abort();
         drop(task);
         while drops.drops() == 0 || rt.handle().num_alive_tasks() != 0 {

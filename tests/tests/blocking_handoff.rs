@@ -1,7 +1,7 @@
 //! `block_in_place` hands its P to another M and `spawn_blocking` runs on its own threads,
 //! so both make progress while every P's thread is blocked.
 
-use gpm_tests::{rt_test, watchdog};
+use gpm_tests::{join_all, rt_test, spawn_and_sum, watchdog};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -44,11 +44,7 @@ rt_test! {
         });
         let values = rt.block_on(async {
             releaser.await.unwrap();
-            let mut values = Vec::new();
-            for task in blocked {
-                values.push(task.await.unwrap());
-            }
-            values
+            join_all(blocked).await
         });
         assert_eq!(values, (0..workers).map(|i| i * 10 + 1).collect::<Vec<_>>());
     }
@@ -93,11 +89,7 @@ rt_test! {
         });
         let values = rt.block_on(async {
             sender.await.unwrap();
-            let mut values = Vec::new();
-            for task in tasks {
-                values.push(task.await.unwrap());
-            }
-            values
+            join_all(tasks).await
         });
         assert_eq!(values, (0..workers).map(|i| (i + 100) * 2).collect::<Vec<_>>());
     }
@@ -132,13 +124,7 @@ rt_test! {
                 tx.send(format!("value {i}")).unwrap();
             }
         }));
-        let values = rt.block_on(async {
-            let mut values = Vec::new();
-            for task in tasks {
-                values.push(task.await.unwrap());
-            }
-            values
-        });
+        let values = rt.block_on(join_all(tasks));
         assert_eq!(values, (0..workers).map(|i| format!("value {i}!")).collect::<Vec<_>>());
     }
 }
@@ -246,22 +232,9 @@ fn spawn_blocking_queues_past_max_blocking_threads() {
                 })
             })
             .collect();
-        let async_sum = rt.block_on(async {
-            let tasks: Vec<_> = (0..100u32).map(|i| gpm::spawn(async move { i })).collect();
-            let mut sum = 0;
-            for task in tasks {
-                sum += task.await.unwrap();
-            }
-            sum
-        });
+        let async_sum = rt.block_on(spawn_and_sum(100));
         assert_eq!(async_sum, 4950);
-        let results = rt.block_on(async {
-            let mut out = Vec::new();
-            for handle in handles {
-                out.push(handle.await.unwrap());
-            }
-            out
-        });
+        let results = rt.block_on(join_all(handles));
         assert_eq!(results, (0..20).collect::<Vec<_>>());
         let mut ran = ran.lock().unwrap().clone();
         ran.sort_unstable();

@@ -3,9 +3,16 @@
 
 use gpm_tests::watchdog;
 
+/// Builds with `configure` applied and checks the build fails with an invalid-setting error
+/// naming `setting` ([`build_error`], then [`assert_invalid`]).
+#[track_caller]
+fn assert_rejected(setting: &str, configure: impl FnOnce(&mut gpm::Builder) -> &mut gpm::Builder) {
+    assert_invalid(build_error(configure), setting);
+}
+
 /// Builds with `configure` applied and returns the error, failing if the build succeeded.
 #[track_caller]
-fn build_error(configure: impl FnOnce(&mut gpm::Builder)) -> gpm::BuildError {
+fn build_error(configure: impl FnOnce(&mut gpm::Builder) -> &mut gpm::Builder) -> gpm::BuildError {
     let mut builder = gpm::Runtime::builder();
     configure(&mut builder);
     match builder.build() {
@@ -35,68 +42,47 @@ fn assert_invalid(error: gpm::BuildError, setting: &str) {
 /// `worker_threads(0)` is rejected with a message naming `worker_threads`.
 #[test]
 fn zero_worker_threads_is_an_error() {
-    let error = build_error(|b| {
-        b.worker_threads(0);
-    });
-    assert_invalid(error, "worker_threads");
+    assert_rejected("worker_threads", |b| b.worker_threads(0));
 }
 
 /// `worker_threads(1_000_000)` (above `MAX_WORKER_THREADS`) is rejected without starting
 /// a million threads.
 #[test]
 fn huge_worker_threads_is_an_error() {
-    let error = build_error(|b| {
-        b.worker_threads(1_000_000);
+    assert_rejected("worker_threads", |b| b.worker_threads(1_000_000));
+    assert_rejected("worker_threads", |b| {
+        b.worker_threads(gpm::runtime::MAX_WORKER_THREADS + 1)
     });
-    assert_invalid(error, "worker_threads");
-    let error = build_error(|b| {
-        b.worker_threads(gpm::runtime::MAX_WORKER_THREADS + 1);
-    });
-    assert_invalid(error, "worker_threads");
 }
 
 /// `max_blocking_threads(0)` and values above `MAX_BLOCKING_THREADS` are rejected.
 #[test]
 fn bad_max_blocking_threads_is_an_error() {
-    let error = build_error(|b| {
-        b.max_blocking_threads(0);
+    assert_rejected("max_blocking_threads", |b| b.max_blocking_threads(0));
+    assert_rejected("max_blocking_threads", |b| {
+        b.max_blocking_threads(gpm::runtime::MAX_BLOCKING_THREADS + 1)
     });
-    assert_invalid(error, "max_blocking_threads");
-    let error = build_error(|b| {
-        b.max_blocking_threads(gpm::runtime::MAX_BLOCKING_THREADS + 1);
-    });
-    assert_invalid(error, "max_blocking_threads");
 }
 
 /// A thread name containing a NUL byte is rejected.
 #[test]
 fn thread_name_with_nul_is_an_error() {
-    let error = build_error(|b| {
-        b.thread_name("bad\0name");
-    });
-    assert_invalid(error, "thread_name");
+    assert_rejected("thread_name", |b| b.thread_name("bad\0name"));
 }
 
 /// `global_queue_interval(0)` is rejected.
 #[test]
 fn zero_global_queue_interval_is_an_error() {
-    let error = build_error(|b| {
-        b.global_queue_interval(0);
-    });
-    assert_invalid(error, "global_queue_interval");
+    assert_rejected("global_queue_interval", |b| b.global_queue_interval(0));
 }
 
 /// `thread_stack_size(1)` (below `MIN_STACK_SIZE`) is rejected.
 #[test]
 fn tiny_thread_stack_size_is_an_error() {
-    let error = build_error(|b| {
-        b.thread_stack_size(1);
+    assert_rejected("thread_stack_size", |b| b.thread_stack_size(1));
+    assert_rejected("thread_stack_size", |b| {
+        b.thread_stack_size(gpm::runtime::MIN_STACK_SIZE - 1)
     });
-    assert_invalid(error, "thread_stack_size");
-    let error = build_error(|b| {
-        b.thread_stack_size(gpm::runtime::MIN_STACK_SIZE - 1);
-    });
-    assert_invalid(error, "thread_stack_size");
 }
 
 /// An error in one setting is reported even when the others are valid, and a builder that

@@ -9,7 +9,6 @@ use gpm::task::{self, JoinHandle};
 use gpm_tests::rt_test;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 const BUDGET: usize = 128;
@@ -63,25 +62,7 @@ rt_test! {
 
 rt_test! {
     fn coop_consume_budget(rt: &gpm::Runtime) {
-        rt.block_on(async {
-            poll_fn(|cx| {
-                let counter = Arc::new(Mutex::new(0));
-                let counter_clone = Arc::clone(&counter);
-                let mut worker = Box::pin(async move {
-                    // Consume the budget until a yield happens
-                    for _ in 0..1000 {
-                        *counter.lock().unwrap() += 1;
-                        task::consume_budget().await
-                    }
-                });
-                // Assert that the worker was yielded and it didn't manage
-                // to finish the whole work (assuming the total budget of 128)
-                assert!(Pin::new(&mut worker).poll(cx).is_pending());
-                assert!(*counter_clone.lock().unwrap() < 1000);
-                Poll::Ready(())
-            })
-            .await;
-        });
+        rt.block_on(gpm_tests::consume_budget_yields());
     }
 }
 

@@ -2,7 +2,7 @@
 
 use futures::channel::mpsc;
 use futures::StreamExt;
-use gpm_tests::rt_test;
+use gpm_tests::{join_all, rt_test};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -50,6 +50,21 @@ impl Future for ForeignWake {
     }
 }
 
+/// Joins the tasks, each of which must have made `ROUND_TRIPS` round trips, then the foreign
+/// threads, which must have served `TOTAL` requests between them. The caller has dropped its
+/// request senders: once every task is done, every sender is gone and the threads finish.
+fn join_tasks_then_threads(
+    rt: &gpm::Runtime,
+    tasks: Vec<gpm::JoinHandle<usize>>,
+    threads: Vec<std::thread::JoinHandle<usize>>,
+) {
+    let per_task: Vec<usize> = rt.block_on(join_all(tasks));
+    assert!(per_task.iter().all(|&n| n == ROUND_TRIPS));
+    // Every task is done, so every request sender is gone and the threads finish.
+    let served: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(served, TOTAL);
+}
+
 rt_test! {
     /// 1000 tasks x 1000 custom futures, each completed by a wake from one of two foreign
     /// threads: exactly 1 000 000 `wake` calls and 1 000 000 completions, none lost.
@@ -87,17 +102,7 @@ rt_test! {
             })
             .collect();
         drop(senders);
-        let per_task: Vec<usize> = rt.block_on(async {
-            let mut out = Vec::new();
-            for task in tasks {
-                out.push(task.await.unwrap());
-            }
-            out
-        });
-        assert!(per_task.iter().all(|&n| n == ROUND_TRIPS));
-        // Every task is done, so every request sender is gone and the threads finish.
-        let served: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(served, TOTAL);
+        join_tasks_then_threads(rt, tasks, threads);
         assert_eq!(wakes.load(Ordering::SeqCst), TOTAL);
         assert_eq!(completions.load(Ordering::SeqCst), TOTAL);
     }
@@ -147,16 +152,7 @@ rt_test! {
             })
             .collect();
         drop(request_txs);
-        let per_task: Vec<usize> = rt.block_on(async {
-            let mut out = Vec::new();
-            for task in tasks {
-                out.push(task.await.unwrap());
-            }
-            out
-        });
-        assert!(per_task.iter().all(|&n| n == ROUND_TRIPS));
-        let served: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(served, TOTAL);
+        join_tasks_then_threads(rt, tasks, threads);
         assert_eq!(receives.load(Ordering::SeqCst), TOTAL);
     }
 }

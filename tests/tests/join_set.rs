@@ -21,6 +21,20 @@ async fn wait_finished(handles: &[AbortHandle]) {
     }
 }
 
+/// tokio's `test_with_sleep` join loop: joins the set's ten tasks (outputs `0..10`), checks
+/// each output came once and the set is then empty.
+async fn join_ten_and_check_each_seen(set: &mut JoinSet<usize>) {
+    let mut seen = [false; 10];
+    while let Some(res) = set.join_next().await.transpose().unwrap() {
+        seen[res] = true;
+    }
+
+    for was_seen in &seen {
+        assert!(was_seen);
+    }
+    assert!(set.join_next().await.is_none());
+}
+
 rt_test! {
     fn test_with_sleep(rt: &gpm::Runtime) {
         rt.block_on(async {
@@ -43,15 +57,7 @@ rt_test! {
                 assert_eq!(set.len(), 1 + i);
             }
 
-            let mut seen = [false; 10];
-            while let Some(res) = set.join_next().await.transpose().unwrap() {
-                seen[res] = true;
-            }
-
-            for was_seen in &seen {
-                assert!(was_seen);
-            }
-            assert!(set.join_next().await.is_none());
+            join_ten_and_check_each_seen(&mut set).await;
 
             // Do it again.
             for i in 0..10 {
@@ -61,15 +67,7 @@ rt_test! {
                 });
             }
 
-            let mut seen = [false; 10];
-            while let Some(res) = set.join_next().await.transpose().unwrap() {
-                seen[res] = true;
-            }
-
-            for was_seen in &seen {
-                assert!(was_seen);
-            }
-            assert!(set.join_next().await.is_none());
+            join_ten_and_check_each_seen(&mut set).await;
         });
     }
 }

@@ -22,6 +22,30 @@ use tokio::sync::{mpsc, oneshot};
 
 // ---- tokio's tests/task_local_set.rs ----
 
+thread_local! {
+    /// Marks the thread of a test's `LocalSet` (tokio's per-test `ON_RT_THREAD`): set by
+    /// the test on its own thread, never on the runtime's workers or blocking threads.
+    static ON_RT_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this is the thread that marked itself with `ON_RT_THREAD`.
+fn on_rt_thread() -> bool {
+    ON_RT_THREAD.with(|cell| cell.get())
+}
+
+/// tokio's opening of its thread tests: marks this thread, then runs `body` in a fresh
+/// `LocalSet` until it is done, after checking that the set runs it on this thread.
+async fn run_until_on_rt_thread<F: std::future::Future>(body: F) -> F::Output {
+    ON_RT_THREAD.with(|cell| cell.set(true));
+
+    LocalSet::new()
+        .run_until(async {
+            assert!(on_rt_thread());
+            body.await
+        })
+        .await
+}
+
 #[gpm::test(flavor = "current_thread")]
 async fn local_current_thread_scheduler() {
     LocalSet::new()
@@ -33,22 +57,14 @@ async fn local_current_thread_scheduler() {
 
 #[gpm::test(flavor = "multi_thread")]
 async fn local_threadpool() {
-    thread_local! {
-        static ON_RT_THREAD: Cell<bool> = const { Cell::new(false) };
-    }
-
-    ON_RT_THREAD.with(|cell| cell.set(true));
-
-    LocalSet::new()
-        .run_until(async {
-            assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            task::spawn_local(async {
-                assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            })
-            .await
-            .unwrap();
+    run_until_on_rt_thread(async {
+        task::spawn_local(async {
+            assert!(on_rt_thread());
         })
-        .await;
+        .await
+        .unwrap();
+    })
+    .await;
 }
 
 #[gpm::test(flavor = "multi_thread")]
@@ -114,23 +130,15 @@ async fn localset_future_drives_all_local_futs() {
 async fn local_threadpool_timer() {
     // This test ensures that runtime services like the timer are properly
     // set for the local task set.
-    thread_local! {
-        static ON_RT_THREAD: Cell<bool> = const { Cell::new(false) };
-    }
-
-    ON_RT_THREAD.with(|cell| cell.set(true));
-
-    LocalSet::new()
-        .run_until(async {
-            assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            let join = task::spawn_local(async move {
-                assert!(ON_RT_THREAD.with(|cell| cell.get()));
-                time::sleep(Duration::from_millis(10)).await;
-                assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            });
-            join.await.unwrap();
-        })
-        .await;
+    run_until_on_rt_thread(async {
+        let join = task::spawn_local(async move {
+            assert!(on_rt_thread());
+            time::sleep(Duration::from_millis(10)).await;
+            assert!(on_rt_thread());
+        });
+        join.await.unwrap();
+    })
+    .await;
 }
 
 #[test]
@@ -148,99 +156,65 @@ fn enter_guard_spawn() {
 
 #[gpm::test(flavor = "multi_thread")]
 async fn local_threadpool_blocking_run() {
-    thread_local! {
-        static ON_RT_THREAD: Cell<bool> = const { Cell::new(false) };
-    }
-
-    ON_RT_THREAD.with(|cell| cell.set(true));
-
-    LocalSet::new()
-        .run_until(async {
-            assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            let join = task::spawn_local(async move {
-                assert!(ON_RT_THREAD.with(|cell| cell.get()));
-                task::spawn_blocking(|| {
-                    assert!(
-                        !ON_RT_THREAD.with(|cell| cell.get()),
-                        "blocking must not run on the local task set's thread"
-                    );
-                })
-                .await
-                .unwrap();
-                assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            });
-            join.await.unwrap();
-        })
-        .await;
+    run_until_on_rt_thread(async {
+        let join = task::spawn_local(async move {
+            assert!(on_rt_thread());
+            task::spawn_blocking(|| {
+                assert!(
+                    !on_rt_thread(),
+                    "blocking must not run on the local task set's thread"
+                );
+            })
+            .await
+            .unwrap();
+            assert!(on_rt_thread());
+        });
+        join.await.unwrap();
+    })
+    .await;
 }
 
 #[gpm::test(flavor = "multi_thread")]
 async fn all_spawns_are_local() {
     use futures::future;
-    thread_local! {
-        static ON_RT_THREAD: Cell<bool> = const { Cell::new(false) };
-    }
-
-    ON_RT_THREAD.with(|cell| cell.set(true));
-
-    LocalSet::new()
-        .run_until(async {
-            assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            let handles = (0..128)
-                .map(|_| {
-                    task::spawn_local(async {
-                        assert!(ON_RT_THREAD.with(|cell| cell.get()));
-                    })
+    run_until_on_rt_thread(async {
+        let handles = (0..128)
+            .map(|_| {
+                task::spawn_local(async {
+                    assert!(on_rt_thread());
                 })
-                .collect::<Vec<_>>();
-            for joined in future::join_all(handles).await {
-                joined.unwrap();
-            }
-        })
-        .await;
+            })
+            .collect::<Vec<_>>();
+        for joined in future::join_all(handles).await {
+            joined.unwrap();
+        }
+    })
+    .await;
 }
 
 #[gpm::test(flavor = "multi_thread")]
 async fn nested_spawn_is_local() {
-    thread_local! {
-        static ON_RT_THREAD: Cell<bool> = const { Cell::new(false) };
-    }
+    run_until_on_rt_thread(async {
+        task::spawn_local(nested_local_task(3)).await.unwrap();
+    })
+    .await;
+}
 
-    ON_RT_THREAD.with(|cell| cell.set(true));
-
-    LocalSet::new()
-        .run_until(async {
-            assert!(ON_RT_THREAD.with(|cell| cell.get()));
-            task::spawn_local(async {
-                assert!(ON_RT_THREAD.with(|cell| cell.get()));
-                task::spawn_local(async {
-                    assert!(ON_RT_THREAD.with(|cell| cell.get()));
-                    task::spawn_local(async {
-                        assert!(ON_RT_THREAD.with(|cell| cell.get()));
-                        task::spawn_local(async {
-                            assert!(ON_RT_THREAD.with(|cell| cell.get()));
-                        })
-                        .await
-                        .unwrap();
-                    })
-                    .await
-                    .unwrap();
-                })
+/// tokio's four nested local tasks: each checks that it runs on the set's thread, then
+/// (`depth` more times) spawns the next one locally and waits for it.
+fn nested_local_task(depth: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(async move {
+        assert!(on_rt_thread());
+        if depth > 0 {
+            task::spawn_local(nested_local_task(depth - 1))
                 .await
                 .unwrap();
-            })
-            .await
-            .unwrap();
-        })
-        .await;
+        }
+    })
 }
 
 #[test]
 fn join_local_future_elsewhere() {
-    thread_local! {
-        static ON_RT_THREAD: Cell<bool> = const { Cell::new(false) };
-    }
-
     ON_RT_THREAD.with(|cell| cell.set(true));
 
     let rt = gpm::Runtime::new().unwrap();
@@ -249,7 +223,7 @@ fn join_local_future_elsewhere() {
         let (tx, rx) = oneshot::channel();
         let join = task::spawn_local(async move {
             assert!(
-                ON_RT_THREAD.with(|cell| cell.get()),
+                on_rt_thread(),
                 "local task must run on local thread, no matter where it is awaited"
             );
             rx.await.unwrap();
@@ -257,10 +231,7 @@ fn join_local_future_elsewhere() {
             "hello world"
         });
         let join2 = gpm::spawn(async move {
-            assert!(
-                !ON_RT_THREAD.with(|cell| cell.get()),
-                "spawned task should be on a worker"
-            );
+            assert!(!on_rt_thread(), "spawned task should be on a worker");
 
             tx.send(()).expect("task shouldn't have ended yet");
 
@@ -608,10 +579,27 @@ fn spawn_local_after_run_until_returns_panics() {
 /// Records the thread a value is dropped on.
 struct DropOn(Arc<Mutex<Option<ThreadId>>>);
 
+impl DropOn {
+    /// A guard, and the slot it records its dropping thread in.
+    fn new() -> (DropOn, Arc<Mutex<Option<ThreadId>>>) {
+        let dropped_on = Arc::new(Mutex::new(None));
+        (DropOn(dropped_on.clone()), dropped_on)
+    }
+}
+
 impl Drop for DropOn {
     fn drop(&mut self) {
         *self.0.lock().unwrap() = Some(std::thread::current().id());
     }
+}
+
+/// The guard of `dropped_on` was dropped on this thread (the set's).
+#[track_caller]
+fn assert_dropped_here(dropped_on: &Mutex<Option<ThreadId>>) {
+    assert_eq!(
+        *dropped_on.lock().unwrap(),
+        Some(std::thread::current().id())
+    );
 }
 
 #[test]
@@ -671,8 +659,7 @@ fn many_wakes_from_many_threads() {
 fn drop_cancels_tasks_on_the_set_thread() {
     let rt = rt();
     let local = LocalSet::new();
-    let dropped_on = Arc::new(Mutex::new(None));
-    let guard = DropOn(dropped_on.clone());
+    let (guard, dropped_on) = DropOn::new();
     let (started_tx, started_rx) = oneshot::channel();
     let task = local.spawn_local(async move {
         let _guard = guard;
@@ -685,10 +672,7 @@ fn drop_cancels_tasks_on_the_set_thread() {
     // `completed` ran in that drive; this one is queued and never runs.
     let queued = local.spawn_local(async { 7 });
     drop(local);
-    assert_eq!(
-        *dropped_on.lock().unwrap(),
-        Some(std::thread::current().id())
-    );
+    assert_dropped_here(&dropped_on);
     let joined = rt.block_on(async move { (task.await, completed.await, queued.await) });
     assert!(joined.0.unwrap_err().is_cancelled());
     assert_eq!(*joined.1.unwrap(), 1);
@@ -755,8 +739,7 @@ fn panic_in_a_local_task_is_its_join_error_and_the_set_lives_on() {
 fn abort_from_another_thread_cancels_on_the_set_thread() {
     let rt = rt();
     let local = LocalSet::new();
-    let dropped_on = Arc::new(Mutex::new(None));
-    let guard = DropOn(dropped_on.clone());
+    let (guard, dropped_on) = DropOn::new();
     let task = local.spawn_local(async move {
         let _guard = guard;
         pending::<()>().await;
@@ -766,10 +749,7 @@ fn abort_from_another_thread_cancels_on_the_set_thread() {
     std::thread::spawn(move || abort.abort()).join().unwrap();
     let joined = local.block_on(&rt, task);
     assert!(joined.unwrap_err().is_cancelled());
-    assert_eq!(
-        *dropped_on.lock().unwrap(),
-        Some(std::thread::current().id())
-    );
+    assert_dropped_here(&dropped_on);
 }
 
 #[gpm::test]

@@ -1,6 +1,6 @@
 //! 100 000 tasks spawned and all joined, with the sum of their outputs checked.
 
-use gpm_tests::rt_test;
+use gpm_tests::{rt_test, spawn_and_sum};
 
 const TASKS: u64 = 100_000;
 const EXPECTED_SUM: u64 = TASKS * (TASKS - 1) / 2;
@@ -9,14 +9,7 @@ rt_test! {
     /// 100k tasks spawned from `block_on` (the global queue) all run and are joined; the sum
     /// of their outputs is exact and no task is left alive afterwards.
     fn hundred_thousand_tasks_from_block_on(rt: &gpm::Runtime) {
-        let sum = rt.block_on(async {
-            let handles: Vec<_> = (0..TASKS).map(|i| gpm::spawn(async move { i })).collect();
-            let mut sum = 0;
-            for handle in handles {
-                sum += handle.await.unwrap();
-            }
-            sum
-        });
+        let sum = rt.block_on(spawn_and_sum(TASKS));
         assert_eq!(sum, EXPECTED_SUM);
         // Completed tasks leave the runtime's task list (shortly after their output is
         // published); wait for the count, the watchdog catches a leak that never drains.
@@ -30,14 +23,7 @@ rt_test! {
     /// 100k tasks spawned from inside one task (local queues, overflow into the global
     /// queue, stealing) all run and are joined with an exact sum.
     fn hundred_thousand_tasks_from_a_task(rt: &gpm::Runtime) {
-        let sum = rt.block_on(rt.spawn(async {
-            let handles: Vec<_> = (0..TASKS).map(|i| gpm::spawn(async move { i })).collect();
-            let mut sum = 0;
-            for handle in handles {
-                sum += handle.await.unwrap();
-            }
-            sum
-        }));
+        let sum = rt.block_on(rt.spawn(spawn_and_sum(TASKS)));
         assert_eq!(sum.unwrap(), EXPECTED_SUM);
     }
 }

@@ -7,7 +7,7 @@
 use futures::{AsyncReadExt, AsyncWriteExt};
 use gpm::io::Interest;
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
-use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
+use gpm_tests::{catch_panic_message, join_all, panicking_waker, rt_test, watchdog};
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
@@ -73,9 +73,7 @@ rt_test! {
                     })
                 })
                 .collect();
-            for client in clients {
-                client.await.unwrap();
-            }
+            join_all(clients).await;
         });
     }
 }
@@ -216,9 +214,7 @@ fn still_serves_io(rt: &gpm::Runtime) {
                 })
             })
             .collect();
-        for client in clients {
-            client.await.unwrap();
-        }
+        join_all(clients).await;
     });
 }
 

@@ -1,7 +1,7 @@
 //! A panicking task (or blocking closure) becomes a `JoinError` and the runtime keeps
 //! serving.
 
-use gpm_tests::{panic_message, rt_test};
+use gpm_tests::{join_all, panic_message, rt_test, spawn_and_sum};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Barrier, Mutex};
@@ -92,14 +92,7 @@ rt_test! {
             }
         });
         assert_eq!(threads.lock().unwrap().len(), workers);
-        let sum = rt.block_on(async {
-            let tasks: Vec<_> = (0..1000u64).map(|i| gpm::spawn(async move { i })).collect();
-            let mut sum = 0;
-            for task in tasks {
-                sum += task.await.unwrap();
-            }
-            sum
-        });
+        let sum = rt.block_on(spawn_and_sum(1000));
         assert_eq!(sum, 999 * 1000 / 2);
     }
 }
@@ -123,11 +116,7 @@ rt_test! {
         let values = rt.block_on(async {
             let tasks: Vec<_> =
                 (0..20u32).map(|i| gpm::task::spawn_blocking(move || i * 2)).collect();
-            let mut out = Vec::new();
-            for task in tasks {
-                out.push(task.await.unwrap());
-            }
-            out
+            join_all(tasks).await
         });
         assert_eq!(values, (0..20u32).map(|i| i * 2).collect::<Vec<_>>());
     }

@@ -236,12 +236,10 @@ mod gpm_specific {
 
     #[test]
     fn more_than_one_worker_is_a_build_error() {
-        let error = Builder::new_current_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap_err();
-        assert!(error.is_invalid_setting());
-        assert!(error.to_string().contains("one P"), "{error}");
+        gpm_tests::assert_invalid_setting(
+            Builder::new_current_thread().worker_threads(2).build(),
+            "one P",
+        );
     }
 
     #[test]

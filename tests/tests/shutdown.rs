@@ -2,7 +2,9 @@
 //! cancellation, and `shutdown_timeout` does not wait for ever.
 
 use futures::channel::oneshot;
-use gpm_tests::{rt_test, watchdog, DropCounter, DropGuard};
+use gpm_tests::{
+    rt_test, spawn_parked_task, spawn_parked_tasks, watchdog, DropCounter, DropGuard, RunProbe,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -14,19 +16,7 @@ rt_test! {
     /// the runtime drops exactly K guards.
     fn drop_runtime_drops_started_pending_tasks(rt: gpm::Runtime) {
         let drops = DropCounter::new();
-        let (started_tx, started_rx) = mpsc::channel();
-        for _ in 0..K {
-            let guard = drops.guard();
-            let started_tx = started_tx.clone();
-            drop(rt.spawn(async move {
-                let _guard = guard;
-                started_tx.send(()).unwrap();
-                futures::future::pending::<()>().await;
-            }));
-        }
-        for _ in 0..K {
-            started_rx.recv().unwrap();
-        }
+        drop(spawn_parked_tasks(&rt, K, || drops.guard()));
         assert_eq!(drops.drops(), 0);
         drop(rt);
         assert_eq!(drops.drops(), K);
@@ -138,19 +128,9 @@ rt_test! {
         const DEPTH: usize = 3;
         let drops = DropCounter::new();
         let spawned = Arc::new(Mutex::new(Vec::new()));
-        let (started_tx, started_rx) = mpsc::channel();
-        for _ in 0..K {
-            let value = SpawnOnDrop::new(rt.handle().clone(), DEPTH, &drops, &spawned);
-            let started_tx = started_tx.clone();
-            drop(rt.spawn(async move {
-                let _value = value;
-                started_tx.send(()).unwrap();
-                futures::future::pending::<()>().await;
-            }));
-        }
-        for _ in 0..K {
-            started_rx.recv().unwrap();
-        }
+        drop(spawn_parked_tasks(&rt, K, || {
+            SpawnOnDrop::new(rt.handle().clone(), DEPTH, &drops, &spawned)
+        }));
         drop(rt);
         assert_eq!(drops.drops(), K * (DEPTH + 1));
         let spawned = std::mem::take(&mut *spawned.lock().unwrap());
@@ -230,20 +210,13 @@ rt_test! {
     fn spawn_after_shutdown_is_cancelled(rt: gpm::Runtime) {
         let handle = rt.handle().clone();
         drop(rt);
-        let drops = DropCounter::new();
-        let guard = drops.guard();
-        let ran = Arc::new(AtomicBool::new(false));
-        let ran_task = Arc::clone(&ran);
-        let task = handle.spawn(async move {
-            let _guard = guard;
-            ran_task.store(true, Ordering::SeqCst);
-        });
+        let probe = RunProbe::new();
+        let task = handle.spawn(probe.task());
         assert!(futures::executor::block_on(task).unwrap_err().is_cancelled());
-        assert_eq!(drops.drops(), 1);
-        let ran_blocking = Arc::clone(&ran);
-        let blocking = handle.spawn_blocking(move || ran_blocking.store(true, Ordering::SeqCst));
+        assert_eq!(probe.drops(), 1);
+        let blocking = handle.spawn_blocking(probe.closure());
         assert!(futures::executor::block_on(blocking).unwrap_err().is_cancelled());
-        assert!(!ran.load(Ordering::SeqCst), "a task spawned after shutdown ran");
+        assert!(!probe.ran(), "a task spawned after shutdown ran");
     }
 }
 
@@ -338,18 +311,12 @@ fn blocking_closure_after_shutdown_is_cancelled() {
         let rt = gpm_tests::runtime(1);
         let handle = rt.handle().clone();
         drop(rt);
-        let drops = DropCounter::new();
-        let guard = drops.guard();
-        let ran = Arc::new(AtomicBool::new(false));
-        let ran_closure = Arc::clone(&ran);
-        let late = handle.spawn_blocking(move || {
-            let _guard = guard;
-            ran_closure.store(true, Ordering::SeqCst);
-        });
+        let probe = RunProbe::new();
+        let late = handle.spawn_blocking(probe.closure());
         let error = futures::executor::block_on(late).unwrap_err();
         assert!(error.is_cancelled(), "expected cancellation, got {error:?}");
-        assert!(!ran.load(Ordering::SeqCst));
-        assert_eq!(drops.drops(), 1);
+        assert!(!probe.ran());
+        assert_eq!(probe.drops(), 1);
     });
 }
 
@@ -363,19 +330,7 @@ fn drop_runtime_inside_task_of_another() {
         let counter = drops.clone();
         let inner_done = outer.block_on(outer.spawn(async move {
             let inner = gpm_tests::runtime(2);
-            let (started_tx, started_rx) = mpsc::channel();
-            for _ in 0..K {
-                let guard = counter.guard();
-                let started_tx = started_tx.clone();
-                drop(inner.spawn(async move {
-                    let _guard = guard;
-                    started_tx.send(()).unwrap();
-                    futures::future::pending::<()>().await;
-                }));
-            }
-            for _ in 0..K {
-                started_rx.recv().unwrap();
-            }
+            drop(spawn_parked_tasks(&inner, K, || counter.guard()));
             drop(inner);
             gpm::spawn(async { "outer still serving" }).await.unwrap()
         }));
@@ -445,14 +400,7 @@ rt_test! {
     /// shutdown of the runtime and gets the cancellation.
     fn shutdown_wakes_join_handle_awaited_elsewhere(rt: gpm::Runtime) {
         let drops = DropCounter::new();
-        let guard = drops.guard();
-        let (started_tx, started_rx) = mpsc::channel();
-        let task = rt.spawn(async move {
-            let _guard = guard;
-            started_tx.send(()).unwrap();
-            futures::future::pending::<()>().await;
-        });
-        started_rx.recv().unwrap();
+        let task = spawn_parked_task(&rt, drops.guard());
         let (polled_tx, polled_rx) = mpsc::channel();
         let waiter = std::thread::spawn(move || {
             futures::executor::block_on(async move {

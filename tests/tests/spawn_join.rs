@@ -1,7 +1,7 @@
 //! Spawning tasks and joining their values: from `block_on`, from inside tasks, and from
 //! foreign threads through a `Handle`.
 
-use gpm_tests::{rt_test, watchdog};
+use gpm_tests::{join_all, rt_test, watchdog};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -66,19 +66,11 @@ rt_test! {
                                 }
                             })
                             .collect();
-                        let mut sum = 0;
-                        for child in children {
-                            sum += child.await.unwrap();
-                        }
-                        sum
+                        join_all(children).await.into_iter().sum::<u64>()
                     })
                 })
                 .collect();
-            let mut total = 0;
-            for parent in parents {
-                total += parent.await.unwrap();
-            }
-            total
+            join_all(parents).await.into_iter().sum::<u64>()
         });
         let expected: u64 = (0..16u64)
             .flat_map(|p| (0..16u64).map(move |c| p * 100 + c))
@@ -149,13 +141,7 @@ rt_test! {
                 std::thread::yield_now();
             }
         }
-        let outputs: Vec<Arc<()>> = rt.block_on(async {
-            let mut outputs = Vec::new();
-            for handle in handles {
-                outputs.push(handle.await.unwrap());
-            }
-            outputs
-        });
+        let outputs: Vec<Arc<()>> = rt.block_on(join_all(handles));
         assert_eq!(Arc::strong_count(&shared), 101);
         drop(outputs);
         assert_eq!(Arc::strong_count(&shared), 1);

@@ -2,7 +2,7 @@
 //! join handles, large tasks, and the slab's live bytes returning to zero.
 
 use gpm::{Runtime, TaskAllocator};
-use gpm_tests::{watchdog, WORKER_COUNTS};
+use gpm_tests::{join_all, spawn_and_sum, watchdog, WORKER_COUNTS};
 
 const ALLOCATORS: [TaskAllocator; 2] = [TaskAllocator::Slab, TaskAllocator::System];
 
@@ -37,24 +37,8 @@ fn wait_until_freed(rt: &Runtime) {
 fn many_tasks_from_a_task_and_from_block_on_free_all_their_memory() {
     for_each_runtime("many", |rt, allocator| {
         const TASKS: u64 = 20_000;
-        let from_task = rt
-            .block_on(rt.spawn(async {
-                let handles: Vec<_> = (0..TASKS).map(|i| gpm::spawn(async move { i })).collect();
-                let mut sum = 0;
-                for handle in handles {
-                    sum += handle.await.unwrap();
-                }
-                sum
-            }))
-            .unwrap();
-        let from_block_on = rt.block_on(async {
-            let handles: Vec<_> = (0..TASKS).map(|i| gpm::spawn(async move { i })).collect();
-            let mut sum = 0;
-            for handle in handles {
-                sum += handle.await.unwrap();
-            }
-            sum
-        });
+        let from_task = rt.block_on(rt.spawn(spawn_and_sum(TASKS))).unwrap();
+        let from_block_on = rt.block_on(spawn_and_sum(TASKS));
         assert_eq!(from_task, TASKS * (TASKS - 1) / 2);
         assert_eq!(from_block_on, from_task);
         wait_until_freed(&rt);
@@ -147,11 +131,7 @@ fn tasks_bigger_than_the_largest_class_use_the_global_allocator() {
                     })
                 })
                 .collect();
-            let mut outputs = Vec::new();
-            for handle in handles {
-                outputs.push(handle.await.unwrap());
-            }
-            outputs
+            join_all(handles).await
         });
         for (i, sum) in outputs.into_iter().enumerate() {
             assert_eq!(sum, i as u64 * 8192);

@@ -7,7 +7,7 @@
 
 use futures::channel::oneshot;
 use gpm::task::{self, Id};
-use gpm_tests::{rt_test, runtime, watchdog};
+use gpm_tests::{rt_test, runtime, watchdog, OnDrop};
 use std::future::Future;
 use std::panic;
 use std::pin::Pin;
@@ -61,27 +61,8 @@ rt_test! {
 
 rt_test! {
     fn task_id_future_destructor_completion(rt: &gpm::Runtime) {
-        struct MyFuture {
-            tx: Option<oneshot::Sender<Id>>,
-        }
-
-        impl Future for MyFuture {
-            type Output = ();
-
-            fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-                Poll::Ready(())
-            }
-        }
-
-        impl Drop for MyFuture {
-            fn drop(&mut self) {
-                let _ = self.tx.take().unwrap().send(task::id());
-            }
-        }
-
         rt.block_on(async {
-            let (tx, rx) = oneshot::channel();
-            let handle = gpm::spawn(MyFuture { tx: Some(tx) });
+            let (handle, rx) = spawn_sending_id_on_drop(true);
             let id = handle.id();
             handle.await.unwrap();
             assert_eq!(rx.await.unwrap(), id);
@@ -91,33 +72,29 @@ rt_test! {
 
 rt_test! {
     fn task_id_future_destructor_abort(rt: &gpm::Runtime) {
-        struct MyFuture {
-            tx: Option<oneshot::Sender<Id>>,
-        }
-
-        impl Future for MyFuture {
-            type Output = ();
-
-            fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-                Poll::Pending
-            }
-        }
-
-        impl Drop for MyFuture {
-            fn drop(&mut self) {
-                let _ = self.tx.take().unwrap().send(task::id());
-            }
-        }
-
         rt.block_on(async {
-            let (tx, rx) = oneshot::channel();
-            let handle = gpm::spawn(MyFuture { tx: Some(tx) });
+            let (handle, rx) = spawn_sending_id_on_drop(false);
             let id = handle.id();
             handle.abort();
             assert!(handle.await.unwrap_err().is_cancelled());
             assert_eq!(rx.await.unwrap(), id);
         });
     }
+}
+
+/// Spawns a future that sends its task's id when the runtime drops it: a future ready at
+/// its first poll, or (`ready` false) one that never completes.
+fn spawn_sending_id_on_drop(ready: bool) -> (gpm::task::JoinHandle<()>, oneshot::Receiver<Id>) {
+    let (tx, rx) = oneshot::channel();
+    let send_id = move || {
+        let _ = tx.send(task::id());
+    };
+    let future = if ready {
+        OnDrop::ready(send_id)
+    } else {
+        OnDrop::pending(send_id)
+    };
+    (gpm::spawn(future), rx)
 }
 
 struct MyOutput {

@@ -2,7 +2,7 @@
 //! follows a task across Ps and that `sync_scope` nests.
 
 use futures::channel::oneshot;
-use gpm_tests::rt_test;
+use gpm_tests::{rt_test, OnDrop};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -102,26 +102,15 @@ rt_test! {
             static KEY: u32;
         }
 
-        struct MyFuture {
-            tx: Option<oneshot::Sender<u32>>,
-        }
-        impl Future for MyFuture {
-            type Output = ();
-
-            fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-                Poll::Ready(())
-            }
-        }
-        impl Drop for MyFuture {
-            fn drop(&mut self) {
-                let _ = self.tx.take().unwrap().send(KEY.get());
-            }
-        }
-
         rt.block_on(async {
             let (tx, rx) = oneshot::channel();
 
-            let h = gpm::spawn(KEY.scope(42, MyFuture { tx: Some(tx) }));
+            let h = gpm::spawn(KEY.scope(
+                42,
+                OnDrop::ready(move || {
+                    let _ = tx.send(KEY.get());
+                }),
+            ));
 
             assert_eq!(rx.await.unwrap(), 42);
             h.await.unwrap();
@@ -154,11 +143,7 @@ rt_test! {
                 // The task local value no longer exists.
                 assert!(result.is_err());
             });
-            let mut fut = Box::pin(fut);
-            fut.as_mut().take_value();
-
-            // Poll the future after `take_value` has been called
-            fut.await;
+            poll_after_take_value(fut).await;
         });
     }
 }
@@ -181,11 +166,7 @@ rt_test! {
                 // The task local value no longer exists.
                 assert!(result.is_err());
             });
-            let mut fut = Box::pin(fut);
-            fut.as_mut().take_value();
-
-            // Poll the future after `take_value` has been called
-            fut.await;
+            poll_after_take_value(fut).await;
         });
     }
 }
@@ -251,4 +232,14 @@ fn scope_inside_with_panics() {
     );
     // The outer scope's guard put the slot back in order on unwind.
     assert!(KEY.try_get().is_err());
+}
+
+/// Takes the value out of `fut`'s scope, then polls `fut` to completion (tokio's
+/// `poll_after_take_value_should_fail` and `get_value`: the body sees no value).
+async fn poll_after_take_value<F: Future>(fut: gpm::task::TaskLocalFuture<u32, F>) {
+    let mut fut = Box::pin(fut);
+    fut.as_mut().take_value();
+
+    // Poll the future after `take_value` has been called
+    fut.await;
 }

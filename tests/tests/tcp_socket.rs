@@ -5,59 +5,46 @@
 use gpm::net::{TcpListener, TcpSocket, TcpStream};
 use std::time::Duration;
 
-#[gpm::test]
-async fn basic_usage_v4() {
+/// tokio's `basic_usage_v4`, `basic_usage_v6` and `bind_before_connect`: a server socket
+/// from `new`, bound to `any_addr`, listens; a client socket from `new` (first bound to
+/// `any_addr` too with `bind_client`) connects; the server accepts.
+async fn connect_and_accept(
+    new: fn() -> std::io::Result<TcpSocket>,
+    any_addr: &str,
+    bind_client: bool,
+) {
     // Create server
-    let addr = "127.0.0.1:0".parse().unwrap();
-    let srv = TcpSocket::new_v4().unwrap();
-    srv.bind(addr).unwrap();
-
-    let srv = srv.listen(128).unwrap();
-
-    // Create client & connect
-    let addr = srv.local_addr().unwrap();
-    let cli = TcpSocket::new_v4().unwrap();
-    let _cli = cli.connect(addr).await.unwrap();
-
-    // Accept
-    let _ = srv.accept().await.unwrap();
-}
-
-#[gpm::test]
-async fn basic_usage_v6() {
-    // Create server
-    let addr = "[::1]:0".parse().unwrap();
-    let srv = TcpSocket::new_v6().unwrap();
-    srv.bind(addr).unwrap();
-
-    let srv = srv.listen(128).unwrap();
-
-    // Create client & connect
-    let addr = srv.local_addr().unwrap();
-    let cli = TcpSocket::new_v6().unwrap();
-    let _cli = cli.connect(addr).await.unwrap();
-
-    // Accept
-    let _ = srv.accept().await.unwrap();
-}
-
-#[gpm::test]
-async fn bind_before_connect() {
-    // Create server
-    let any_addr = "127.0.0.1:0".parse().unwrap();
-    let srv = TcpSocket::new_v4().unwrap();
+    let any_addr = any_addr.parse().unwrap();
+    let srv = new().unwrap();
     srv.bind(any_addr).unwrap();
 
     let srv = srv.listen(128).unwrap();
 
     // Create client & connect
     let addr = srv.local_addr().unwrap();
-    let cli = TcpSocket::new_v4().unwrap();
-    cli.bind(any_addr).unwrap();
+    let cli = new().unwrap();
+    if bind_client {
+        cli.bind(any_addr).unwrap();
+    }
     let _cli = cli.connect(addr).await.unwrap();
 
     // Accept
     let _ = srv.accept().await.unwrap();
+}
+
+#[gpm::test]
+async fn basic_usage_v4() {
+    connect_and_accept(TcpSocket::new_v4, "127.0.0.1:0", false).await;
+}
+
+#[gpm::test]
+async fn basic_usage_v6() {
+    connect_and_accept(TcpSocket::new_v6, "[::1]:0", false).await;
+}
+
+#[gpm::test]
+async fn bind_before_connect() {
+    connect_and_accept(TcpSocket::new_v4, "127.0.0.1:0", true).await;
 }
 
 #[gpm::test]

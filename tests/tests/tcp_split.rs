@@ -12,6 +12,41 @@ use std::task::{Context, Poll};
 use std::{net, thread};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// What tokio's split tests send each way.
+const MSG: &[u8] = b"split";
+
+/// A std listener on a free loopback port, and a thread that accepts one connection on it,
+/// writes [`MSG`] and hands the stream to `then`.
+fn std_peer_writing_msg<R: Send + 'static>(
+    then: impl FnOnce(net::TcpStream) -> R + Send + 'static,
+) -> Result<(net::SocketAddr, thread::JoinHandle<R>)> {
+    let listener = net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+
+    let handle = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.write_all(MSG).unwrap();
+        then(stream)
+    });
+    Ok((addr, handle))
+}
+
+/// tokio's check on a read half, borrowed or owned (their `peek`s are inherent methods, no
+/// trait to be generic over): two peeks see the same bytes, then a read takes exactly
+/// those, and they are [`MSG`].
+macro_rules! assert_peek_twice_then_read {
+    ($read_half:expr) => {{
+        let mut read_buf = [0u8; 32];
+        let peek_len1 = $read_half.peek(&mut read_buf[..]).await?;
+        let peek_len2 = $read_half.peek(&mut read_buf[..]).await?;
+        assert_eq!(peek_len1, peek_len2);
+
+        let read_len = $read_half.read(&mut read_buf[..]).await?;
+        assert_eq!(peek_len1, read_len);
+        assert_eq!(&read_buf[..read_len], MSG);
+    }};
+}
+
 /// Polls `future` once with a waker that does nothing.
 fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     std::pin::Pin::new(future).poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
@@ -21,31 +56,16 @@ rt_test! {
     /// tokio's `tcp_split::split`: peek twice, read, write through borrowed halves.
     fn split(rt: &gpm::Runtime) {
         rt.block_on(async {
-            const MSG: &[u8] = b"split";
-
-            let listener = net::TcpListener::bind("127.0.0.1:0")?;
-            let addr = listener.local_addr()?;
-
-            let handle = thread::spawn(move || {
-                let (mut stream, _) = listener.accept().unwrap();
-                stream.write_all(MSG).unwrap();
-
+            let (addr, handle) = std_peer_writing_msg(|mut stream| {
                 let mut read_buf = [0u8; 32];
                 let read_len = stream.read(&mut read_buf).unwrap();
                 assert_eq!(&read_buf[..read_len], MSG);
-            });
+            })?;
 
             let mut stream = TcpStream::connect(&addr).await?;
             let (mut read_half, mut write_half) = stream.split();
 
-            let mut read_buf = [0u8; 32];
-            let peek_len1 = read_half.peek(&mut read_buf[..]).await?;
-            let peek_len2 = read_half.peek(&mut read_buf[..]).await?;
-            assert_eq!(peek_len1, peek_len2);
-
-            let read_len = read_half.read(&mut read_buf[..]).await?;
-            assert_eq!(peek_len1, read_len);
-            assert_eq!(&read_buf[..read_len], MSG);
+            assert_peek_twice_then_read!(read_half);
 
             assert_eq!(write_half.write(MSG).await?, MSG.len());
             handle.join().unwrap();
@@ -59,8 +79,6 @@ rt_test! {
     /// tokio's `tcp_into_split::split`: the owned halves and the peer, all at once.
     fn into_split(rt: &gpm::Runtime) {
         rt.block_on(async {
-            const MSG: &[u8] = b"split";
-
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
 
@@ -86,14 +104,7 @@ rt_test! {
                     Ok(())
                 },
                 async {
-                    let mut read_buf = [0u8; 32];
-                    let peek_len1 = read_half.peek(&mut read_buf[..]).await?;
-                    let peek_len2 = read_half.peek(&mut read_buf[..]).await?;
-                    assert_eq!(peek_len1, peek_len2);
-
-                    let read_len = read_half.read(&mut read_buf[..]).await?;
-                    assert_eq!(peek_len1, read_len);
-                    assert_eq!(&read_buf[..read_len], MSG);
+                    assert_peek_twice_then_read!(read_half);
                     Ok(())
                 },
             }?;
@@ -147,15 +158,7 @@ rt_test! {
     /// reads end of stream, and so do we once the peer closes.
     fn drop_write(rt: &gpm::Runtime) {
         rt.block_on(async {
-            const MSG: &[u8] = b"split";
-
-            let listener = net::TcpListener::bind("127.0.0.1:0")?;
-            let addr = listener.local_addr()?;
-
-            let handle = thread::spawn(move || {
-                let (mut stream, _) = listener.accept().unwrap();
-                stream.write_all(MSG).unwrap();
-
+            let (addr, handle) = std_peer_writing_msg(|mut stream| {
                 let mut read_buf = [0u8; 32];
                 let res = match stream.read(&mut read_buf) {
                     Ok(0) => Ok(()),
@@ -166,7 +169,7 @@ rt_test! {
                 drop(stream);
 
                 res
-            });
+            })?;
 
             let stream = TcpStream::connect(&addr).await?;
             let (mut read_half, write_half) = stream.into_split();

@@ -23,6 +23,14 @@ fn elapsed_within(start: Instant, duration: Duration) {
     );
 }
 
+/// Advances the paused clock by `dur` and checks that exactly `dur` has elapsed (tokio's
+/// `advance` tests repeat these three lines for each step).
+async fn advance_exactly(dur: Duration) {
+    let now = Instant::now();
+    time::advance(dur).await;
+    assert_eq!(now.elapsed(), dur);
+}
+
 /// Polls `future` once with a waker that does nothing (tokio-test's mock task).
 fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(Waker::noop()))
@@ -144,8 +152,9 @@ impl Future for Tester {
     }
 }
 
-#[gpm::test(start_paused = true)]
-async fn sleep_same_task() {
+/// tokio's `sleep_same_task` and `sleep_same_task_no_poll`: a sleep due in 299 ms, the clock
+/// advanced 100 ms from inside the task that holds it (polling the sleep first or not).
+async fn sleep_same_task_test(poll: bool) {
     let start = Instant::now();
     time::advance(ms(1)).await;
     let sleep = Box::pin(time::sleep_until(start + ms(300)));
@@ -153,23 +162,19 @@ async fn sleep_same_task() {
         sleep,
         state: State::Begin,
         before: None,
-        poll: true,
+        poll,
     }
     .await;
 }
 
 #[gpm::test(start_paused = true)]
+async fn sleep_same_task() {
+    sleep_same_task_test(true).await;
+}
+
+#[gpm::test(start_paused = true)]
 async fn sleep_same_task_no_poll() {
-    let start = Instant::now();
-    time::advance(ms(1)).await;
-    let sleep = Box::pin(time::sleep_until(start + ms(300)));
-    Tester {
-        sleep,
-        state: State::Begin,
-        before: None,
-        poll: false,
-    }
-    .await;
+    sleep_same_task_test(false).await;
 }
 
 fn poll_next(interval: &mut time::Interval) -> Poll<Instant> {
@@ -211,26 +216,14 @@ async fn interval() {
 
 #[gpm::test(start_paused = true)]
 async fn test_time_advance_sub_ms() {
-    let now = Instant::now();
-    let dur = Duration::from_micros(51_592);
-    time::advance(dur).await;
-    assert_eq!(now.elapsed(), dur);
-    let now = Instant::now();
-    let dur = Duration::from_micros(1);
-    time::advance(dur).await;
-    assert_eq!(now.elapsed(), dur);
+    advance_exactly(Duration::from_micros(51_592)).await;
+    advance_exactly(Duration::from_micros(1)).await;
 }
 
 #[gpm::test(start_paused = true)]
 async fn test_time_advance_3ms_and_change() {
-    let now = Instant::now();
-    let dur = Duration::from_micros(3_141_592);
-    time::advance(dur).await;
-    assert_eq!(now.elapsed(), dur);
-    let now = Instant::now();
-    let dur = Duration::from_micros(3_123_456);
-    time::advance(dur).await;
-    assert_eq!(now.elapsed(), dur);
+    advance_exactly(Duration::from_micros(3_141_592)).await;
+    advance_exactly(Duration::from_micros(3_123_456)).await;
 }
 
 #[gpm::test(start_paused = true)]
@@ -239,33 +232,29 @@ async fn regression_3710_with_submillis_advance() {
     time::advance(ms(1)).await;
     let mut sleep = Box::pin(time::sleep_until(start + Duration::from_secs(60)));
     assert!(poll_once(sleep.as_mut()).is_pending());
-    let before = Instant::now();
-    let dur = Duration::from_micros(51_592);
-    time::advance(dur).await;
-    assert_eq!(before.elapsed(), dur);
+    advance_exactly(Duration::from_micros(51_592)).await;
     assert!(poll_once(sleep.as_mut()).is_pending());
 }
 
 #[gpm::test(start_paused = true)]
 async fn exact_1ms_advance() {
-    let now = Instant::now();
-    let dur = ms(1);
-    time::advance(dur).await;
-    assert_eq!(now.elapsed(), dur);
-    let now = Instant::now();
-    let dur = ms(1);
-    time::advance(dur).await;
-    assert_eq!(now.elapsed(), dur);
+    advance_exactly(ms(1)).await;
+    advance_exactly(ms(1)).await;
+}
+
+/// Advances the paused clock by `micros` microseconds, then polls `sleep` once (tokio's
+/// `advance_*_with_timer` steps).
+async fn advance_us_then_poll(sleep: Pin<&mut Sleep>, micros: u64) -> Poll<()> {
+    time::advance(Duration::from_micros(micros)).await;
+    poll_once(sleep)
 }
 
 #[gpm::test(start_paused = true)]
 async fn advance_once_with_timer() {
     let mut sleep = Box::pin(time::sleep(ms(1)));
     assert!(poll_once(sleep.as_mut()).is_pending());
-    time::advance(Duration::from_micros(250)).await;
-    assert!(poll_once(sleep.as_mut()).is_pending());
-    time::advance(Duration::from_micros(1500)).await;
-    assert!(poll_once(sleep.as_mut()).is_ready());
+    assert!(advance_us_then_poll(sleep.as_mut(), 250).await.is_pending());
+    assert!(advance_us_then_poll(sleep.as_mut(), 1500).await.is_ready());
 }
 
 #[gpm::test(start_paused = true)]
@@ -273,11 +262,9 @@ async fn advance_multi_with_timer() {
     let mut sleep = Box::pin(time::sleep(ms(1)));
     assert!(poll_once(sleep.as_mut()).is_pending());
     for _ in 0..3 {
-        time::advance(Duration::from_micros(250)).await;
-        assert!(poll_once(sleep.as_mut()).is_pending());
+        assert!(advance_us_then_poll(sleep.as_mut(), 250).await.is_pending());
     }
-    time::advance(Duration::from_micros(250)).await;
-    assert!(poll_once(sleep.as_mut()).is_ready());
+    assert!(advance_us_then_poll(sleep.as_mut(), 250).await.is_ready());
 }
 
 #[gpm::test(start_paused = true)]
@@ -398,13 +385,13 @@ mod gpm_specific {
 
     #[test]
     fn start_paused_with_two_workers_is_a_build_error() {
-        let error = gpm::Runtime::builder()
-            .worker_threads(2)
-            .start_paused(true)
-            .build()
-            .unwrap_err();
-        assert!(error.is_invalid_setting());
-        assert!(error.to_string().contains("one worker thread"), "{error}");
+        gpm_tests::assert_invalid_setting(
+            gpm::Runtime::builder()
+                .worker_threads(2)
+                .start_paused(true)
+                .build(),
+            "one worker thread",
+        );
     }
 
     #[test]

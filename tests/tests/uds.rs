@@ -58,17 +58,12 @@ fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
         .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
 }
 
-#[gpm::test]
-async fn accept_read_write() -> std::io::Result<()> {
-    let dir = TempDir::new();
-    let sock_path = dir.path().join("connect.sock");
-
-    let listener = UnixListener::bind(&sock_path)?;
-
-    let accept = listener.accept();
-    let connect = UnixStream::connect(&sock_path);
-    let ((mut server, _), client) = try_join(accept, connect).await?;
-
+/// tokio's `accept_read_write` check on a connected pair: "hello" written to the client,
+/// which is then dropped, is all the server reads before end of stream.
+async fn write_hello_then_read_to_end(
+    mut server: UnixStream,
+    client: UnixStream,
+) -> io::Result<()> {
     // Write to the client.
     client.write_all(b"hello").await?;
     drop(client);
@@ -83,6 +78,12 @@ async fn accept_read_write() -> std::io::Result<()> {
 }
 
 #[gpm::test]
+async fn accept_read_write() -> std::io::Result<()> {
+    let (client, server, _dir) = create_pair().await;
+    write_hello_then_read_to_end(server, client).await
+}
+
+#[gpm::test]
 async fn accept_read_write_socketaddr() -> std::io::Result<()> {
     let dir = TempDir::new();
     let sock_path = dir.path().join("connect.sock");
@@ -92,29 +93,13 @@ async fn accept_read_write_socketaddr() -> std::io::Result<()> {
 
     let accept = listener.accept();
     let connect = UnixStream::connect_addr(&addr);
-    let ((mut server, _), client) = try_join(accept, connect).await?;
-
-    client.write_all(b"hello").await?;
-    drop(client);
-
-    let mut buf = vec![];
-    server.read_to_end(&mut buf).await?;
-    assert_eq!(&buf, b"hello");
-    let len = server.read(&mut buf).await?;
-    assert_eq!(len, 0);
-    Ok(())
+    let ((server, _), client) = try_join(accept, connect).await?;
+    write_hello_then_read_to_end(server, client).await
 }
 
 #[gpm::test]
 async fn shutdown() -> std::io::Result<()> {
-    let dir = TempDir::new();
-    let sock_path = dir.path().join("connect.sock");
-
-    let listener = UnixListener::bind(&sock_path)?;
-
-    let accept = listener.accept();
-    let connect = UnixStream::connect(&sock_path);
-    let ((server, _), mut client) = try_join(accept, connect).await?;
+    let (mut client, server, _dir) = create_pair().await;
 
     // Shut down the client
     AsyncWriteExt::shutdown(&mut client).await?;
@@ -482,9 +467,9 @@ async fn echo_server(socket: UnixDatagram) -> io::Result<()> {
     }
 }
 
-#[gpm::test]
-async fn echo() -> io::Result<()> {
-    let dir = TempDir::new();
+/// Binds `server.sock` in `dir` and serves [`echo_server`] on it in a task; the server's
+/// path and a free `client.sock` path beside it.
+fn spawn_echo_server(dir: &TempDir) -> io::Result<(PathBuf, PathBuf)> {
     let server_path = dir.path().join("server.sock");
     let client_path = dir.path().join("client.sock");
 
@@ -493,6 +478,13 @@ async fn echo() -> io::Result<()> {
     gpm::spawn(async move {
         let _ = echo_server(server_socket).await;
     });
+    Ok((server_path, client_path))
+}
+
+#[gpm::test]
+async fn echo() -> io::Result<()> {
+    let dir = TempDir::new();
+    let (server_path, client_path) = spawn_echo_server(&dir)?;
 
     {
         let socket = UnixDatagram::bind(&client_path).unwrap();
@@ -509,14 +501,7 @@ async fn echo() -> io::Result<()> {
 #[gpm::test]
 async fn echo_from() -> io::Result<()> {
     let dir = TempDir::new();
-    let server_path = dir.path().join("server.sock");
-    let client_path = dir.path().join("client.sock");
-
-    let server_socket = UnixDatagram::bind(server_path.clone())?;
-
-    gpm::spawn(async move {
-        let _ = echo_server(server_socket).await;
-    });
+    let (server_path, client_path) = spawn_echo_server(&dir)?;
 
     {
         let socket = UnixDatagram::bind(&client_path).unwrap();
@@ -602,14 +587,22 @@ async fn split() -> std::io::Result<()> {
     Ok(())
 }
 
-#[gpm::test]
-async fn send_to_recv_from_poll() -> std::io::Result<()> {
-    let dir = TempDir::new();
+/// Two datagram sockets bound in `dir`: `sender.sock` and `receiver.sock`.
+fn bind_sender_and_receiver(
+    dir: &TempDir,
+) -> io::Result<(PathBuf, UnixDatagram, PathBuf, UnixDatagram)> {
     let sender_path = dir.path().join("sender.sock");
     let receiver_path = dir.path().join("receiver.sock");
 
     let sender = UnixDatagram::bind(&sender_path)?;
     let receiver = UnixDatagram::bind(&receiver_path)?;
+    Ok((sender_path, sender, receiver_path, receiver))
+}
+
+#[gpm::test]
+async fn send_to_recv_from_poll() -> std::io::Result<()> {
+    let dir = TempDir::new();
+    let (sender_path, sender, receiver_path, receiver) = bind_sender_and_receiver(&dir)?;
 
     let msg = b"hello";
     std::future::poll_fn(|cx| sender.poll_send_to(cx, msg, &receiver_path)).await?;
@@ -625,11 +618,7 @@ async fn send_to_recv_from_poll() -> std::io::Result<()> {
 #[gpm::test]
 async fn send_recv_poll() -> std::io::Result<()> {
     let dir = TempDir::new();
-    let sender_path = dir.path().join("sender.sock");
-    let receiver_path = dir.path().join("receiver.sock");
-
-    let sender = UnixDatagram::bind(&sender_path)?;
-    let receiver = UnixDatagram::bind(&receiver_path)?;
+    let (sender_path, sender, receiver_path, receiver) = bind_sender_and_receiver(&dir)?;
 
     sender.connect(&receiver_path)?;
     receiver.connect(&sender_path)?;

@@ -6,6 +6,7 @@
 //! SVG backend with its built-in text estimator, so no system fonts are needed.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -222,30 +223,32 @@ impl Chart {
             .y_label_area_size(70);
         if self.log_y {
             let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
-            chart
-                .configure_mesh()
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .draw()?;
-            self.draw_series(&mut chart)?;
+            self.draw_mesh_and_series(&mut chart)?;
         } else {
             let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1)?;
-            chart
-                .configure_mesh()
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .draw()?;
-            self.draw_series(&mut chart)?;
+            self.draw_mesh_and_series(&mut chart)?;
         }
         root.present()?;
         Ok(())
     }
 
-    fn draw_series<'a, DB, CT>(&self, chart: &mut ChartContext<'a, DB, CT>) -> Result<(), String>
+    /// The mesh with the axis labels, the series and their legend, on a linear or a log
+    /// y axis alike.
+    fn draw_mesh_and_series<'a, DB, X, Y>(
+        &self,
+        chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    ) -> Result<(), String>
     where
         DB: DrawingBackend + 'a,
-        CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .draw()
+            .map_err(|e| e.to_string())?;
         for (i, (name, points)) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart

@@ -396,27 +396,11 @@ mod tests {
         let path = model.integrate(0.0, |_| 1000.0, 0.02, 1e-4, 0.01);
         let exact = 10.0 * (1.0 - (-2.0f64).exp());
         assert!((path.last().unwrap().1 - exact).abs() < 1e-6);
-        assert_eq!(
-            rate_at(
-                &[Phase {
-                    load: 0.5,
-                    seconds: 1.0
-                }],
-                100.0,
-                0.5
-            ),
-            50.0
-        );
-        assert_eq!(
-            rate_at(
-                &[Phase {
-                    load: 0.5,
-                    seconds: 1.0
-                }],
-                100.0,
-                1.5
-            ),
-            0.0
-        );
+        let one_phase = [Phase {
+            load: 0.5,
+            seconds: 1.0,
+        }];
+        assert_eq!(rate_at(&one_phase, 100.0, 0.5), 50.0);
+        assert_eq!(rate_at(&one_phase, 100.0, 1.5), 0.0);
     }
 }
