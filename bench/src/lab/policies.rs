@@ -11,8 +11,12 @@
 //!
 //! The simulator's closed workloads run for real too, as `sim-one-spawns-all`,
 //! `sim-fork-join`, `sim-skewed` and `sim-pipeline`: the same tasks, each spinning for its
-//! modelled work time (`driver::burn`, wall time) and spawning, when it completes, the
-//! children the simulator's description gives ([`Workload::children`]). With `--simulate`
+//! modelled work time and spawning, when it completes, the children the simulator's
+//! description gives ([`Workload::children`]). They spin in the thread's CPU time
+//! ([`burn_cpu`]), not in wall time as `skewed` and `tree` do: on a machine shared with
+//! other jobs a worker is often descheduled, and a wall-time spin would count the time it
+//! was away as work done (a task preempted for 3 ms "does" its 2 us at once), so the run
+//! would do less work than the model's, by an amount that depends on the load. With `--simulate`
 //! each such row also gets the simulator's makespan for this machine (its topology from
 //! hwloc, `--workers` Ps placed compactly, the default cost model, median over seeds
 //! 1..=`--sim-seeds`) and the ratio of the measured makespan to it.
@@ -244,12 +248,67 @@ fn start_sim(workload: Workload, handle: &gpm::Handle, countdown: &Arc<Countdown
 /// children its completion spawns in the simulator.
 fn sim_task(workload: Workload, spec: sim::TaskSpec, countdown: Arc<Countdown>) {
     drop(gpm::spawn(async move {
-        driver::burn(Duration::from_nanos(spec.work_ns));
+        burn_cpu(Duration::from_nanos(spec.work_ns));
         for child in workload.children(&spec) {
             sim_task(workload, child, Arc::clone(&countdown));
         }
         countdown.tick();
     }));
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; clock_gettime only writes into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is supported on Linux");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// One step of [`burn_cpu`]'s loop.
+#[inline(always)]
+fn spin_step(x: u64, i: u64) -> u64 {
+    std::hint::black_box(x.wrapping_mul(31).wrapping_add(i))
+}
+
+/// Steps of [`burn_cpu`]'s loop per nanosecond of CPU time, measured once per process:
+/// the fastest of five runs of 2^20 steps, timed in thread CPU time (so time spent
+/// descheduled does not count; the fastest run is the one least disturbed by the cache
+/// misses and the interrupts of other jobs).
+fn spin_steps_per_ns() -> f64 {
+    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *RATE.get_or_init(|| {
+        const STEPS: u64 = 1 << 20;
+        let fastest = (0..5)
+            .map(|_| {
+                let start = thread_cpu_time();
+                let mut x = 0;
+                for i in 0..STEPS {
+                    x = spin_step(x, i);
+                }
+                std::hint::black_box(x);
+                thread_cpu_time() - start
+            })
+            .min()
+            .expect("five runs");
+        STEPS as f64 / fastest.as_nanos().max(1) as f64
+    })
+}
+
+/// Spins for `work` of CPU time: a simulated task's work, whatever share of the CPU the
+/// thread gets. A calibrated loop ([`spin_steps_per_ns`]), not a clock read per step: the
+/// thread CPU clock is a system call here (about 1 us on this KVM guest: the vDSO serves
+/// only the wall clocks), as long as half a 2 us task.
+pub fn burn_cpu(work: Duration) {
+    let steps = (work.as_nanos() as f64 * spin_steps_per_ns()).round() as u64;
+    let mut x = 0;
+    for i in 0..steps {
+        x = spin_step(x, i);
+    }
+    std::hint::black_box(x);
 }
 
 /// Counts completions down; only the last one takes the lock and wakes the waiter. The
@@ -652,6 +711,22 @@ mod tests {
             let bound = Duration::from_nanos(workload.total_work_ns().unwrap() / 2);
             assert!(sim >= bound, "{}: {sim:?} < {bound:?}", workload.name());
         }
+    }
+
+    #[test]
+    fn burn_cpu_uses_the_cpu_time_asked_for() {
+        spin_steps_per_ns();
+        let (cpu, wall) = (thread_cpu_time(), Instant::now());
+        burn_cpu(Duration::from_millis(3));
+        let (used, elapsed) = (thread_cpu_time() - cpu, wall.elapsed());
+        // Calibrated, so not exact: within a factor that catches a unit or rate error
+        // (the loop's speed varies with what the other CPU's jobs do to the caches).
+        let (low, high) = (Duration::from_micros(1500), Duration::from_millis(9));
+        assert!(low <= used && used <= high, "{used:?} of CPU for 3 ms");
+        assert!(
+            elapsed >= used,
+            "CPU time {used:?} <= wall time {elapsed:?}"
+        );
     }
 
     #[test]
