@@ -12,22 +12,23 @@
 //! The simulator's closed workloads run for real too, as `sim-one-spawns-all`,
 //! `sim-fork-join`, `sim-skewed` and `sim-pipeline`: the same tasks, each spinning for its
 //! modelled work time and spawning, when it completes, the children the simulator's
-//! description gives ([`Workload::children`]). They spin in the thread's CPU time
+//! description gives (`Workload::children`). They spin in the thread's CPU time
 //! ([`burn_cpu`]), not in wall time as `skewed` and `tree` do: on a machine shared with
 //! other jobs a worker is often descheduled, and a wall-time spin would count the time it
 //! was away as work done (a task preempted for 3 ms "does" its 2 us at once), so the run
-//! would do less work than the model's, by an amount that depends on the load. With `--simulate`
-//! each such row also gets the simulator's makespan for this machine (its topology from
-//! hwloc, `--workers` Ps placed compactly, the default cost model, median over seeds
-//! 1..=`--sim-seeds`) and the ratio of the measured makespan to it.
+//! would do less work than the model's, by an amount that depends on the load. With
+//! `--simulate` each such row also gets the simulator's makespan for this machine (its
+//! topology from hwloc, `--workers` Ps placed compactly, the default cost model, median
+//! over seeds 1..=`--sim-seeds`) and the ratio of the measured makespan to it.
 //!
 //! Per policy and workload: the median makespan over `--runs` runs, the median over runs of
 //! each run's per-task sojourn P50 and P99 (spawn to completion; `-` for the simulator's
 //! workloads, whose 2-10 us tasks would pay as much for the timing as for their work: they
-//! count down completions with one atomic instead), and from
-//! [`gpm::Handle::probes`], summed over the runs: successful steals, victims visited and
-//! tasks taken, each by the victim's relation to the thief (same L3, same node, other node).
-//! One runtime per policy lives through the experiment and the runs alternate between the
+//! count down completions with one atomic instead), the median share of CPUs the runs got
+//! (`cpu_per_wall`), and from [`gpm::Handle::probes`], summed over the runs: successful
+//! steals, victims visited and tasks taken, each by the victim's relation to the thief
+//! (same L3, same node, other node), and tasks taken from the injector (the other way work
+//! moves between Ps: a full local FIFO spills half into it). One runtime per policy lives through the experiment and the runs alternate between the
 //! policies (run 1 of every policy, then run 2, ...), so a burst of load from elsewhere on
 //! the machine falls on every policy alike.
 //!
@@ -97,20 +98,28 @@ pub struct StealCounts {
     pub attempts: ByRelation,
     /// Tasks taken from victims (a steal takes a batch).
     pub tasks_stolen: ByRelation,
+    /// Tasks the Ps took from the injector (their fair shares), the other way work moves
+    /// between Ps: a P's FIFO overflows into it.
+    pub injector_takes: u64,
 }
 
 impl StealCounts {
     /// The counters of `handle` now.
     pub fn read(handle: &gpm::Handle) -> StealCounts {
         let probes = handle.probes();
-        probes
+        let by_p = probes
             .processors
             .iter()
             .fold(StealCounts::default(), |total, p| StealCounts {
                 steals: total.steals + p.steals,
                 attempts: total.attempts + p.steal_attempts,
                 tasks_stolen: total.tasks_stolen + p.tasks_stolen,
-            })
+                injector_takes: 0,
+            });
+        StealCounts {
+            injector_takes: probes.injector_takes,
+            ..by_p
+        }
     }
 
     /// What happened between `before` and `self` (counters only grow).
@@ -124,6 +133,7 @@ impl StealCounts {
             steals: minus(self.steals, before.steals),
             attempts: minus(self.attempts, before.attempts),
             tasks_stolen: minus(self.tasks_stolen, before.tasks_stolen),
+            injector_takes: self.injector_takes.saturating_sub(before.injector_takes),
         }
     }
 
@@ -148,6 +158,7 @@ impl StealCounts {
             steals: self.steals + other.steals,
             attempts: self.attempts + other.attempts,
             tasks_stolen: self.tasks_stolen + other.tasks_stolen,
+            injector_takes: self.injector_takes + other.injector_takes,
         }
     }
 }
@@ -299,7 +310,7 @@ fn spin_steps_per_ns() -> f64 {
 }
 
 /// Spins for `work` of CPU time: a simulated task's work, whatever share of the CPU the
-/// thread gets. A calibrated loop ([`spin_steps_per_ns`]), not a clock read per step: the
+/// thread gets. A calibrated loop (`spin_steps_per_ns`), not a clock read per step: the
 /// thread CPU clock is a system call here (about 1 us on this KVM guest: the vDSO serves
 /// only the wall clocks), as long as half a 2 us task.
 pub fn burn_cpu(work: Duration) {
@@ -542,6 +553,7 @@ pub const COLUMNS: &[&str] = &[
     "sim_makespan_ms",
     "real_over_sim",
     "cpu_per_wall",
+    "injector_takes",
 ];
 
 /// The `policies` experiment.
@@ -589,6 +601,7 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
                 None => row.extend(["-".to_owned(), "-".to_owned()]),
             }
             row.push(num(r.cpu_per_wall, 2));
+            row.push(r.steals.injector_takes.to_string());
             table.push(row);
         }
         bar.inc(1);
@@ -740,14 +753,17 @@ mod tests {
             steals: rel(1, 1, 1),
             attempts: rel(2, 2, 2),
             tasks_stolen: rel(1, 1, 1),
+            injector_takes: 5,
         };
         let after = StealCounts {
             steals: rel(4, 1, 3),
             attempts: rel(10, 2, 6),
             tasks_stolen: rel(9, 1, 21),
+            injector_takes: 7,
         };
         let delta = after.since(&before);
         assert_eq!(delta.steals, rel(3, 0, 2));
+        assert_eq!(delta.injector_takes, 2);
         assert!((delta.remote_steal_ratio() - 0.4).abs() < 1e-12);
         assert!((delta.success_rate() - 5.0 / 12.0).abs() < 1e-12);
         assert!((delta.stolen_off_node_pct(40) - 50.0).abs() < 1e-12);
