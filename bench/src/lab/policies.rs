@@ -27,8 +27,12 @@
 //! count down completions with one atomic instead), the median share of CPUs the runs got
 //! (`cpu_per_wall`), and from [`gpm::Handle::probes`], summed over the runs: successful
 //! steals, victims visited and tasks taken, each by the victim's relation to the thief
-//! (same L3, same node, other node), and tasks taken from the injector (the other way work
-//! moves between Ps: a full local FIFO spills half into it). One runtime per policy lives through the experiment and the runs alternate between the
+//! (same L3, same node, other node), and the share of the tasks completed that the busiest
+//! P ran (`busiest_p_share`, from the per-P completion counters: 1 / N for an even split).
+//! Work also moves between Ps without a steal, through the injector (a full local FIFO
+//! spills half into it, and a P with nothing to run takes its share before it steals),
+//! which the probes do not count by task; this share shows how evenly it ended up. One
+//! runtime per policy lives through the experiment and the runs alternate between the
 //! policies (run 1 of every policy, then run 2, ...), so a burst of load from elsewhere on
 //! the machine falls on every policy alike.
 //!
@@ -98,28 +102,20 @@ pub struct StealCounts {
     pub attempts: ByRelation,
     /// Tasks taken from victims (a steal takes a batch).
     pub tasks_stolen: ByRelation,
-    /// Tasks the Ps took from the injector (their fair shares), the other way work moves
-    /// between Ps: a P's FIFO overflows into it.
-    pub injector_takes: u64,
 }
 
 impl StealCounts {
     /// The counters of `handle` now.
     pub fn read(handle: &gpm::Handle) -> StealCounts {
         let probes = handle.probes();
-        let by_p = probes
+        probes
             .processors
             .iter()
             .fold(StealCounts::default(), |total, p| StealCounts {
                 steals: total.steals + p.steals,
                 attempts: total.attempts + p.steal_attempts,
                 tasks_stolen: total.tasks_stolen + p.tasks_stolen,
-                injector_takes: 0,
-            });
-        StealCounts {
-            injector_takes: probes.injector_takes,
-            ..by_p
-        }
+            })
     }
 
     /// What happened between `before` and `self` (counters only grow).
@@ -133,7 +129,6 @@ impl StealCounts {
             steals: minus(self.steals, before.steals),
             attempts: minus(self.attempts, before.attempts),
             tasks_stolen: minus(self.tasks_stolen, before.tasks_stolen),
-            injector_takes: self.injector_takes.saturating_sub(before.injector_takes),
         }
     }
 
@@ -158,9 +153,14 @@ impl StealCounts {
             steals: self.steals + other.steals,
             attempts: self.attempts + other.attempts,
             tasks_stolen: self.tasks_stolen + other.tasks_stolen,
-            injector_takes: self.injector_takes + other.injector_takes,
         }
     }
+}
+
+/// Tasks completed on each P so far.
+fn completions(handle: &gpm::Handle) -> Vec<u64> {
+    let probes = handle.probes();
+    probes.processors.iter().map(|p| p.completions).collect()
 }
 
 fn fraction(a: u64, b: u64) -> f64 {
@@ -391,6 +391,8 @@ pub struct PolicyResult {
     /// Median over runs of the process's CPU time over the run's wall time: how many CPUs
     /// the run actually got (at most the worker count, less when other jobs share them).
     pub cpu_per_wall: f64,
+    /// Share of the runs' completions (all Ps' counters) that the busiest P ran.
+    pub busiest_p_share: f64,
 }
 
 /// The runs of one policy on one workload so far.
@@ -402,6 +404,8 @@ struct Runs {
     steals: StealCounts,
     tasks_run: u64,
     cpu_per_wall: Vec<f64>,
+    /// Completions per P over the runs.
+    completions: Vec<u64>,
 }
 
 impl Runs {
@@ -415,6 +419,10 @@ impl Runs {
             steals: self.steals,
             tasks_run: self.tasks_run,
             cpu_per_wall: median_f64(&mut self.cpu_per_wall),
+            busiest_p_share: fraction(
+                self.completions.iter().copied().max().unwrap_or(0),
+                self.completions.iter().sum(),
+            ),
         }
     }
 }
@@ -428,6 +436,7 @@ fn run_once(
     runs: &mut Runs,
 ) -> Result<(), String> {
     let before = StealCounts::read(handle);
+    let completions_before = completions(handle);
     let cpu_before = crate::timers::process_cpu_time();
     let timeout = Duration::from_secs(60);
     let late = || format!("{name}: tasks did not finish within 60 s");
@@ -458,6 +467,16 @@ fn run_once(
     let cpu = crate::timers::process_cpu_time().saturating_sub(cpu_before);
     runs.cpu_per_wall.push(cpu.as_secs_f64() / wall);
     runs.steals = runs.steals.add(&StealCounts::read(handle).since(&before));
+    let done = completions(handle);
+    runs.completions.resize(done.len(), 0);
+    for ((total, now), then) in runs
+        .completions
+        .iter_mut()
+        .zip(done)
+        .zip(completions_before)
+    {
+        *total += now.saturating_sub(then);
+    }
     runs.tasks_run += total;
     Ok(())
 }
@@ -553,7 +572,7 @@ pub const COLUMNS: &[&str] = &[
     "sim_makespan_ms",
     "real_over_sim",
     "cpu_per_wall",
-    "injector_takes",
+    "busiest_p_share",
 ];
 
 /// The `policies` experiment.
@@ -601,7 +620,7 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
                 None => row.extend(["-".to_owned(), "-".to_owned()]),
             }
             row.push(num(r.cpu_per_wall, 2));
-            row.push(r.steals.injector_takes.to_string());
+            row.push(num(r.busiest_p_share, 3));
             table.push(row);
         }
         bar.inc(1);
@@ -692,6 +711,8 @@ mod tests {
                 r.cpu_per_wall > 0.0 && r.cpu_per_wall <= cpus * 1.05,
                 "{r:?}"
             );
+            // Two Ps: the busier ran at least half of the tasks.
+            assert!((0.5..=1.0).contains(&r.busiest_p_share), "{r:?}");
         }
         let r = run_policy("skewed", None, 2, &args()).unwrap();
         assert_eq!(r.tasks_run, 2 * 200, "two runs of 200 tasks");
@@ -753,17 +774,14 @@ mod tests {
             steals: rel(1, 1, 1),
             attempts: rel(2, 2, 2),
             tasks_stolen: rel(1, 1, 1),
-            injector_takes: 5,
         };
         let after = StealCounts {
             steals: rel(4, 1, 3),
             attempts: rel(10, 2, 6),
             tasks_stolen: rel(9, 1, 21),
-            injector_takes: 7,
         };
         let delta = after.since(&before);
         assert_eq!(delta.steals, rel(3, 0, 2));
-        assert_eq!(delta.injector_takes, 2);
         assert!((delta.remote_steal_ratio() - 0.4).abs() < 1e-12);
         assert!((delta.success_rate() - 5.0 / 12.0).abs() < 1e-12);
         assert!((delta.stolen_off_node_pct(40) - 50.0).abs() < 1e-12);
