@@ -579,6 +579,27 @@ mod tests {
     }
 
     #[test]
+    fn pipeline_respects_its_bounds_and_affinity_keeps_stages_near() {
+        let topology = epyc(64);
+        let workload = Workload::Pipeline;
+        let work = workload.total_work_ns().unwrap();
+        let run = |policy| simulate(&topology, policy, workload, CostModel::default(), 2);
+        let (random, affinity) = (run(StealPolicy::Random), run(StealPolicy::ALL[1]));
+        for report in [&random, &affinity] {
+            // No schedule beats the work spread evenly, nor the longest chain.
+            assert!(report.makespan_ns >= work / 64, "{report:?}");
+            assert!(report.makespan_ns >= workload.critical_path_ns().unwrap());
+        }
+        // One entry P per L3 (compact): an affinity thief finds work in its own L3, so
+        // fewer stages run off their node than under random stealing.
+        let off_node = |r: &Report| r.runs_by_locality[3];
+        assert!(
+            off_node(&affinity) < off_node(&random),
+            "{affinity:?} vs {random:?}"
+        );
+    }
+
+    #[test]
     fn scaled_costs() {
         let double = CostModel::default().scaled(2.0);
         assert_eq!(double.steal_same_l3_ns, 300.0);
