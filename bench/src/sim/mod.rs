@@ -41,11 +41,18 @@
 //! node's in fork-join; a pipeline's next stage would have overlapped its own predecessor).
 //! They are now released by an event at the parent's completion, and `execute` asserts
 //! that no task starts before it was enqueued (the old code fails that assertion at once).
-//! The closed workloads' figures moved by a few percent (docs/BENCHMARKS.md). The injector is served only when a P runs dry (no fairness tick);
-//! there is no `runnext`, no searcher cap, no cost for reading the victims' state while
-//! planning (the affinity policy reads every victim's queue length and wait average), and
-//! no OS noise. The numbers compare policies with each other under this model; they are
-//! not predictions of wall time.
+//! The closed workloads' figures moved by a few percent (docs/BENCHMARKS.md).
+//!
+//! The injector is served only when a P runs dry (no fairness tick), and no P's FIFO ever
+//! spills into it; there is no `runnext`, no searcher cap, no cost for reading the victims'
+//! state while planning (the affinity policy reads every victim's queue length and wait
+//! average), no cost per spawn or poll, wake-ups are instant, and there is no OS noise.
+//! Checked against the real runtime with 2 Ps on this one-node machine (the same task DAGs,
+//! `gpm-lab policies --simulate`): the real makespans were 1.04-1.18x the simulated ones
+//! once scaled for the CPUs the runs got, mostly the per-task cost (0.2-0.4 us) and the
+//! wake-ups the model leaves out (docs/BENCHMARKS.md, "The model against this machine").
+//! The numbers compare policies with each other under this model; they are not
+//! predictions of wall time.
 
 mod workload;
 

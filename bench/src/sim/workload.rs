@@ -5,7 +5,7 @@
 //!
 //! A workload is a pure description: its initial tasks ([`Workload::initial`]) and, per
 //! task, the children its completion spawns ([`Workload::children`]). The simulator and the
-//! lab's real runs (`gpm-lab policies --workloads one-spawns-all,...`) walk the same
+//! lab's real runs (`gpm-lab policies --workloads sim-one-spawns-all,...`) walk the same
 //! description, so both run the same tasks with the same work times.
 
 use gpm_scheduler::steal::StealTopology;
@@ -256,7 +256,11 @@ impl std::str::FromStr for Workload {
             .into_iter()
             .find(|w| w.name() == text)
             .ok_or_else(|| {
-                format!("unknown workload {text:?}: expected one-spawns-all, fork-join, skewed, server, hot-node or pipeline")
+                let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+                format!(
+                    "unknown workload {text:?}: expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
