@@ -2,12 +2,22 @@
 //! (chosen at run time through `Builder::steal_policy`) and on tokio, in one criterion group
 //! per workload. Workers: `GPM_BENCH_WORKERS` (default 2). The `victim_order` group measures
 //! the cost of one victim plan for a thief among 64 Ps on the shipped EPYC topology.
+//!
+//! After each gpm policy's benchmark, a line on stdout gives the simulator's columns for
+//! the iterations criterion ran (warm-up included), from `Handle::probes`: successful
+//! steals, victims visited and tasks stolen per iteration, each by the victim's relation to
+//! the thief (same L3 / same node / other node), the remote-steal ratio, and tasks stolen
+//! from another node as a share of the workload's tasks (the runtime does not record where
+//! each task was spawned; see `gpm_bench::lab::policies` for what that share stands for).
+//! On a one-node machine the last two are 0 by construction; on a multi-node machine they
+//! are the real counterparts of `gpm-sim`'s tables.
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use gpm::numa::{Placement, Topology};
 use gpm::steal::{StealPolicy, StealTopology};
 use gpm_bench::imbalanced;
+use gpm_bench::lab::policies::StealCounts;
 use gpm_bench::{bench_workers, Gpm, Rt, Tokio};
 use gpm_scheduler::steal::{FnView, VictimPlanner};
 use gpm_scheduler::FastRand;
@@ -21,8 +31,15 @@ fn configure(group: &mut Group<'_>) {
     group.measurement_time(Duration::from_secs(2));
 }
 
-/// `workload` on tokio and on gpm under every policy, in one group.
-fn compare(c: &mut Criterion, name: &str, workload: fn(&Gpm), tokio_workload: fn(&Tokio)) {
+/// `workload` (`tasks` tasks per iteration) on tokio and on gpm under every policy, in one
+/// group; prints gpm's steals by relation per policy.
+fn compare(
+    c: &mut Criterion,
+    name: &str,
+    tasks: u64,
+    workload: fn(&Gpm),
+    tokio_workload: fn(&Tokio),
+) {
     let workers = bench_workers();
     let mut group = c.benchmark_group(name);
     configure(&mut group);
@@ -31,15 +48,58 @@ fn compare(c: &mut Criterion, name: &str, workload: fn(&Gpm), tokio_workload: fn
     drop(tokio);
     for policy in StealPolicy::ALL {
         let gpm = Gpm::with_policy(workers, policy);
-        group.bench_function(format!("gpm-{policy}"), |b| b.iter(|| workload(&gpm)));
+        let before = StealCounts::read(gpm.0.handle());
+        let mut iterations = 0u64;
+        group.bench_function(format!("gpm-{policy}"), |b| {
+            b.iter(|| {
+                iterations += 1;
+                workload(&gpm)
+            })
+        });
+        let steals = StealCounts::read(gpm.0.handle()).since(&before);
+        if iterations > 0 {
+            // 0 when a filter skipped the benchmark.
+            println!("{}", steal_line(name, policy, &steals, iterations, tasks));
+        }
     }
     group.finish();
+}
+
+/// The simulator's columns for `iterations` iterations of `tasks` tasks.
+fn steal_line(
+    name: &str,
+    policy: StealPolicy,
+    steals: &StealCounts,
+    iterations: u64,
+    tasks: u64,
+) -> String {
+    let per = |count: u64| count as f64 / iterations.max(1) as f64;
+    let rel = |c: gpm::probe::ByRelation| {
+        format!(
+            "{:.1}/{:.1}/{:.1}",
+            per(c.same_l3),
+            per(c.same_node),
+            per(c.other_node)
+        )
+    };
+    format!(
+        "{name}/gpm-{policy}: {iterations} iterations; per iteration, by relation \
+         (same L3/same node/other node): steals {}, victims visited {}, tasks stolen {}; \
+         remote-steal ratio {:.3}, success rate {:.3}, tasks stolen off-node {:.1}% of {tasks}",
+        rel(steals.steals),
+        rel(steals.attempts),
+        rel(steals.tasks_stolen),
+        steals.remote_steal_ratio(),
+        steals.success_rate(),
+        steals.stolen_off_node_pct(tasks * iterations.max(1)),
+    )
 }
 
 fn one_spawns_all(c: &mut Criterion) {
     compare(
         c,
         "one_spawns_all",
+        imbalanced::TASKS as u64,
         imbalanced::one_spawns_all::<Gpm>,
         imbalanced::one_spawns_all::<Tokio>,
     );
@@ -49,6 +109,7 @@ fn fork_join(c: &mut Criterion) {
     compare(
         c,
         "fork_join",
+        (1 << (imbalanced::TREE_DEPTH + 1)) - 1,
         imbalanced::fork_join::<Gpm>,
         imbalanced::fork_join::<Tokio>,
     );
@@ -58,6 +119,7 @@ fn skewed_producer(c: &mut Criterion) {
     compare(
         c,
         "skewed_producer",
+        imbalanced::TASKS as u64,
         imbalanced::skewed_producer::<Gpm>,
         imbalanced::skewed_producer::<Tokio>,
     );

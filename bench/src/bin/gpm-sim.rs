@@ -8,7 +8,7 @@
 //! cargo run -p gpm-bench --release --bin gpm-sim -- \
 //!     --topology numa/topologies/epyc-1s-4n-8l3.xml --ps 64 [--seed 1] [--seeds 5] \
 //!     [--cost-scale 0.5]                # every cost of the model times 0.5 (sensitivity)
-//!     [--workload all|one-spawns-all|fork-join|skewed|server|hot-node] \
+//!     [--workload all|one-spawns-all|fork-join|skewed|server|hot-node|pipeline] \
 //!     [--placement compact|scatter|...] \
 //!     [--weights CACHE,NUMA,LATENCY]   # adds a row: affinity with these weights
 //! cargo run -p gpm-bench --release --bin gpm-sim -- --synthetic "pack:2 numa:2 l3:2 core:4 pu:2" --ps 128
@@ -108,7 +108,7 @@ fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
 fn usage() -> String {
     "usage: gpm-sim (--topology FILE.xml | --synthetic DESC) [--ps N] [--seed S] [--seeds N] \
      [--cost-scale X] \
-     [--workload all|one-spawns-all|fork-join|skewed|server|hot-node] [--placement compact|scatter|node:N|cpus:LIST] \
+     [--workload all|one-spawns-all|fork-join|skewed|server|hot-node|pipeline] [--placement compact|scatter|node:N|cpus:LIST] \
      [--weights CACHE,NUMA,LATENCY]"
         .to_owned()
 }

@@ -4,9 +4,11 @@
 //!
 //! # Model
 //!
-//! * Each P has an unbounded FIFO of tasks (the real bound and overflow are left out). A
-//!   free P runs the oldest task of its FIFO; a task's children join the FIFO of the P that
-//!   ran it when it completes (spawn-only DAGs: the join of a fork-join tree costs nothing).
+//! * Closed workloads start with their initial tasks queued on their Ps (P0; the pipeline's
+//!   items on its entry Ps). Each P has an unbounded FIFO of tasks (the real bound and
+//!   overflow are left out). A free P runs the oldest task of its FIFO; a task's children
+//!   join the FIFO of the P that ran it when it completes (spawn-only DAGs: the join of a
+//!   fork-join tree costs nothing).
 //! * A P with an empty FIFO asks its planner for the victim order and visits victims in
 //!   that order; each visit costs time ([`CostModel`]), and the first non-empty victim gives
 //!   half its FIFO (rounded up), oldest first: the oldest is the thief's to run next, out of
@@ -33,11 +35,24 @@
 //! kept out of reach (2026-11-30), it sat in the thief's FIFO while the thief paid for the
 //! steal, and other thieves stole it back and forth: that alone made the old affinity policy
 //! 1.24x random's makespan on one-spawns-all on the EPYC instead of 1.01x (tables in
-//! docs/BENCHMARKS.md). The injector is served only when a P runs dry (no fairness tick);
-//! there is no `runnext`, no searcher cap, no cost for reading the victims' state while
-//! planning (the affinity policy reads every victim's queue length and wait average), and
-//! no OS noise. The numbers compare policies with each other under this model; they are
-//! not predictions of wall time.
+//! docs/BENCHMARKS.md). Until the pipeline workload came (also 2026-11-30), a task's children
+//! joined its P's FIFO when the task started, not when it completed: a thief could take and
+//! run a child before its parent had finished (the root's children in one-spawns-all, a
+//! node's in fork-join; a pipeline's next stage would have overlapped its own predecessor).
+//! They are now released by an event at the parent's completion, and `execute` asserts
+//! that no task starts before it was enqueued (the old code fails that assertion at once).
+//! The closed workloads' figures moved by a few percent (docs/BENCHMARKS.md).
+//!
+//! The injector is served only when a P runs dry (no fairness tick), and no P's FIFO ever
+//! spills into it; there is no `runnext`, no searcher cap, no cost for reading the victims'
+//! state while planning (the affinity policy reads every victim's queue length and wait
+//! average), no cost per spawn or poll, wake-ups are instant, and there is no OS noise.
+//! Checked against the real runtime with 2 Ps on this one-node machine (the same task DAGs,
+//! `gpm-lab policies --simulate`): the real makespans were 1.04-1.18x the simulated ones
+//! once scaled for the CPUs the runs got, mostly the per-task cost (0.2-0.4 us) and the
+//! wake-ups the model leaves out (docs/BENCHMARKS.md, "The model against this machine").
+//! The numbers compare policies with each other under this model; they are not
+//! predictions of wall time.
 
 mod workload;
 
@@ -49,7 +64,8 @@ use gpm_scheduler::steal::{
 use gpm_scheduler::FastRand;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use workload::{Arrival, TaskSpec};
+use workload::Arrival;
+pub(crate) use workload::TaskSpec;
 
 /// Costs in nanoseconds, and slow-down factors of running a task away from its home P.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -191,6 +207,9 @@ struct Sim<'a> {
     /// The task a thief took to run at once (the real steal returns one task besides the
     /// batch); runs at the P's next event, out of other thieves' reach.
     in_hand: Vec<Option<Task>>,
+    /// Children of the task a P is running: they join its FIFO when the task completes
+    /// (a release event), not when it starts.
+    spawned: Vec<Vec<Task>>,
     injector: VecDeque<Task>,
     planners: Vec<VictimPlanner>,
     rngs: Vec<FastRand>,
@@ -201,6 +220,8 @@ struct Sim<'a> {
     /// The sequence number of each P's one pending event; older ones are stale.
     pending: Vec<u64>,
     wake_cursor: usize,
+    /// (time, sequence, slot): slot `p < Ps` is P `p`'s next step, slot `Ps + p` releases
+    /// the children of the task P `p` is running (never stale).
     events: BinaryHeap<Reverse<(u64, u64, usize)>>,
     sequence: u64,
     ran: Vec<u8>,
@@ -223,10 +244,10 @@ pub fn simulate(
     seed: u64,
 ) -> Report {
     let mut sim = Sim::new(topology, policy, workload, costs, seed);
-    if !workload.is_open() {
-        sim.queues[0].push_back(Task {
-            spec: workload.root(),
-            home: 0,
+    for (spec, home) in workload.initial(topology.num_processors()) {
+        sim.queues[home].push_back(Task {
+            spec,
+            home,
             enqueued_ns: 0,
             arrived_ns: 0,
         });
@@ -254,6 +275,7 @@ impl<'a> Sim<'a> {
             costs,
             queues: (0..n).map(|_| VecDeque::new()).collect(),
             in_hand: (0..n).map(|_| None).collect(),
+            spawned: (0..n).map(|_| Vec::new()).collect(),
             injector: VecDeque::new(),
             planners: (0..n)
                 .map(|p| VictimPlanner::new(&policy, topology, p))
@@ -302,6 +324,14 @@ impl<'a> Sim<'a> {
                 continue;
             }
             self.events.pop();
+            let n = self.queues.len();
+            if p >= n {
+                // The task P `p - n` ran completes now: its children become visible.
+                let children = std::mem::take(&mut self.spawned[p - n]);
+                self.queues[p - n].extend(children);
+                self.wake_one(now, None);
+                continue;
+            }
             if sequence != self.pending[p] {
                 continue; // Superseded by a wake-up.
             }
@@ -355,6 +385,11 @@ impl<'a> Sim<'a> {
         self.idle[p] = false;
         let id = task.spec.id;
         assert_eq!(self.ran[id], 0, "task {id} ran twice");
+        // A child is enqueued when its parent completes: it cannot start earlier.
+        assert!(
+            task.enqueued_ns <= now,
+            "task {id} started before it was spawned"
+        );
         self.ran[id] = 1;
         self.report.executed += 1;
         let factor = self.costs.run_factor(self.topology, p, task.home);
@@ -372,17 +407,19 @@ impl<'a> Sim<'a> {
             self.sojourns.push(end - task.arrived_ns);
         }
         let children = workload.children(&task.spec);
-        let spawned = !children.is_empty();
-        for spec in children {
-            self.queues[p].push_back(Task {
+        if !children.is_empty() {
+            // Released at `end`, before this P's own next step (scheduled after this, so
+            // with a later sequence number at the same time): the P runs the first child,
+            // a woken thief can take the rest.
+            self.spawned[p].extend(children.into_iter().map(|spec| Task {
                 spec,
                 home: p,
                 enqueued_ns: end,
                 arrived_ns: end,
-            });
-        }
-        if spawned {
-            self.wake_one(end, None);
+            }));
+            self.sequence += 1;
+            let release = self.queues.len() + p;
+            self.events.push(Reverse((end, self.sequence, release)));
         }
         self.report.makespan_ns = self.report.makespan_ns.max(end);
         end
@@ -546,6 +583,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pipeline_respects_its_bounds_and_affinity_keeps_stages_near() {
+        let topology = epyc(64);
+        let workload = Workload::Pipeline;
+        let work = workload.total_work_ns().unwrap();
+        let run = |policy| simulate(&topology, policy, workload, CostModel::default(), 2);
+        let (random, affinity) = (run(StealPolicy::Random), run(StealPolicy::ALL[1]));
+        for report in [&random, &affinity] {
+            // No schedule beats the work spread evenly, nor the longest chain.
+            assert!(report.makespan_ns >= work / 64, "{report:?}");
+            assert!(report.makespan_ns >= workload.critical_path_ns().unwrap());
+        }
+        // One entry P per L3 (compact): an affinity thief finds work in its own L3, so
+        // fewer stages run off their node than under random stealing.
+        let off_node = |r: &Report| r.runs_by_locality[3];
+        assert!(
+            off_node(&affinity) < off_node(&random),
+            "{affinity:?} vs {random:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The simulated workloads: spawn-only task trees with a work time per task (closed: they
-//! start on P0 and end when the tree is done), and open-loop servers (requests arrive on
-//! their own Poisson schedule whatever the runtime does; judged by P99 sojourn).
+//! start on P0, or for the pipeline on a few entry Ps, and end when the tree is done), and
+//! open-loop servers (requests arrive on their own Poisson schedule whatever the runtime
+//! does; judged by P99 sojourn).
+//!
+//! A workload is a pure description: its initial tasks ([`Workload::initial`]) and, per
+//! task, the children its completion spawns ([`Workload::children`]). The simulator and the
+//! lab's real runs (`gpm-lab policies --workloads sim-one-spawns-all,...`) walk the same
+//! description, so both run the same tasks with the same work times.
 
 use gpm_scheduler::steal::StealTopology;
 use gpm_scheduler::FastRand;
@@ -31,6 +37,13 @@ pub enum Workload {
     /// As [`Workload::Server`], at the same total rate, but every request belongs to a P
     /// of P0's node: that node is overloaded and the other nodes must help.
     HotNode,
+    /// `PIPELINE_ITEMS` items, each a chain of `PIPELINE_STAGES` stage tasks: a stage's
+    /// completion spawns the item's next stage (on the P that ran it, as a real spawn
+    /// does). Stages work 2 us, every fourth 10 us (a heavy stage, e.g. a parse or a
+    /// compression). All items are there at the start, spread round-robin over the entry
+    /// Ps, one P in `PIPELINE_ENTRY_EVERY` (P0, P8, P16, ...: a receive queue per few
+    /// cores), so every other P must steal to help; judged by makespan.
+    Pipeline,
 }
 
 /// One request of an open-loop workload.
@@ -50,14 +63,27 @@ const INJECTOR_ONE_IN: u32 = 4;
 const SPAWN_ALL: usize = 20_000;
 const TREE_DEPTH: u32 = 14;
 
+const PIPELINE_ITEMS: usize = 4_096;
+const PIPELINE_STAGES: u32 = 8;
+const PIPELINE_ENTRY_EVERY: usize = 8;
+
 impl Workload {
     /// Every workload.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::OneSpawnsAll,
         Workload::ForkJoin,
         Workload::Skewed,
         Workload::Server,
         Workload::HotNode,
+        Workload::Pipeline,
+    ];
+
+    /// The closed workloads (judged by makespan), which the lab also runs for real.
+    pub const CLOSED: [Workload; 4] = [
+        Workload::OneSpawnsAll,
+        Workload::ForkJoin,
+        Workload::Skewed,
+        Workload::Pipeline,
     ];
 
     /// Short name, as the binary accepts it.
@@ -68,6 +94,7 @@ impl Workload {
             Workload::Skewed => "skewed",
             Workload::Server => "server",
             Workload::HotNode => "hot-node",
+            Workload::Pipeline => "pipeline",
         }
     }
 
@@ -77,6 +104,56 @@ impl Workload {
             Workload::OneSpawnsAll | Workload::Skewed => SPAWN_ALL + 1,
             Workload::ForkJoin => (1 << (TREE_DEPTH + 1)) - 1,
             Workload::Server | Workload::HotNode => REQUESTS,
+            Workload::Pipeline => PIPELINE_ITEMS * PIPELINE_STAGES as usize,
+        }
+    }
+
+    /// Work of all tasks at home, nanoseconds (the open workloads' is random: `None`).
+    pub fn total_work_ns(self) -> Option<u64> {
+        if self.is_open() {
+            return None;
+        }
+        let mut total = 0;
+        let mut pending: Vec<TaskSpec> = self.initial(1).into_iter().map(|(t, _)| t).collect();
+        while let Some(task) = pending.pop() {
+            total += task.work_ns;
+            pending.extend(self.children(&task));
+        }
+        Some(total)
+    }
+
+    /// Work on the longest chain of spawns (the critical path), nanoseconds; `None` for the
+    /// open workloads.
+    pub fn critical_path_ns(self) -> Option<u64> {
+        fn longest(workload: Workload, task: &TaskSpec) -> u64 {
+            let below = workload
+                .children(task)
+                .into_iter()
+                .map(|c| longest(workload, &c));
+            task.work_ns + below.max().unwrap_or(0)
+        }
+        if self.is_open() {
+            return None;
+        }
+        let initial = self.initial(1);
+        initial.iter().map(|(t, _)| longest(self, t)).max()
+    }
+
+    /// The closed workload's tasks at the start and the P each is queued on (its home), on
+    /// `ps` Ps; empty for an open workload.
+    pub(crate) fn initial(self, ps: usize) -> Vec<(TaskSpec, usize)> {
+        match self {
+            Workload::Server | Workload::HotNode => Vec::new(),
+            Workload::Pipeline => {
+                let entries = ps.div_ceil(PIPELINE_ENTRY_EVERY);
+                (0..PIPELINE_ITEMS)
+                    .map(|item| {
+                        let home = (item % entries) * PIPELINE_ENTRY_EVERY;
+                        (stage(item, 0), home)
+                    })
+                    .collect()
+            }
+            _ => vec![(self.root(), 0)],
         }
     }
 
@@ -139,8 +216,20 @@ impl Workload {
                     depth: task.depth + 1,
                 })
                 .collect(),
+            Workload::Pipeline if task.depth + 1 < PIPELINE_STAGES => {
+                vec![stage(task.id / PIPELINE_STAGES as usize, task.depth + 1)]
+            }
             _ => Vec::new(),
         }
+    }
+}
+
+/// Stage `stage` of pipeline item `item`: id `item * PIPELINE_STAGES + stage`.
+fn stage(item: usize, stage: u32) -> TaskSpec {
+    TaskSpec {
+        id: item * PIPELINE_STAGES as usize + stage as usize,
+        work_ns: if stage % 4 == 3 { 10_000 } else { 2_000 },
+        depth: stage,
     }
 }
 
@@ -167,7 +256,77 @@ impl std::str::FromStr for Workload {
             .into_iter()
             .find(|w| w.name() == text)
             .ok_or_else(|| {
-                format!("unknown workload {text:?}: expected one-spawns-all, fork-join, skewed, server or hot-node")
+                let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+                format!(
+                    "unknown workload {text:?}: expected one of {}",
+                    names.join(", ")
+                )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every task of `workload` on `ps` Ps, walking the children from the initial tasks.
+    fn all_tasks(workload: Workload, ps: usize) -> Vec<TaskSpec> {
+        let mut seen = Vec::new();
+        let mut pending: Vec<TaskSpec> = workload.initial(ps).into_iter().map(|t| t.0).collect();
+        while let Some(task) = pending.pop() {
+            pending.extend(workload.children(&task));
+            seen.push(task);
+        }
+        seen
+    }
+
+    #[test]
+    fn closed_workloads_reach_every_id_once() {
+        for workload in Workload::CLOSED {
+            let mut ids: Vec<usize> = all_tasks(workload, 64).iter().map(|t| t.id).collect();
+            ids.sort_unstable();
+            let expected: Vec<usize> = (0..workload.total_tasks()).collect();
+            assert_eq!(ids, expected, "{}", workload.name());
+        }
+    }
+
+    #[test]
+    fn pipeline_items_are_chains_of_stages_spread_over_entry_ps() {
+        let initial = Workload::Pipeline.initial(64);
+        assert_eq!(initial.len(), PIPELINE_ITEMS);
+        let mut homes: Vec<usize> = initial.iter().map(|&(_, home)| home).collect();
+        homes.sort_unstable();
+        homes.dedup();
+        assert_eq!(homes, [0, 8, 16, 24, 32, 40, 48, 56]);
+        // Each stage spawns exactly the same item's next stage; the last spawns nothing.
+        let (first, _) = initial[5];
+        let mut task = first;
+        for expected in 1..PIPELINE_STAGES {
+            let children = Workload::Pipeline.children(&task);
+            assert_eq!(children.len(), 1);
+            assert_eq!(children[0].id, task.id + 1);
+            assert_eq!(children[0].depth, expected);
+            task = children[0];
+        }
+        assert!(Workload::Pipeline.children(&task).is_empty());
+        // 2 us stages, every fourth 10 us: 6 x 2 + 2 x 10 = 32 us per item.
+        assert_eq!(Workload::Pipeline.critical_path_ns(), Some(32_000));
+        assert_eq!(
+            Workload::Pipeline.total_work_ns(),
+            Some(32_000 * PIPELINE_ITEMS as u64)
+        );
+        // Two Ps (this machine): one entry P.
+        assert!(Workload::Pipeline
+            .initial(2)
+            .iter()
+            .all(|&(_, home)| home == 0));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for workload in Workload::ALL {
+            assert_eq!(workload.name().parse::<Workload>(), Ok(workload));
+        }
+        assert!("ring".parse::<Workload>().is_err());
     }
 }

@@ -140,6 +140,18 @@
 //!   regardless of distance.** Balances as fast as random, but then thieves cross nodes
 //!   for queues no longer than their neighbours': a load weight of 1.0, close to that,
 //!   doubled the remote steals in the simulator for under 1% of makespan.
+//! * **Taking more per steal from a victim on another node** (HotSLAW's answer to work
+//!   diffusing hop by hop: the chunk grows with distance). Tried in `gpm-sim` for the
+//!   affinity policy (2026-11-30; a steal from another node took three quarters of the
+//!   victim's FIFO, or all of it, instead of half), over the 24 shape and cost-scale cells
+//!   of docs/BENCHMARKS.md: three quarters made 10 cells' geometric-mean makespan better
+//!   and 11 worse (-1% to +3%; +0.5% over all), all of it made 7 better and 14 worse
+//!   (+1.4%), and both gave more single seeds above random's makespan. It helps only where
+//!   the work sits on one far node (the pipeline with scatter placement, 0.96 -> 0.93x
+//!   random's on the EPYC). A likely reason, not measured apart: with the load-aware plan
+//!   a thief crosses nodes only when its own node is dry, and a bigger batch then leaves
+//!   the far victim short, so its node's Ps turn thieves in their turn. The steal takes
+//!   half, whatever the distance.
 
 pub mod latency;
 mod plan;
