@@ -73,11 +73,13 @@
 
 mod admission;
 mod breaker;
+mod guarded;
 mod limit;
 mod runtime;
 
-pub use admission::{AdmissionFuture, AdmissionLayer, AdmissionService};
+pub use admission::{AdmissionFuture, AdmissionLayer, AdmissionService, LatencyRecord};
 pub use breaker::{BreakerFuture, BreakerLayer, BreakerService, Classify, ErrorIsFailure, TierOf};
+pub use guarded::GuardedFuture;
 pub use limit::{ConcurrencyLimitLayer, ConcurrencyLimitService, LimitFuture};
 pub use runtime::{RuntimeConfig, RuntimeGate, RuntimeOverload, RuntimeSample};
 
