@@ -8,11 +8,18 @@
 //!   schedule (`probe_sampling(1)`), so the run-queue wait is measured per request.
 //! * **Modes** (what sits in front of the handler):
 //!   `none`, nothing; `limit`, `ConcurrencyLimitLayer::from_runtime` (the Little's-law
-//!   limiter, `ceil(lambda S x 2)` permits, plus a `RuntimeGate` on the server runtime's own
-//!   probes); `admission`, `AdmissionLayer::from_runtime` (P99 of the calls over a 100 ms
-//!   window against `--slo-ms / 2`, plus the same gate). The gate reads `Handle::probes()`
-//!   once per `--gate-window-us` and refuses while the mean run-queue wait since its last
-//!   read is over `--queue-wait-target-us`. A refusal is `503` with `Retry-After`.
+//!   limiter, `ceil(lambda S x 2)` permits but at least N, plus a `RuntimeGate` on the
+//!   server runtime's own probes); `admission`, `AdmissionLayer::from_runtime` (P99 of the
+//!   calls over a 100 ms window against `--slo-ms / 2`, plus the same gate); `edge`, that
+//!   P99 admission alone (`AdmissionLayer::new`). The gate reads `Handle::probes()` once
+//!   per `--gate-window-us` and sheds a share of the calls that follows the mean run-queue
+//!   wait since its last read against `--queue-wait-target-us` (`Shedding::Proportional`;
+//!   `--shedding all` for the bang-bang gate). A refusal is `503` with `Retry-After`.
+//! * **Why the gate**: the calls themselves never wait. The queue of an overloaded server
+//!   is its connection tasks waiting in the run queues (woken by readable sockets) and the
+//!   bytes in the sockets; a call starts only when its connection task runs, so the
+//!   latency a layer measures from `call` is the handler's `S`, and no more than N calls
+//!   overlap. The limiter and the edge P99 cannot see that queue; the runtime's probes do.
 //! * **Client**: its own gpm runtime with one P (`--client-workers`), `--connections`
 //!   keep-alive connections opened before the run, each a task that takes the next arrival
 //!   from a shared queue, sends `GET /`, reads the response. Arrivals come from the lab's
@@ -80,8 +87,12 @@ pub struct OverloadHttpArgs {
     /// Loads as fractions of the measured capacity, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.5,1,1.5,2,2.5")]
     pub loads: Vec<f64>,
-    /// Modes, comma-separated: none, limit, admission.
-    #[arg(long, value_delimiter = ',', default_value = "none,limit,admission")]
+    /// Modes, comma-separated: none, limit, admission, edge.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "none,limit,admission,edge"
+    )]
     pub modes: Vec<String>,
     /// Measured seconds per point (a fifth more is offered first as warm-up).
     #[arg(long, default_value_t = 3.0)]
@@ -121,7 +132,7 @@ pub struct OverloadHttpArgs {
 }
 
 /// The modes, in table order.
-pub const MODES: &[&str] = &["none", "limit", "admission"];
+pub const MODES: &[&str] = &["none", "limit", "admission", "edge"];
 
 /// The settings of one point, besides the load.
 #[derive(Debug, Clone, PartialEq)]
@@ -282,24 +293,31 @@ fn start_server(spec: &ServerSpec) -> Result<Server, String> {
     let work = Work(spec.service);
     match spec.mode.as_str() {
         "limit" => {
+            // At least N permits: the handler runs inside a poll, so no more than N calls
+            // overlap; a limit under N would refuse at low load (ceil(lambda S x 2) is 1 at
+            // a quarter of capacity) and protect nothing.
             let config = LimiterConfig {
                 initial: spec.workers,
                 interval: Duration::from_millis(50),
-                ..LimiterConfig::new(1, 4096)
+                ..LimiterConfig::new(spec.workers, 4096)
             };
             let layer =
                 ConcurrencyLimitLayer::from_runtime(handle, config, gate, clock).map_err(err)?;
             serve(handle, listener, layer.layer(work));
         }
-        "admission" => {
+        "admission" | "edge" => {
             let config = AdmissionConfig {
                 window: Duration::from_millis(100),
                 min_samples: 20,
                 refresh: Duration::from_millis(5),
                 ..AdmissionConfig::new(spec.slo / 2)
             };
-            let layer = AdmissionLayer::from_runtime(handle, config, gate, clock).map_err(err)?;
-            serve(handle, listener, layer.layer(work));
+            let layer = if spec.mode == "edge" {
+                AdmissionLayer::new(config, clock)
+            } else {
+                AdmissionLayer::from_runtime(handle, config, gate, clock)
+            };
+            serve(handle, listener, layer.map_err(err)?.layer(work));
         }
         _ => serve(handle, listener, work),
     }
@@ -751,6 +769,18 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
         }
     }
     bar.finish_and_clear();
+    // The machine may have changed during the sweep (other processes): measure again.
+    let capacity_after = match args.capacity {
+        Some(_) => None,
+        None => Some(measure_capacity(
+            &base,
+            ClientSpec {
+                connections: args.capacity_connections,
+                ..client
+            },
+            args.capacity_seconds,
+        )?),
+    };
     out.csv("overload_http", &table)?;
     let title = format!(
         "hyper on gpm, N = {workers}, S = {} us, capacity {capacity:.0}/s, SLO {} ms",
@@ -798,7 +828,7 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
     }
     out.svg("overload_http_little", &chart)?;
     Ok(format!(
-        "server N = {workers}, S = {} us; capacity {capacity:.0}/s ({}); SLO {} ms; gate every \
+        "server N = {workers}, S = {} us; capacity {capacity:.0}/s ({}{}); SLO {} ms; gate every \
          {} us, queue-wait target {} us, shedding {}; {} connections, client on {} P; {} s per \
          point\n{}",
         args.service_us,
@@ -807,6 +837,9 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
         } else {
             "measured closed-loop"
         },
+        capacity_after.map_or(String::new(), |after| format!(
+            ", {after:.0}/s measured again after the sweep"
+        )),
         args.slo_ms,
         base.gate_window.as_micros(),
         base.queue_wait_target.as_micros(),
