@@ -42,6 +42,9 @@ fn every_closure_runs_the_pool_grows_to_max_shrinks_and_shuts_down() {
         let rt = gpm::Runtime::builder()
             .worker_threads(2)
             .blocking_pool_sizing(sizing)
+            // Longer than GIVE_UP: surplus threads must leave because the pool shrank, not
+            // because they idled out.
+            .thread_keep_alive(Duration::from_secs(3600))
             .on_thread_start(move || {
                 on_start.fetch_add(1, Ordering::SeqCst);
             })

@@ -354,8 +354,8 @@ impl Pool {
             state.ms.push_back(job);
         } else {
             state.queue.push_back(job);
-            let now = self.now();
             if let Some(sizer) = &mut state.sizer {
+                let now = self.now();
                 let before = sizer.size();
                 let after = sizer.arrival(now);
                 if after != before {
@@ -450,14 +450,15 @@ impl Pool {
             if let Some(job) = state.pop_job() {
                 let sized = matches!(job, Job::Task(_)) && state.sizer.is_some();
                 let started = sized.then(|| self.now());
-                if let (Some(sizer), Some(started)) = (&mut state.sizer, started) {
-                    sizer.started(started);
+                if let Some(started) = started {
+                    self.resize(&mut state, shared, |sizer| sizer.started(started));
                 }
                 drop(state);
                 run_job(job);
                 state = self.lock();
                 if let Some(started) = started {
-                    self.sized_job_ended(&mut state, shared, started);
+                    let now = self.now();
+                    self.resize(&mut state, shared, |sizer| sizer.finished(now, started));
                 }
                 continue;
             }
@@ -475,15 +476,20 @@ impl Pool {
         }
     }
 
-    /// Reports the end of a blocking closure to the sizer; on a new size, tops up or wakes
-    /// the surplus (see `top_up`).
-    fn sized_job_ended(&self, state: &mut PoolState, shared: &Arc<Shared>, started: Duration) {
-        let now = self.now();
+    /// Reports an event to the sizer (`report` returns the size after it); on a new size,
+    /// tops up or wakes the surplus (see `top_up`). Every event may close a window, so
+    /// every one goes through here.
+    fn resize(
+        &self,
+        state: &mut PoolState,
+        shared: &Arc<Shared>,
+        report: impl FnOnce(&mut PoolSizer) -> usize,
+    ) {
         let Some(sizer) = &mut state.sizer else {
             return;
         };
         let before = sizer.size();
-        if sizer.finished(now, started) != before {
+        if report(sizer) != before {
             if let Err(error) = self.top_up(state, shared) {
                 eprintln!("gpm: could not start a blocking thread: {error}");
             }
