@@ -810,22 +810,21 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
     }
     out.svg("overload_http_p99", &chart)?;
     let mut chart = Chart::new(
-        &format!("Server run queues, Little's law from the probes: {title}"),
+        &format!(
+            "Server run queues, L / (lambda W) from the probes (1: Little's law holds): {title}"
+        ),
         "offered load (fraction of the measured capacity)",
-        "tasks queued (log)",
+        "time-mean tasks queued / (enqueues per second x mean queue wait)",
     );
-    chart.log_y = true;
     for mode in &args.modes {
-        let of = |pick: fn(&(String, f64, f64, f64)) -> f64| {
-            little
-                .iter()
-                .filter(|p| &p.0 == mode)
-                .map(|p| (p.1, pick(p)))
-                .collect::<Vec<_>>()
-        };
-        chart = chart.line(&format!("{mode}: L"), of(|p| p.2));
-        chart = chart.line(&format!("{mode}: lambda W"), of(|p| p.3));
+        let ratios = little
+            .iter()
+            .filter(|p| &p.0 == mode)
+            .map(|p| (p.1, p.2 / p.3))
+            .collect();
+        chart = chart.line(mode, ratios);
     }
+    chart = chart.line("1", args.loads.iter().map(|&l| (l, 1.0)).collect());
     out.svg("overload_http_little", &chart)?;
     Ok(format!(
         "server N = {workers}, S = {} us; capacity {capacity:.0}/s ({}{}); SLO {} ms; gate every \
