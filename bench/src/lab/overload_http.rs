@@ -20,7 +20,8 @@
 //!   bytes in the sockets; a call starts only when its connection task runs, so the
 //!   latency a layer measures from `call` is the handler's `S`, and no more than N calls
 //!   overlap. The limiter and the edge P99 cannot see that queue; the runtime's probes do.
-//! * **Client**: its own gpm runtime with one P (`--client-workers`), `--connections`
+//! * **Client**: its own gpm runtime with one P (`--client-workers`) whose threads ask for
+//!   real-time priority as the driver does (`GPM_LAB_NO_RT=1`: normal), `--connections`
 //!   keep-alive connections opened before the run, each a task that takes the next arrival
 //!   from a shared queue, sends `GET /`, reads the response. Arrivals come from the lab's
 //!   open-loop driver (`driver::drive`: Poisson, seeded, its own real-time thread). When
@@ -432,10 +433,22 @@ fn connect_all(
     })
 }
 
+/// Whether the client's threads got real-time priority (the last client built).
+static CLIENT_REALTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The client's runtime. Its threads ask for real-time priority like the driver
+/// (`driver::raise_priority`, `GPM_LAB_NO_RT=1` turns it off): a client that other
+/// processes delay by milliseconds reads its answers late and charges the server for it.
 fn build_client(workers: usize) -> Result<gpm::Runtime, String> {
+    CLIENT_REALTIME.store(true, Ordering::Relaxed);
     gpm::Runtime::builder()
         .worker_threads(workers)
         .thread_name("lab-client")
+        .on_thread_start(|| {
+            if !driver::raise_priority() {
+                CLIENT_REALTIME.store(false, Ordering::Relaxed);
+            }
+        })
         .build()
         .map_err(|e| format!("cannot build the client runtime: {e}"))
 }
@@ -828,7 +841,7 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
     out.svg("overload_http_little", &chart)?;
     Ok(format!(
         "server N = {workers}, S = {} us; capacity {capacity:.0}/s ({}{}); SLO {} ms; gate every \
-         {} us, queue-wait target {} us, shedding {}; {} connections, client on {} P; {} s per \
+         {} us, queue-wait target {} us, shedding {}; {} connections, client on {} P{}; {} s per \
          point\n{}",
         args.service_us,
         if args.capacity.is_some() {
@@ -845,6 +858,11 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
         args.shedding,
         args.connections,
         args.client_workers,
+        if CLIENT_REALTIME.load(Ordering::Relaxed) {
+            " at real-time priority"
+        } else {
+            " (normal priority)"
+        },
         args.seconds,
         table.render()
     ))
