@@ -824,7 +824,8 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
     out.svg("overload_http_p99", &chart)?;
     let mut chart = Chart::new(
         &format!(
-            "Server run queues, L / (lambda W) from the probes (1: Little's law holds): {title}"
+            "Server run queues from its probes: L / (lambda W), N = {workers}, S = {} us",
+            args.service_us
         ),
         "offered load (fraction of the measured capacity)",
         "time-mean tasks queued / (enqueues per second x mean queue wait)",
