@@ -127,6 +127,9 @@ pub struct OverloadHttpArgs {
     /// (every call until the wait is under the target).
     #[arg(long, default_value = "proportional")]
     pub shedding: String,
+    /// Proportional shedding: the largest increase of the admitted share per gate read.
+    #[arg(long, default_value_t = 0.1)]
+    pub shed_step: f64,
     /// Seed of the arrival process.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -150,6 +153,8 @@ pub struct ServerSpec {
     pub queue_wait_target: Duration,
     /// Whether the gate sheds a share (`Shedding::Proportional`) or every call.
     pub proportional: bool,
+    /// The proportional gate's `step`.
+    pub shed_step: f64,
     /// The SLO (also sets the admission layer's P99 target: half of it).
     pub slo: Duration,
 }
@@ -286,7 +291,12 @@ fn start_server(spec: &ServerSpec) -> Result<Server, String> {
     let handle = rt.handle();
     let clock = SystemClock::new();
     let gate = if spec.proportional {
-        GateConfig::proportional(spec.gate_window, spec.queue_wait_target)
+        GateConfig {
+            shedding: gpm::overload::tower::Shedding::Proportional {
+                step: spec.shed_step,
+            },
+            ..GateConfig::proportional(spec.gate_window, spec.queue_wait_target)
+        }
     } else {
         GateConfig::new(spec.gate_window, spec.queue_wait_target)
     };
@@ -700,6 +710,7 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
             "all" => false,
             other => return Err(format!("--shedding is proportional or all, got {other:?}")),
         },
+        shed_step: args.shed_step,
     };
     let client = ClientSpec {
         connections: args.connections,
@@ -842,7 +853,7 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
     out.svg("overload_http_little", &chart)?;
     Ok(format!(
         "server N = {workers}, S = {} us; capacity {capacity:.0}/s ({}{}); SLO {} ms; gate every \
-         {} us, queue-wait target {} us, shedding {}; {} connections, client on {} P{}; {} s per \
+         {} us, queue-wait target {} us, shedding {} (step {}); {} connections, client on {} P{}; {} s per \
          point\n{}",
         args.service_us,
         if args.capacity.is_some() {
@@ -857,6 +868,7 @@ pub fn run(args: &OverloadHttpArgs, out: &Output) -> Result<String, String> {
         base.gate_window.as_micros(),
         base.queue_wait_target.as_micros(),
         args.shedding,
+        args.shed_step,
         args.connections,
         args.client_workers,
         if CLIENT_REALTIME.load(Ordering::Relaxed) {
@@ -910,6 +922,7 @@ mod tests {
             queue_wait_target: Duration::from_micros(100),
             slo: Duration::from_millis(50),
             proportional: true,
+            shed_step: 0.1,
         };
         let client = ClientSpec {
             connections: 8,
