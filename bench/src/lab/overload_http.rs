@@ -31,7 +31,9 @@
 //!   is part of what capacity means here.
 //! * **Capacity** is measured first, in the same run: the `none` server under a closed loop
 //!   (`--capacity-connections` connections each sending its next request when the previous
-//!   answer arrives) for `--capacity-seconds`. Loads are fractions of that rate.
+//!   answer arrives) for `--capacity-seconds`. Loads are fractions of that rate. It is
+//!   measured again after the sweep and both are printed: on a shared machine other
+//!   processes move it during a run.
 //!
 //! # What is reported per load and mode
 //!
