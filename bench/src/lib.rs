@@ -8,6 +8,7 @@
 
 use std::future::Future;
 
+pub mod http;
 pub mod lab;
 pub mod pin;
 pub mod sim;

@@ -49,6 +49,8 @@ enum Experiment {
     QueueModel(lab::queue_model::QueueModelArgs),
     /// P99 under overload with and without gpm::overload's controls.
     Overload(lab::overload_exp::OverloadArgs),
+    /// A hyper server on gpm behind the overload layers, open-loop HTTP load 0.5x-2.5x capacity.
+    OverloadHttp(lab::overload_http::OverloadHttpArgs),
     /// Timers: timeout(50 ms, sleep(1..=10 ms)) per round on tokio and on gpm (CPU, lateness).
     Timers(lab::timers_exp::TimersArgs),
     /// One side of `timers` in this process (the experiment runs it as a child).
@@ -135,6 +137,7 @@ fn run(cli: Cli) -> Result<String, String> {
         }
         Experiment::QueueModel(args) => lab::queue_model::run(&args, &out)?,
         Experiment::Overload(args) => lab::overload_exp::run(&args, &out)?,
+        Experiment::OverloadHttp(args) => lab::overload_http::run(&args, &out)?,
         Experiment::Timers(args) => lab::timers_exp::run(&args, &out)?,
         Experiment::TimersChild(args) => return lab::timers_exp::child(&args),
     };

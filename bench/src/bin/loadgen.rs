@@ -20,7 +20,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+use gpm_bench::http::{parse_response, GET as REQUEST};
 
 struct Config {
     addr: SocketAddr,
@@ -73,27 +73,17 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<(
     buf.clear();
     let mut chunk = [0u8; 4096];
     loop {
+        if parse_response(buf)
+            .map_err(std::io::Error::other)?
+            .is_some()
+        {
+            return Ok(());
+        }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let headers = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length = headers
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or_else(|| std::io::Error::other("response without content-length"))?;
-            while buf.len() < end + 4 + length {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Ok(());
-        }
     }
 }
 

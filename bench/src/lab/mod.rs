@@ -18,6 +18,7 @@ pub mod driver;
 pub mod littles;
 pub mod out;
 pub mod overload_exp;
+pub mod overload_http;
 pub mod policies;
 pub mod queue_model;
 pub mod queueing;

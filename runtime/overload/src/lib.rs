@@ -10,6 +10,7 @@
 //! | [`TieredBreaker`] | per-tier timeouts (latency above the tier's P99 bound) and error rate | stops calling a tier for a cool-down, then probes it | a dependency that fails or slows down |
 //! | [`AdaptiveLimiter`] | throughput `lambda` and service time `S` | caps work in flight at `ceil(lambda * S * headroom)` | protecting a pool of workers from queueing |
 //! | [`P99Admission`] | the P99 of recent latencies | rejects or queues (bounded) new work while P99 > target | a latency objective stated as a percentile |
+//! | [`PoolSizer`] | arrival rate `lambda` and service time `S` of a pool's jobs | sizes the pool to `ceil(lambda * S)` in `[min, max]`, growing at once, shrinking after a hold | a thread pool for blocking work (`Builder::blocking_pool_sizing`) |
 //!
 //! # Design
 //!
@@ -36,12 +37,14 @@ mod admission;
 mod breaker;
 mod clock;
 mod limiter;
+mod sizing;
 mod window;
 
 pub use admission::{Admission, AdmissionConfig, P99Admission, Rejected};
 pub use breaker::{BreakerError, BreakerState, Call, Outcome, TierConfig, TieredBreaker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limiter::{AdaptiveLimiter, LimitExceeded, LimiterConfig, Permit};
+pub use sizing::{PoolSizer, PoolSizingConfig};
 
 use std::fmt;
 

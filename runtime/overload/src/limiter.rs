@@ -191,8 +191,11 @@ impl<C: Clock> Inner<C> {
             .smoothed
             .map_or(sample, |s| alpha * sample + (1.0 - alpha) * s);
         state.smoothed = Some(smoothed);
-        let wanted = (smoothed * self.config.headroom).ceil() as usize;
-        state.limit = wanted.clamp(self.config.min, self.config.max);
+        state.limit = servers_needed(
+            smoothed * self.config.headroom,
+            self.config.min,
+            self.config.max,
+        );
         state.completions = 0;
         state.service_sum = Duration::ZERO;
         // Idle intervals in between carried no completions: start afresh at `now`.
@@ -203,6 +206,20 @@ impl<C: Clock> Inner<C> {
             now
         };
     }
+}
+
+/// Little's law for servers: `lambda * S` units of work are in service on average, so
+/// `ceil(lambda_s)` servers (permits, threads) carry it, clamped to `[min, max]`. A product
+/// within 1e-9 above an integer counts as that integer (`800/s x 10 ms` computes as
+/// 8.000000000000002 in floating point; a billionth of a server is no measurement). A
+/// value that is not a finite non-negative number (no measurement) gives `min`. Shared by
+/// the limiter and the blocking pool's sizer ([`PoolSizer`](crate::PoolSizer)).
+pub(crate) fn servers_needed(lambda_s: f64, min: usize, max: usize) -> usize {
+    if !(lambda_s.is_finite() && lambda_s >= 0.0) {
+        return min;
+    }
+    // `as` saturates: a huge product clamps to `max`.
+    ((lambda_s - 1e-9).ceil() as usize).clamp(min, max)
 }
 
 impl<C: Clock> AdaptiveLimiter<C> {

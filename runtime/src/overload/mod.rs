@@ -8,11 +8,13 @@
 //! | [`TieredBreaker`] | per-tier timeouts (latency above the tier's P99 bound) and error rate | stops calling a tier for a cool-down, then probes it | a dependency that fails or slows down |
 //! | [`AdaptiveLimiter`] | throughput `lambda` and service time `S` | caps work in flight at `ceil(lambda * S * headroom)` | protecting a pool of workers from queueing |
 //! | [`P99Admission`] | the P99 of recent latencies | rejects or queues (bounded) new work while P99 > target | a latency objective stated as a percentile |
+//! | [`PoolSizer`] | arrival rate `lambda` and time on a thread `S` of a pool's jobs | sizes the pool to `ceil(lambda * S)` in `[min, max]`, at once up, after a hold down | the blocking pool ([`Builder::blocking_pool_sizing`](crate::Builder::blocking_pool_sizing)) |
 //!
 //! With the `tower` feature, `gpm::overload::tower` wraps each as a `tower::Layer` whose
 //! service refuses with a typed `Overloaded` error, and can add
 //! the runtime's own view (`Handle::probes()`: lambda, W, queue wait, the knee) to the
-//! latencies measured at the edge.
+//! latencies measured at the edge. Behind an HTTP server that view is the one that sees
+//! the queue (`gpm-lab overload-http`, docs/LAB.md).
 //!
 //! # Why a module and not `pub use gpm_overload as overload`
 //!

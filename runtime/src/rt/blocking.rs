@@ -6,6 +6,17 @@
 //!
 //! * Blocking tasks are capped: the pool starts a new thread for one only while fewer than
 //!   `max_blocking_threads + workers` threads exist (tokio's cap); past that they queue.
+//! * With `Builder::blocking_pool_sizing` the cap follows the load instead: `workers +
+//!   size`, where a [`PoolSizer`] sizes the pool to `ceil(lambda * S)` of the blocking
+//!   closures (arrivals per second x mean time on a thread, over a window), within the
+//!   sizing's `[min, max]`, growing at once and shrinking only after a hold. Every
+//!   arrival, start and end of a closure is reported to it under the pool's lock (two
+//!   clock reads per closure, only when sizing is on). When the size grows, threads are
+//!   started for the closures already queued; when it shrinks, the threads over the cap
+//!   leave as soon as they find no work (idle ones are woken for it), never in the middle
+//!   of a closure or with work queued. Windows close on those events only: an idle pool
+//!   keeps its size until its next closure, which judges the idle gap at once (idle threads
+//!   still leave after `keep_alive`).
 //! * M jobs are mandatory: if no thread is idle, one is started whatever the count, and they
 //!   have a queue of their own that every thread serves first, so that a P handed off by
 //!   `block_in_place` always finds an M at once (Go's `startm`), never behind blocking
@@ -28,6 +39,7 @@
 use super::context;
 use super::handle::Handle;
 use super::shared::Shared;
+use crate::overload::{PoolSizer, PoolSizingConfig};
 use crate::task::{coop, JoinHandle, Notified, Schedule, Task};
 use std::collections::VecDeque;
 use std::fmt;
@@ -196,6 +208,8 @@ struct PoolState {
     live: usize,
     shutdown: bool,
     handles: Vec<thread::JoinHandle<()>>,
+    /// The adaptive size (`Builder::blocking_pool_sizing`), if on.
+    sizer: Option<PoolSizer>,
 }
 
 /// A user hook run on every thread of the pool (`Builder::on_thread_start` / `_stop`).
@@ -261,6 +275,10 @@ pub(crate) struct PoolConfig {
     pub(crate) stack_size: Option<usize>,
     pub(crate) max_threads: usize,
     pub(crate) keep_alive: Duration,
+    /// Threads set aside for Ms in the cap (the worker count).
+    pub(crate) workers: usize,
+    /// Size the pool by Little's law instead of `max_threads` (checked by the builder).
+    pub(crate) sizing: Option<PoolSizingConfig>,
 }
 
 /// See the module documentation.
@@ -269,6 +287,8 @@ pub(crate) struct Pool {
     work: Condvar,
     exited: Condvar,
     config: PoolConfig,
+    /// The origin of the sizer's time.
+    epoch: Instant,
 }
 
 thread_local! {
@@ -278,7 +298,13 @@ thread_local! {
 
 impl Pool {
     pub(crate) fn new(config: PoolConfig) -> Pool {
+        // The builder validated the sizing; an invalid one here would be a bug: no sizing.
+        let sizer = config
+            .sizing
+            .clone()
+            .and_then(|sizing| PoolSizer::new(sizing, Duration::ZERO).ok());
         Pool {
+            epoch: Instant::now(),
             state: Mutex::new(PoolState {
                 ms: VecDeque::new(),
                 queue: VecDeque::new(),
@@ -287,6 +313,7 @@ impl Pool {
                 live: 0,
                 shutdown: false,
                 handles: Vec::new(),
+                sizer,
             }),
             work: Condvar::new(),
             exited: Condvar::new(),
@@ -327,6 +354,15 @@ impl Pool {
             state.ms.push_back(job);
         } else {
             state.queue.push_back(job);
+            if let Some(sizer) = &mut state.sizer {
+                let now = self.now();
+                let before = sizer.size();
+                let after = sizer.arrival(now);
+                if after != before {
+                    // Grown: threads for every queued closure the new cap allows.
+                    return self.top_up(&mut state, shared);
+                }
+            }
         }
         if state.idle > 0 {
             state.idle -= 1;
@@ -334,8 +370,47 @@ impl Pool {
             self.work.notify_one();
             return Ok(());
         }
-        if mandatory || state.live < self.config.max_threads {
+        if mandatory || state.live < self.cap(&state) {
             self.spawn_thread(&mut state, shared)?;
+        }
+        Ok(())
+    }
+
+    /// The sizer's clock.
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Most threads the pool starts for blocking closures: Ms' share plus the size.
+    fn cap(&self, state: &PoolState) -> usize {
+        match &state.sizer {
+            Some(sizer) => self.config.workers + sizer.size(),
+            None => self.config.max_threads,
+        }
+    }
+
+    /// Whether a thread without work should leave: the sized pool is over its cap.
+    fn surplus(&self, state: &PoolState) -> bool {
+        state.sizer.is_some() && state.live > self.cap(state)
+    }
+
+    /// After the size changed: wakes idle threads, then starts new ones, for the closures
+    /// queued beyond the reservations, up to the cap; on a shrink, wakes the idle threads
+    /// so the surplus ones leave.
+    fn top_up(&self, state: &mut PoolState, shared: &Arc<Shared>) -> std::io::Result<()> {
+        let mut unserved = (state.queue.len() + state.ms.len()).saturating_sub(state.notified);
+        while unserved > 0 && state.idle > 0 {
+            state.idle -= 1;
+            state.notified += 1;
+            self.work.notify_one();
+            unserved -= 1;
+        }
+        while unserved > 0 && state.live < self.cap(state) {
+            self.spawn_thread(state, shared)?;
+            unserved -= 1;
+        }
+        if self.surplus(state) && state.idle > 0 {
+            self.work.notify_all();
         }
         Ok(())
     }
@@ -356,7 +431,7 @@ impl Pool {
             if let Some(hook) = &pool.config.on_thread_start {
                 hook.run("on_thread_start");
             }
-            pool.thread_main();
+            pool.thread_main(&shared);
             if let Some(hook) = &pool.config.on_thread_stop {
                 hook.run("on_thread_stop");
             }
@@ -366,19 +441,28 @@ impl Pool {
         Ok(())
     }
 
-    fn thread_main(&self) {
+    fn thread_main(&self, shared: &Arc<Shared>) {
         // The live count drops when the thread leaves, by return or by unwinding: a thread
         // that died without it would make shutdown wait for ever.
         let _live = LiveThread(self);
         let mut state = self.lock();
         loop {
             if let Some(job) = state.pop_job() {
+                let sized = matches!(job, Job::Task(_)) && state.sizer.is_some();
+                let started = sized.then(|| self.now());
+                if let Some(started) = started {
+                    self.resize(&mut state, shared, |sizer| sizer.started(started));
+                }
                 drop(state);
                 run_job(job);
                 state = self.lock();
+                if let Some(started) = started {
+                    let now = self.now();
+                    self.resize(&mut state, shared, |sizer| sizer.finished(now, started));
+                }
                 continue;
             }
-            if state.shutdown {
+            if state.shutdown || self.surplus(&state) {
                 break;
             }
             state.idle += 1;
@@ -392,8 +476,29 @@ impl Pool {
         }
     }
 
-    /// Waits until a submission reserves this thread (true) or `keep_alive` passes or the
-    /// pool shuts down (false). On false the thread is no longer counted as idle.
+    /// Reports an event to the sizer (`report` returns the size after it); on a new size,
+    /// tops up or wakes the surplus (see `top_up`). Every event may close a window, so
+    /// every one goes through here.
+    fn resize(
+        &self,
+        state: &mut PoolState,
+        shared: &Arc<Shared>,
+        report: impl FnOnce(&mut PoolSizer) -> usize,
+    ) {
+        let Some(sizer) = &mut state.sizer else {
+            return;
+        };
+        let before = sizer.size();
+        if report(sizer) != before {
+            if let Err(error) = self.top_up(state, shared) {
+                eprintln!("gpm: could not start a blocking thread: {error}");
+            }
+        }
+    }
+
+    /// Waits until a submission reserves this thread (true) or `keep_alive` passes, the
+    /// pool shuts down or the sized pool has too many threads (false). On false the thread
+    /// is no longer counted as idle.
     fn wait_for_reservation<'a>(
         &self,
         mut state: MutexGuard<'a, PoolState>,
@@ -406,7 +511,8 @@ impl Pool {
                 return (state, true);
             }
             let now = Instant::now();
-            if state.shutdown || deadline.is_some_and(|deadline| now >= deadline) {
+            let expired = deadline.is_some_and(|deadline| now >= deadline);
+            if state.shutdown || expired || self.surplus(&state) {
                 state.idle -= 1;
                 return (state, false);
             }
@@ -472,6 +578,11 @@ impl Pool {
     /// Threads alive (for tests and probes).
     pub(crate) fn live_threads(&self) -> usize {
         self.lock().live
+    }
+
+    /// The sized pool's size now (`None` without `Builder::blocking_pool_sizing`).
+    pub(crate) fn sized(&self) -> Option<usize> {
+        self.lock().sizer.as_ref().map(PoolSizer::size)
     }
 }
 

@@ -6,6 +6,7 @@ use super::runtime::Runtime;
 use super::shared::{Shared, SharedOptions};
 use super::task_memory::TaskMemory;
 use crate::alloc::{Slab, SlabConfig};
+use crate::overload::{ConfigError, PoolSizingConfig};
 use crate::TaskAllocator;
 use gpm_numa::{Placement, Topology};
 use gpm_scheduler::steal::{AffinityWeights, StealPolicy, StealTopology};
@@ -93,6 +94,7 @@ pub struct Builder {
     processor_nodes: Option<Vec<usize>>,
     start_paused: bool,
     current_thread: bool,
+    blocking_pool_sizing: Option<PoolSizingConfig>,
 }
 
 /// Why a runtime could not be built.
@@ -109,6 +111,11 @@ enum BuildErrorKind {
     },
     Spawn(std::io::Error),
     Driver(std::io::Error),
+    /// A `gpm::overload` configuration given to a setting; the error names its field.
+    Overload {
+        setting: &'static str,
+        error: ConfigError,
+    },
 }
 
 impl BuildError {
@@ -120,7 +127,10 @@ impl BuildError {
 
     /// Whether a setting was out of range (as opposed to the OS refusing a thread).
     pub fn is_invalid_setting(&self) -> bool {
-        matches!(self.kind, BuildErrorKind::Invalid { .. })
+        matches!(
+            self.kind,
+            BuildErrorKind::Invalid { .. } | BuildErrorKind::Overload { .. }
+        )
     }
 }
 
@@ -134,6 +144,11 @@ impl fmt::Display for BuildError {
             BuildErrorKind::Driver(error) => {
                 write!(f, "could not create the I/O driver (epoll): {error}")
             }
+            BuildErrorKind::Overload { setting, error } => write!(
+                f,
+                "invalid runtime setting `{setting}.{}`: {}",
+                error.field, error.reason
+            ),
         }
     }
 }
@@ -142,6 +157,7 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             BuildErrorKind::Spawn(error) | BuildErrorKind::Driver(error) => Some(error),
+            BuildErrorKind::Overload { error, .. } => Some(error),
             BuildErrorKind::Invalid { .. } => None,
         }
     }
@@ -151,10 +167,12 @@ impl From<BuildError> for std::io::Error {
     fn from(error: BuildError) -> std::io::Error {
         match error.kind {
             BuildErrorKind::Spawn(error) | BuildErrorKind::Driver(error) => error,
-            kind @ BuildErrorKind::Invalid { .. } => std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                BuildError { kind }.to_string(),
-            ),
+            kind @ (BuildErrorKind::Invalid { .. } | BuildErrorKind::Overload { .. }) => {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    BuildError { kind }.to_string(),
+                )
+            }
         }
     }
 }
@@ -189,6 +207,7 @@ impl Builder {
             processor_nodes: None,
             start_paused: false,
             current_thread: false,
+            blocking_pool_sizing: None,
         }
     }
 
@@ -249,8 +268,52 @@ impl Builder {
     }
 
     /// Most threads for `spawn_blocking` (default 512), in `1..=MAX_BLOCKING_THREADS`.
+    /// [`Builder::blocking_pool_sizing`] replaces this cap.
     pub fn max_blocking_threads(&mut self, count: usize) -> &mut Self {
         self.max_blocking_threads = count;
+        self
+    }
+
+    /// Sizes the blocking pool by Little's law instead of a fixed cap: at most
+    /// `ceil(lambda * S)` threads for blocking closures (on top of the Ms), where `lambda` is
+    /// the closures' arrival rate and `S` their mean time on a thread, measured over each
+    /// `sizing.window` (closures still running count with their time so far), clamped to
+    /// `[sizing.min, sizing.max]`. It grows at once (even within a window, as arrivals
+    /// come) and shrinks only once every window of `sizing.shrink_after` asked for less,
+    /// then to the most they asked for; surplus threads leave when they find no work,
+    /// never during a closure. The closures themselves are never refused: past the size
+    /// they queue, as past `max_blocking_threads`. `Handle::blocking_pool_size` reads the
+    /// size; the rule is [`PoolSizer`](crate::overload::PoolSizer)'s (gpm::overload).
+    ///
+    /// A bad setting (`min` 0, `min > max`, `max` 0 or over [`MAX_BLOCKING_THREADS`], a
+    /// zero `window`) makes [`build`](Builder::build) return a [`BuildError`] naming the
+    /// field, e.g. ``invalid runtime setting `blocking_pool_sizing.min/max`: need min <=
+    /// max``, whose `source()` is the [`ConfigError`](crate::overload::ConfigError).
+    ///
+    /// ```
+    /// use gpm::overload::PoolSizingConfig;
+    /// use std::time::Duration;
+    ///
+    /// let sizing = PoolSizingConfig {
+    ///     window: Duration::from_millis(50),
+    ///     shrink_after: Duration::from_secs(2),
+    ///     ..PoolSizingConfig::new(1, 64)
+    /// };
+    /// let rt = gpm::Runtime::builder().blocking_pool_sizing(sizing).build().unwrap();
+    /// let sum = rt.block_on(async {
+    ///     gpm::task::spawn_blocking(|| (1..=10u64).sum::<u64>()).await.unwrap()
+    /// });
+    /// assert_eq!(sum, 55);
+    ///
+    /// let error = gpm::Runtime::builder()
+    ///     .blocking_pool_sizing(PoolSizingConfig::new(8, 2))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(error.is_invalid_setting());
+    /// assert!(error.to_string().contains("blocking_pool_sizing.min/max"), "{error}");
+    /// ```
+    pub fn blocking_pool_sizing(&mut self, sizing: PoolSizingConfig) -> &mut Self {
+        self.blocking_pool_sizing = Some(sizing);
         self
     }
 
@@ -426,6 +489,8 @@ impl Builder {
             stack_size: self.thread_stack_size,
             max_threads: self.max_blocking_threads + workers,
             keep_alive: self.thread_keep_alive,
+            workers,
+            sizing: self.blocking_pool_sizing.clone(),
         });
         let config = SchedulerConfig {
             processors: workers,
@@ -584,6 +649,21 @@ impl Builder {
                     self.max_blocking_threads
                 ),
             ));
+        }
+        if let Some(sizing) = &self.blocking_pool_sizing {
+            let error = |error| BuildError {
+                kind: BuildErrorKind::Overload {
+                    setting: "blocking_pool_sizing",
+                    error,
+                },
+            };
+            sizing.validate().map_err(error)?;
+            if sizing.max > MAX_BLOCKING_THREADS {
+                return Err(error(ConfigError {
+                    field: "max".to_owned(),
+                    reason: format!("{} is over {MAX_BLOCKING_THREADS}", sizing.max),
+                }));
+            }
         }
         if let ThreadName::Fixed(name) = &self.thread_name {
             if name.contains('\0') {

@@ -312,6 +312,26 @@ impl Handle {
     pub fn num_threads(&self) -> usize {
         self.shared.blocking.live_threads()
     }
+
+    /// The blocking pool's adaptive size now, the `ceil(lambda * S)` of
+    /// [`Builder::blocking_pool_sizing`](crate::Builder::blocking_pool_sizing); `None`
+    /// when the pool is capped by `max_blocking_threads` instead.
+    ///
+    /// ```
+    /// use gpm::overload::PoolSizingConfig;
+    ///
+    /// let rt = gpm::Runtime::builder()
+    ///     .worker_threads(1)
+    ///     .blocking_pool_sizing(PoolSizingConfig::new(2, 8))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.handle().blocking_pool_size(), Some(2));
+    /// let plain = gpm::Runtime::builder().worker_threads(1).build().unwrap();
+    /// assert_eq!(plain.handle().blocking_pool_size(), None);
+    /// ```
+    pub fn blocking_pool_size(&self) -> Option<usize> {
+        self.shared.blocking.sized()
+    }
 }
 
 impl fmt::Debug for Handle {

@@ -5,14 +5,12 @@
 //! controller's probe budget never leaks. The controller's bounded queue is not used: a
 //! tower service that refuses should refuse now, so `queue_capacity` must be 0.
 
+use super::guarded::GuardedFuture;
 use super::runtime::{RuntimeConfig, RuntimeGate};
-use super::{refused, BoxError, Overloaded, Reason};
+use super::{BoxError, Overloaded, Reason};
 use crate::overload::{Admission, AdmissionConfig, Clock, ConfigError, P99Admission};
 use crate::runtime::Handle;
-use pin_project_lite::pin_project;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -170,15 +168,14 @@ where
             return AdmissionFuture::refused(refusal);
         }
         match layer.admission.offer(()) {
-            Ok(Admission::Run(())) => AdmissionFuture {
-                recorder: Some(Recorder {
+            Ok(Admission::Run(())) => {
+                let record = LatencyRecord {
                     admission: Arc::clone(&layer.admission),
                     started: layer.clock.now(),
                     clock: layer.clock.clone(),
-                }),
-                inner: Some(self.inner.call(request)),
-                refusal: None,
-            },
+                };
+                AdmissionFuture::running(self.inner.call(request), record)
+            }
             // `Queued` needs a queue, and `new` allows none; refuse rather than strand it.
             Ok(Admission::Queued) => AdmissionFuture::refused(Overloaded {
                 reason: Reason::Admission {
@@ -198,84 +195,32 @@ where
     }
 }
 
-/// Records an admitted call's latency when it ends or is dropped.
-struct Recorder<C: Clock> {
+/// What an admitted call holds: records the call's latency (from `call` to the end of its
+/// future, or to its drop if cancelled) into the layer's [`P99Admission`] when dropped.
+pub struct LatencyRecord<C: Clock> {
     admission: Arc<P99Admission<(), C>>,
     clock: C,
     started: Duration,
 }
 
-impl<C: Clock> Drop for Recorder<C> {
+impl<C: Clock> Drop for LatencyRecord<C> {
     fn drop(&mut self) {
         let latency = self.clock.now().saturating_sub(self.started);
         self.admission.record(latency);
     }
 }
 
-pin_project! {
-    /// The future of an [`AdmissionService`] call: the refusal, or the inner future with
-    /// its latency recorded when it ends (or is dropped).
-    pub struct AdmissionFuture<F, C: Clock> {
-        #[pin]
-        inner: Option<F>,
-        refusal: Option<Overloaded>,
-        recorder: Option<Recorder<C>>,
-    }
-}
-
-impl<F, C: Clock> fmt::Debug for AdmissionFuture<F, C> {
+impl<C: Clock> fmt::Debug for LatencyRecord<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdmissionFuture")
-            .field("refusal", &self.refusal)
-            .field("running", &self.inner.is_some())
-            .finish()
+        f.debug_struct("LatencyRecord")
+            .field("started", &self.started)
+            .finish_non_exhaustive()
     }
 }
 
-impl<F, C: Clock> AdmissionFuture<F, C> {
-    fn refused(refusal: Overloaded) -> AdmissionFuture<F, C> {
-        AdmissionFuture {
-            inner: None,
-            refusal: Some(refusal),
-            recorder: None,
-        }
-    }
-}
-
-impl<F, T, E, C> Future for AdmissionFuture<F, C>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-    C: Clock,
-{
-    type Output = Result<T, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Some(refusal) = this.refusal {
-            return refused(refusal.clone());
-        }
-        let Some(inner) = this.inner.as_pin_mut() else {
-            return refused(unreachable_refusal());
-        };
-        let output = std::task::ready!(inner.poll(cx));
-        // Recorded now, not when the future is dropped later.
-        this.recorder.take();
-        Poll::Ready(output.map_err(Into::into))
-    }
-}
-
-/// A future is either refused or running; this stands in for the impossible third case
-/// instead of a panic.
-fn unreachable_refusal() -> Overloaded {
-    Overloaded {
-        reason: Reason::Admission {
-            p99: None,
-            target: Duration::ZERO,
-        },
-        retry_after: Duration::ZERO,
-    }
-}
+/// The future of an [`AdmissionService`] call: the refusal, or the inner future with its
+/// latency recorded when it ends (or is dropped). See [`GuardedFuture`].
+pub type AdmissionFuture<F, C> = GuardedFuture<F, LatencyRecord<C>>;
 
 #[cfg(test)]
 mod tests {

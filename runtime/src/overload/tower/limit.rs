@@ -6,14 +6,12 @@
 //! is refused, not queued: `poll_ready` stays the inner service's (module docs of
 //! [`tower`](super)).
 
+use super::guarded::GuardedFuture;
 use super::runtime::{RuntimeConfig, RuntimeGate};
-use super::{refused, BoxError, Overloaded, Reason};
+use super::{BoxError, Overloaded, Reason};
 use crate::overload::{AdaptiveLimiter, Clock, ConfigError, LimiterConfig, Permit};
 use crate::runtime::Handle;
-use pin_project_lite::pin_project;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower_layer::Layer;
@@ -160,11 +158,7 @@ where
             return LimitFuture::refused(refusal);
         }
         match layer.limiter.try_acquire() {
-            Ok(permit) => LimitFuture {
-                permit: Some(permit),
-                inner: Some(self.inner.call(request)),
-                refusal: None,
-            },
+            Ok(permit) => LimitFuture::running(self.inner.call(request), permit),
             Err(exceeded) => LimitFuture::refused(Overloaded {
                 reason: Reason::ConcurrencyLimit(exceeded),
                 retry_after: layer.retry_after,
@@ -173,57 +167,9 @@ where
     }
 }
 
-pin_project! {
-    /// The future of a [`ConcurrencyLimitService`] call: the refusal, or the inner future
-    /// holding its permit until it ends (or is dropped).
-    pub struct LimitFuture<F, C: Clock> {
-        #[pin]
-        inner: Option<F>,
-        refusal: Option<Overloaded>,
-        permit: Option<Permit<C>>,
-    }
-}
-
-impl<F, C: Clock> fmt::Debug for LimitFuture<F, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimitFuture")
-            .field("refusal", &self.refusal)
-            .field("running", &self.inner.is_some())
-            .finish()
-    }
-}
-
-impl<F, C: Clock> LimitFuture<F, C> {
-    fn refused(refusal: Overloaded) -> LimitFuture<F, C> {
-        LimitFuture {
-            inner: None,
-            refusal: Some(refusal),
-            permit: None,
-        }
-    }
-}
-
-impl<F, T, E, C> Future for LimitFuture<F, C>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-    C: Clock,
-{
-    type Output = Result<T, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let inner = match (this.refusal, this.inner.as_pin_mut()) {
-            (Some(refusal), _) => return refused(refusal.clone()),
-            (None, Some(inner)) => inner,
-            (None, None) => return Poll::Pending, // never built that way
-        };
-        let output = std::task::ready!(inner.poll(cx));
-        // The permit goes back when the work ends, not when the future is dropped.
-        this.permit.take();
-        Poll::Ready(output.map_err(Into::into))
-    }
-}
+/// The future of a [`ConcurrencyLimitService`] call: the refusal, or the inner future
+/// holding its permit until it ends (or is dropped). See [`GuardedFuture`].
+pub type LimitFuture<F, C> = GuardedFuture<F, Permit<C>>;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 //! | [`AdmissionLayer`] | [`P99Admission`] over the latency of each call | the P99 of the last window is over the target (or probing, see the control) | one slot of the window |
 //! | [`ConcurrencyLimitLayer`] | [`AdaptiveLimiter`]: `ceil(lambda * S * headroom)` permits | every permit is held | the limiter's interval |
 //! | [`BreakerLayer`] | [`TieredBreaker`], a tier per latency class of request | the request's tier is open (or half-open and busy probing) | the cool-down left (the tier's P99 bound while probing) |
-//! | [`RuntimeGate`] (`from_runtime` of the admission and limit layers, or their `with_gate`) | `Handle::probes()`, read once per window | the run queues' wait is over a target, or the runtime is past the knee | the gate's window |
+//! | [`RuntimeGate`] (`from_runtime` of the admission and limit layers, or their `with_gate`) | `Handle::probes()`, read once per window | the run queues' wait since the last read is over a target (all calls, or a share that follows the wait: [`Shedding`]), or the runtime is past the knee | the gate's window |
 //!
 //! A refused call never reaches the inner service: its future resolves at once to an
 //! [`Overloaded`] error (`reason`, `retry_after`), boxed as tower's `BoxError`, so layers
@@ -73,13 +73,17 @@
 
 mod admission;
 mod breaker;
+mod guarded;
 mod limit;
 mod runtime;
 
-pub use admission::{AdmissionFuture, AdmissionLayer, AdmissionService};
+pub use admission::{AdmissionFuture, AdmissionLayer, AdmissionService, LatencyRecord};
 pub use breaker::{BreakerFuture, BreakerLayer, BreakerService, Classify, ErrorIsFailure, TierOf};
+pub use guarded::GuardedFuture;
 pub use limit::{ConcurrencyLimitLayer, ConcurrencyLimitService, LimitFuture};
-pub use runtime::{RuntimeConfig, RuntimeGate, RuntimeOverload, RuntimeSample};
+pub use runtime::{
+    RuntimeConfig, RuntimeGate, RuntimeOverload, RuntimeSample, Shedding, MIN_RECENT_WAITS,
+};
 
 use super::{BreakerError, LimitExceeded};
 use std::fmt;
