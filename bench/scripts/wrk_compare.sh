@@ -2,7 +2,8 @@
 # The HTTP comparison of issue 13: the same hyper 1.x server (bench/src/bin/hyper_hello.rs,
 # with the runtime's timer, as a service has) on gpm and on tokio, 2 workers each, loaded
 # by `wrk -t1 -c64 -d${SECS}s --latency` over loopback on three handlers: `/` (hello),
-# `/json` (serde_json) and `/cpu` (about 20 us of CPU per request). One server at a time;
+# `/json` (serde_json) and `/cpu` (about 20 us of CPU per request), each served by a hyper
+# `service_fn` and by an axum `Router` (`hyper_hello ... axum`). One server at a time;
 # the runtime that goes first alternates per round. Installs wrk with apt-get when missing.
 #   ROUNDS (3), SECS (5), WORKERS (2). Raw lines in results/wrk_compare.txt, then medians.
 set -euo pipefail
@@ -14,24 +15,26 @@ build_hyper_hello
 raw="results/wrk_compare.txt"
 : > "$raw"
 port=47030
-one_run() { # runtime path round
+cases="hyper:/ hyper:/json hyper:/cpu axum:/ axum:/json axum:/cpu"
+one_run() { # runtime app path round
     port=$((port + 1))
-    start_server "$1" "127.0.0.1:$port" timer "results/server-$1.log"
-    load "http://127.0.0.1:$port$2"
+    start_server "$1" "127.0.0.1:$port" timer "results/server-$1.log" "$2"
+    load "http://127.0.0.1:$port$3"
     local errors
     errors=$(awk '/Non-2xx|Socket errors/ {print}' <<< "$wrk_out" | tr '\n' ' ')
     stop_server
-    echo "runtime=$1 path=$2 round=$3 rps=$rps p99=$p99 errors=[${errors}]" | tee -a "$raw"
+    echo "runtime=$1 app=$2 path=$3 round=$4 rps=$rps p99=$p99 errors=[${errors}]" | tee -a "$raw"
 }
 for round in $(seq "$ROUNDS"); do
-    for path in / /json /cpu; do
+    for case in $cases; do
         if (( round % 2 )); then order="gpm tokio"; else order="tokio gpm"; fi
-        for rt in $order; do one_run "$rt" "$path" "$round"; done
+        for rt in $order; do one_run "$rt" "${case%%:*}" "${case#*:}" "$round"; done
     done
 done
-echo "medians of $ROUNDS rounds: path, gpm req/s, tokio req/s, gpm/tokio"
-for path in / /json /cpu; do
-    g=$(median_rps "runtime=gpm path=$path " "$raw")
-    t=$(median_rps "runtime=tokio path=$path " "$raw")
-    echo "$path $g $t $(awk -v g="$g" -v t="$t" 'BEGIN {printf "%.2f", g / t}')"
+echo "medians of $ROUNDS rounds: app, path, gpm req/s, tokio req/s, gpm/tokio"
+for case in $cases; do
+    app=${case%%:*} path=${case#*:}
+    g=$(median_rps "runtime=gpm app=$app path=$path " "$raw")
+    t=$(median_rps "runtime=tokio app=$app path=$path " "$raw")
+    echo "$app $path $g $t $(awk -v g="$g" -v t="$t" 'BEGIN {printf "%.2f", g / t}')"
 done

@@ -16,8 +16,8 @@ build_hyper_hello() {
     mkdir -p results
 }
 
-start_server() { # runtime addr timer|no-timer log
-    "$target/release/hyper_hello" "$1" "$2" "$WORKERS" "$3" > "$4" 2>&1 &
+start_server() { # runtime addr timer|no-timer log [hyper|axum]
+    "$target/release/hyper_hello" "$1" "$2" "$WORKERS" "$3" "${5:-hyper}" > "$4" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do grep -q listening "$4" && break; sleep 0.05; done
     grep -q listening "$4" || { echo "server $1 $3 did not start: $(cat "$4")" >&2; exit 1; }

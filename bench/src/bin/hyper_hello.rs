@@ -5,8 +5,12 @@
 //! handlers of `bench/scripts/wrk_compare.sh`.
 //!
 //! ```text
-//! hyper_hello gpm|tokio ADDR WORKERS [timer|no-timer]
+//! hyper_hello gpm|tokio ADDR WORKERS [timer|no-timer] [hyper|axum]
 //! ```
+//!
+//! `axum` serves the same three paths from an axum `Router` (a tower service, run on each
+//! connection through hyper-util's `TowerToHyperService`, on either runtime alike) instead
+//! of a hyper `service_fn`: what a service written with axum pays on top of hyper.
 //!
 //! Both sides run the same hyper code; only the runtime, its TCP stream and its timer differ
 //! (gpm: `gpm::net` + `gpm::compat::hyper::GpmTimer`; tokio: `tokio::net` + hyper-util's
@@ -21,6 +25,48 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use std::convert::Infallible;
+
+/// What answers the requests: a hyper `service_fn` or an axum `Router` (built once; each
+/// connection gets a clone, as `axum::serve` does).
+#[derive(Clone)]
+enum App {
+    Hyper,
+    Axum(axum::Router),
+}
+
+/// The axum side: the same three answers as [`hello`].
+fn router() -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/", get(|| async { "Hello, world!" }))
+        .route(
+            "/json",
+            get(|| async {
+                axum::Json(serde_json::json!({ "message": "Hello, World!", "id": 42 }))
+            }),
+        )
+        .route(
+            "/cpu",
+            get(|| async {
+                spin(std::time::Duration::from_micros(20));
+                "Hello, world!"
+            }),
+        )
+}
+
+/// Serves one connection with `app` over `io` (the runtime's stream, as hyper sees it).
+async fn serve<I>(io: I, http: http1::Builder, app: App)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let _ = match app {
+        App::Hyper => http.serve_connection(io, service_fn(hello)).await,
+        App::Axum(router) => {
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            http.serve_connection(io, service).await
+        }
+    };
+}
 
 async fn hello(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let body = match req.uri().path() {
@@ -51,7 +97,7 @@ fn spin(duration: std::time::Duration) {
     }
 }
 
-fn serve_gpm(addr: &str, workers: usize, timer: bool) -> std::io::Result<()> {
+fn serve_gpm(addr: &str, workers: usize, timer: bool, app: App) -> std::io::Result<()> {
     let rt = gpm::Runtime::builder().worker_threads(workers).build()?;
     rt.block_on(async {
         let listener = gpm::net::TcpListener::bind(addr).await?;
@@ -63,14 +109,12 @@ fn serve_gpm(addr: &str, workers: usize, timer: bool) -> std::io::Result<()> {
             if timer {
                 http.timer(gpm::compat::hyper::GpmTimer::new());
             }
-            gpm::spawn(async move {
-                let _ = http.serve_connection(stream, service_fn(hello)).await;
-            });
+            gpm::spawn(serve(stream, http, app.clone()));
         }
     })
 }
 
-fn serve_tokio(addr: &str, workers: usize, timer: bool) -> std::io::Result<()> {
+fn serve_tokio(addr: &str, workers: usize, timer: bool, app: App) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -85,17 +129,15 @@ fn serve_tokio(addr: &str, workers: usize, timer: bool) -> std::io::Result<()> {
             if timer {
                 http.timer(hyper_util::rt::TokioTimer::new());
             }
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = http.serve_connection(io, service_fn(hello)).await;
-            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(serve(io, http, app.clone()));
         }
     })
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: hyper_hello gpm|tokio ADDR WORKERS [timer|no-timer]";
+    let usage = "usage: hyper_hello gpm|tokio ADDR WORKERS [timer|no-timer] [hyper|axum]";
     let (Some(runtime), Some(addr), Some(workers)) = (args.first(), args.get(1), args.get(2))
     else {
         eprintln!("{usage}");
@@ -113,9 +155,17 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let app = match args.get(4).map(String::as_str) {
+        None | Some("hyper") => App::Hyper,
+        Some("axum") => App::Axum(router()),
+        Some(other) => {
+            eprintln!("{usage}: the 5th argument is hyper or axum, got {other:?}");
+            std::process::exit(2);
+        }
+    };
     let result = match runtime.as_str() {
-        "gpm" => serve_gpm(addr, workers, timer),
-        "tokio" => serve_tokio(addr, workers, timer),
+        "gpm" => serve_gpm(addr, workers, timer, app),
+        "tokio" => serve_tokio(addr, workers, timer, app),
         other => {
             eprintln!("{usage}: unknown runtime {other:?}");
             std::process::exit(2);
