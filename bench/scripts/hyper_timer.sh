@@ -11,8 +11,8 @@ build_hyper_hello
 raw="results/hyper_timer.txt"
 : > "$raw"
 one_run() { # runtime timer|no-timer round
-    start_server "$1" 127.0.0.1:47010 "$2" "results/server-$1-$2.log"
-    load http://127.0.0.1:47010/
+    start_server "$1" "$2" "results/server-$1-$2.log"
+    load "$server_url/"
     stop_server
     echo "runtime=$1 timer=$2 round=$3 rps=$rps p99=$p99" | tee -a "$raw"
 }

@@ -14,12 +14,10 @@ fi
 build_hyper_hello
 raw="results/wrk_compare.txt"
 : > "$raw"
-port=47030
 cases="hyper:/ hyper:/json hyper:/cpu axum:/ axum:/json axum:/cpu"
 one_run() { # runtime app path round
-    port=$((port + 1))
-    start_server "$1" "127.0.0.1:$port" timer "results/server-$1.log" "$2"
-    load "http://127.0.0.1:$port$3"
+    start_server "$1" timer "results/server-$1.log" "$2"
+    load "$server_url$3"
     local errors
     errors=$(awk '/Non-2xx|Socket errors/ {print}' <<< "$wrk_out" | tr '\n' ' ')
     stop_server

@@ -16,11 +16,14 @@ build_hyper_hello() {
     mkdir -p results
 }
 
-start_server() { # runtime addr timer|no-timer log [hyper|axum]
-    "$target/release/hyper_hello" "$1" "$2" "$WORKERS" "$3" "${5:-hyper}" > "$4" 2>&1 &
+# Starts a server on a port the kernel picks (a fixed port can collide with the ephemeral
+# port of one of wrk's earlier connections still in TIME_WAIT) and sets server_url to it.
+start_server() { # runtime timer|no-timer log [hyper|axum]
+    "$target/release/hyper_hello" "$1" 127.0.0.1:0 "$WORKERS" "$2" "${4:-hyper}" > "$3" 2>&1 &
     server_pid=$!
-    for _ in $(seq 100); do grep -q listening "$4" && break; sleep 0.05; done
-    grep -q listening "$4" || { echo "server $1 $3 did not start: $(cat "$4")" >&2; exit 1; }
+    for _ in $(seq 100); do grep -q listening "$3" && break; sleep 0.05; done
+    grep -q listening "$3" || { echo "server $1 $2 did not start: $(cat "$3")" >&2; exit 1; }
+    server_url="http://$(awk '/listening on/ {print $3; exit}' "$3")"
 }
 
 stop_server() {
