@@ -610,6 +610,7 @@ impl<T> Processor<T> {
             if should_wake() || !inbox.is_empty() {
                 break;
             }
+            self.count(Event::Park);
             match timeout {
                 Some(timeout) => parker.park_timeout(timeout),
                 None => parker.park(),

@@ -310,3 +310,21 @@ fn completions_after_block_in_place_hand_offs_are_all_counted() {
         assert!(per_processor <= total);
     });
 }
+
+#[test]
+fn idle_processors_count_their_parks() {
+    // A runtime with nothing to do parks every P: each P's `parks` row grows, and it shows
+    // in both exports without any exporter naming it (the one event table).
+    watchdog("probes_parks", || {
+        let rt = sampled_runtime(2);
+        rt.block_on(async { gpm::spawn(async {}).await.unwrap() });
+        let parks = gpm::probe::Event::Park;
+        let probes = wait_for(&rt, |p| p.processors.iter().all(|p| p.events[parks] > 0));
+        assert!(probes.events[parks] >= 2, "{probes:?}");
+        assert!(probes
+            .to_prometheus()
+            .contains("gpm_processor_parks_total{processor=\"1\"}"));
+        let json: serde_json::Value = serde_json::from_str(&probes.to_json()).unwrap();
+        assert!(json["processors"][0]["events"]["parks"].as_u64().unwrap() > 0);
+    });
+}

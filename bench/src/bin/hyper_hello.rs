@@ -17,7 +17,9 @@
 //! `TokioIo`/`TokioTimer`). With `timer` (the default) hyper gets the runtime's timer and
 //! arms its header-read timeout (30 s) for every request; `no-timer` serves without one,
 //! so the two runs measure what the per-request timer costs. Prints `listening on ADDR`
-//! once bound; runs until killed.
+//! once bound; runs until killed. With `GPM_PROBES_ADDR=127.0.0.1:PORT` in the environment
+//! the gpm server also serves its probes there (`/probes.json`, `/metrics`), to read
+//! counters such as parks per request around a load.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -99,6 +101,10 @@ fn spin(duration: std::time::Duration) {
 
 fn serve_gpm(addr: &str, workers: usize, timer: bool, app: App) -> std::io::Result<()> {
     let rt = gpm::Runtime::builder().worker_threads(workers).build()?;
+    let _probes = match std::env::var("GPM_PROBES_ADDR") {
+        Ok(probes_addr) => Some(rt.handle().serve_probes(probes_addr)?),
+        Err(_) => None,
+    };
     rt.block_on(async {
         let listener = gpm::net::TcpListener::bind(addr).await?;
         println!("listening on {}", listener.local_addr()?);

@@ -64,6 +64,9 @@ pub enum Event {
     StolenOtherNode,
     /// A search found every victim empty and took work from the injector.
     InjectorTake,
+    /// The P's M went to sleep in its parker (on its condition variable, or in the
+    /// driver's `epoll_wait`).
+    Park,
 }
 
 /// How an event is named and exported.
@@ -81,7 +84,7 @@ pub struct EventInfo {
 
 impl Event {
     /// Number of events.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     /// Every event, in table order.
     pub const ALL: [Event; Event::COUNT] = [
@@ -101,6 +104,7 @@ impl Event {
         Event::StolenSameNode,
         Event::StolenOtherNode,
         Event::InjectorTake,
+        Event::Park,
     ];
 
     /// The event's name, family, help and labels: the one place that says how it shows.
@@ -161,6 +165,12 @@ impl Event {
                 "injector_takes",
                 "injector_takes",
                 "Searches by a P that found every victim empty and took from the injector.",
+                None,
+            ),
+            Event::Park => (
+                "parks",
+                "parks",
+                "Times a P's M slept in its parker (idle, or in the driver).",
                 None,
             ),
         };
