@@ -135,15 +135,24 @@ impl Idle {
         is_searching && previous.searching() == 1
     }
 
-    /// A P woke up on its own (a token, a timeout, shutdown). If it was still listed as a
-    /// sleeper it is counted as unparked and searching again and true is returned; false
-    /// means whoever woke it already did that accounting.
+    /// A P woke up on its own (its driver turn made tasks ready, a token, a timeout,
+    /// shutdown). If it was still listed as a sleeper it is counted as unparked, **not**
+    /// searching, and true is returned; false means a notifier woke it and already counted
+    /// it as unparked and searching (step 1).
+    ///
+    /// Not searching, as tokio's `unpark_worker_by_id`: a P woken by its own driver turn
+    /// has the tasks that turn made ready in hand, and counted as a searcher it would, on
+    /// running the first of them, wake another P as the last searcher (step 3), which
+    /// finds nothing and sleeps again. Under an HTTP load that was nearly every wake-up of
+    /// the other M (issue 13). A P that does look for work becomes a searcher through
+    /// step 2 like any other, so no producer is misled: being counted as searching only
+    /// ever suppresses wake-ups.
     pub fn unpark_worker_by_id(&self, index: usize) -> bool {
         let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
         match sleepers.iter().position(|&i| i == index) {
             Some(pos) => {
                 sleepers.swap_remove(pos);
-                self.state.fetch_add(UNPARKED_ONE | 1, Ordering::SeqCst);
+                self.state.fetch_add(UNPARKED_ONE, Ordering::SeqCst);
                 true
             }
             None => false,
@@ -340,8 +349,9 @@ mod loom_tests {
                 searching = true;
                 loop {
                     if self.shutdown.load(Ordering::SeqCst) {
-                        // Woken for another reason: leave the sleeper list ourselves.
-                        let _ = self.idle.unpark_worker_by_id(index);
+                        // Woken for another reason: leave the sleeper list ourselves
+                        // (counted as not searching unless a notifier got there first).
+                        searching = !self.idle.unpark_worker_by_id(index);
                         break;
                     }
                     self.parkers[index].park();

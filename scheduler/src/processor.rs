@@ -418,7 +418,10 @@ impl<T> Processor<T> {
         &self.local
     }
 
-    /// Schedules `task` on this P. Wakes another P when the FIFO holds work to steal.
+    /// Schedules `task` on this P. Wakes another P when the FIFO holds work to steal,
+    /// except for [`LocalSlot::Burst`]: the caller ends a burst with
+    /// [`Processor::end_burst`], which wakes one only if there is more than this P will
+    /// run next.
     pub fn push_local(&mut self, scheduler: &Scheduler<T>, task: T, slot: LocalSlot) {
         match slot {
             LocalSlot::RunNext => self.local.push_runnext(task, &scheduler.injector),
@@ -426,6 +429,7 @@ impl<T> Processor<T> {
             LocalSlot::Burst => {
                 let inbox = &scheduler.remotes[self.index].inbox;
                 self.local.push_back_or_overflow(task, inbox);
+                return;
             }
             LocalSlot::Deferred => {
                 // Not stealable yet, so no other P needs waking for it.
@@ -434,6 +438,19 @@ impl<T> Processor<T> {
             }
         }
         if self.local.queue_len() > 0 {
+            scheduler.notify_parked();
+        }
+    }
+
+    /// Ends a burst of [`LocalSlot::Burst`] pushes (the wakes of one driver turn): wakes
+    /// another P once, and only if this one has more than one task queued, i.e. more than
+    /// it runs next (tokio's `should_notify_others`). A burst of one task is this P's own
+    /// next task: waking another M for it made that M find nothing and sleep again. Tasks
+    /// the burst overflowed to the inbox count too: thieves visit inboxes first.
+    pub fn end_burst(&self, scheduler: &Scheduler<T>) {
+        let inbox = &scheduler.remotes[self.index].inbox;
+        let queued = self.local.queue_len() + usize::from(self.local.has_runnext());
+        if queued > 1 || !inbox.is_empty() {
             scheduler.notify_parked();
         }
     }
@@ -568,11 +585,12 @@ impl<T> Processor<T> {
     }
 
     /// Step 4 and 5: sleeps until this P is given work or `should_wake` says so. On return
-    /// the P is unparked; it is searching if it was woken for work.
+    /// the P is unparked; it is searching if a notifier woke it for work (step 1), not if
+    /// it woke on its own (`should_wake`, its driver turn, a timeout).
     ///
     /// `should_wake` is evaluated after every wake-up token (shutdown and stop-the-world
-    /// leave one with every P). `timeout` bounds each sleep; on expiry the P wakes up and
-    /// counts as searching, as after any other self-wake.
+    /// leave one with every P). `timeout` bounds each sleep; on expiry the P wakes up, not
+    /// searching, as after any other self-wake.
     pub fn park(
         &mut self,
         scheduler: &Scheduler<T>,
@@ -624,10 +642,10 @@ impl<T> Processor<T> {
                 break;
             }
         }
-        // Woken for another reason: take this P off the sleeper list ourselves. Either this
-        // succeeds or a notifier got there first; both count the P as searching.
-        let _ = scheduler.idle.unpark_worker_by_id(self.index);
-        self.searching = true;
+        // Woken for another reason (its own driver turn, a token, a timeout): take this P off
+        // the sleeper list ourselves, counted as not searching (`Idle::unpark_worker_by_id`
+        // says why), unless a notifier got there first and counted it as searching.
+        self.searching = !scheduler.idle.unpark_worker_by_id(self.index);
     }
 }
 

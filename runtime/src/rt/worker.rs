@@ -283,11 +283,15 @@ impl WorkerContext {
     }
 
     /// Runs `wake` (which wakes the tasks of a driver turn) with this M's wakes queued as a
-    /// burst: FIFO behind the queued tasks, overflow to the injector.
+    /// burst: FIFO behind the queued tasks, overflow to the P's inbox; then wakes another P
+    /// once, if the burst left more than this P runs next (`Processor::end_burst`).
     fn as_burst(&self, wake: impl FnOnce()) {
         self.waking_burst.set(true);
         wake();
         self.waking_burst.set(false);
+        if let Ok(Some(processor)) = self.processor.try_borrow().as_deref() {
+            processor.end_burst(&self.shared.scheduler);
+        }
     }
 
     /// Pushes to this M's P; gives the task back if the P was handed off.
