@@ -25,7 +25,7 @@ use bytes::Bytes;
 use gpm::compat::hyper::GpmTimer;
 use gpm::net::TcpListener;
 use gpm::overload::tower::{
-    AdmissionLayer, BoxError, BreakerLayer, ConcurrencyLimitLayer, Overloaded, RuntimeConfig,
+    AdmissionLayer, BoxError, BreakerLayer, ConcurrencyLimitLayer, RuntimeConfig,
 };
 use gpm::overload::{AdmissionConfig, LimiterConfig, Outcome, SystemClock, TierConfig};
 use http_body_util::Full;
@@ -85,20 +85,14 @@ fn server_errors_fail(result: &Result<Response<Body>, BoxError>) -> Outcome {
 
 /// One request through the layered `service`, the way a tower caller does it (`poll_ready`,
 /// then `call`); a refusal becomes 503 with Retry-After, other errors close the connection.
-async fn respond<S, B>(mut service: S, request: Request<B>) -> Result<Response<Body>, BoxError>
+async fn respond<S, B>(service: S, request: Request<B>) -> Result<Response<Body>, BoxError>
 where
     S: Service<Request<B>, Response = Response<Body>, Error = BoxError>,
 {
-    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-    match service.call(request).await {
-        Err(error) => match error.downcast_ref::<Overloaded>() {
-            Some(refused) => {
-                Ok(refused.http_response(Full::new(Bytes::from(format!("{refused}\n")))))
-            }
-            None => Err(error),
-        },
-        ok => ok,
-    }
+    gpm::overload::tower::respond_or_refuse(service, request, |refused| {
+        Full::new(Bytes::from(format!("{refused}\n")))
+    })
+    .await
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,9 +7,7 @@
 use bytes::Bytes;
 use gpm::compat::hyper::{GpmExecutor, GpmTimer};
 use gpm::net::{TcpListener, TcpStream};
-use gpm::overload::tower::{
-    AdmissionLayer, BoxError, BreakerLayer, ConcurrencyLimitLayer, Overloaded,
-};
+use gpm::overload::tower::{AdmissionLayer, BoxError, BreakerLayer, ConcurrencyLimitLayer};
 use gpm::overload::{AdmissionConfig, LimiterConfig, ManualClock, Outcome, TierConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -90,18 +88,14 @@ where
 }
 
 /// One request through `service`, the way a tower caller does it.
-async fn respond<S, B>(mut service: S, request: Request<B>) -> Result<Response<Body>, BoxError>
+async fn respond<S, B>(service: S, request: Request<B>) -> Result<Response<Body>, BoxError>
 where
     S: Service<Request<B>, Response = Response<Body>, Error = BoxError>,
 {
-    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-    match service.call(request).await {
-        Err(error) => match error.downcast_ref::<Overloaded>() {
-            Some(refused) => Ok(refused.http_response(Full::new(Bytes::from(refused.to_string())))),
-            None => Err(error),
-        },
-        ok => ok,
-    }
+    gpm::overload::tower::respond_or_refuse(service, request, |refused| {
+        Full::new(Bytes::from(refused.to_string()))
+    })
+    .await
 }
 
 /// GET `path` on a new connection: status, Retry-After, body.

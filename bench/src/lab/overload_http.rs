@@ -63,7 +63,7 @@ use futures::channel::mpsc;
 use futures::lock::Mutex as AsyncMutex;
 use futures::StreamExt;
 use gpm::overload::tower::{
-    AdmissionLayer, BoxError, ConcurrencyLimitLayer, Overloaded, RuntimeConfig as GateConfig,
+    AdmissionLayer, BoxError, ConcurrencyLimitLayer, RuntimeConfig as GateConfig,
 };
 use gpm::overload::{AdmissionConfig, LimiterConfig, SystemClock};
 use hdrhistogram::Histogram;
@@ -228,18 +228,14 @@ impl<B> Service<Request<B>> for Work {
 }
 
 /// One request through `service` as a tower caller does it; a refusal becomes 503.
-async fn respond<S, B>(mut service: S, request: Request<B>) -> Result<Response<Body>, BoxError>
+async fn respond<S, B>(service: S, request: Request<B>) -> Result<Response<Body>, BoxError>
 where
     S: Service<Request<B>, Response = Response<Body>, Error = BoxError>,
 {
-    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-    match service.call(request).await {
-        Err(error) => match error.downcast_ref::<Overloaded>() {
-            Some(refused) => Ok(refused.http_response(Full::new(Bytes::from_static(b"busy\n")))),
-            None => Err(error),
-        },
-        ok => ok,
-    }
+    gpm::overload::tower::respond_or_refuse(service, request, |_| {
+        Full::new(Bytes::from_static(b"busy\n"))
+    })
+    .await
 }
 
 /// Serves hyper on `listener` with `service` from a task of `handle`'s runtime.

@@ -92,6 +92,30 @@ use std::time::Duration;
 /// tower's error type: any error, boxed (the same type as `tower::BoxError`).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Calls `service` with `request` as a tower caller does (`poll_ready`, then `call`), and
+/// answers a refusal with its 503 and `Retry-After` ([`Overloaded::http_response`]), the
+/// body made by `refused_body` from the refusal. Other errors are returned as they are
+/// (hyper then closes the connection). The glue between the layers and a hyper
+/// `service_fn`.
+#[cfg(feature = "hyper")]
+pub async fn respond_or_refuse<S, Req, B>(
+    mut service: S,
+    request: Req,
+    refused_body: impl FnOnce(&Overloaded) -> B,
+) -> Result<hyper::Response<B>, BoxError>
+where
+    S: tower_service::Service<Req, Response = hyper::Response<B>, Error = BoxError>,
+{
+    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+    match service.call(request).await {
+        Err(error) => match error.downcast_ref::<Overloaded>() {
+            Some(refused) => Ok(refused.http_response(refused_body(refused))),
+            None => Err(error),
+        },
+        ok => ok,
+    }
+}
+
 /// A call refused by one of the layers: why, and when to try again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Overloaded {
