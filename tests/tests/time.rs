@@ -228,6 +228,12 @@ fn timers_on_a_shut_down_runtime_complete_instead_of_hanging() {
         let handle = rt.handle().clone();
         // A task asleep for an hour when the runtime goes away: shutdown must not wait for it.
         let sleeper = rt.spawn(async { time::sleep(Duration::from_secs(3600)).await });
+        // Asleep: its timer is registered. (A first poll racing the shutdown would find the
+        // driver shut down and its sleep complete at once, and the task would end `Ok`:
+        // the other half of this test's promise, not a cancellation. CI saw it once.)
+        while handle.num_active_timers() != 1 {
+            std::thread::yield_now();
+        }
         drop(rt);
         assert!(handle.block_on(sleeper).unwrap_err().is_cancelled());
         handle.block_on(async { time::sleep(Duration::from_secs(3600)).await });
