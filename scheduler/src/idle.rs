@@ -234,6 +234,9 @@ mod tests {
         assert!(idle.is_parked(0));
         assert!(idle.unpark_worker_by_id(0));
         assert!(!idle.unpark_worker_by_id(0));
+        // Woke on its own: awake, not searching (a P woken by its driver turn must not
+        // act as a last searcher), so a producer still wakes someone if it needs to.
+        assert_eq!((idle.num_parked(), idle.num_searching()), (0, 0));
     }
 
     #[test]

@@ -743,6 +743,25 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_wakes_another_p_once_and_only_for_more_than_one_task() {
+        let (sched, mut ps) = Scheduler::new(config(2));
+        // P1 is listed asleep (no thread needed: the idle state is what a wake-up changes).
+        assert!(!sched.idle().transition_worker_to_parked(1, false));
+        let p0 = &mut ps[0];
+        p0.push_local(&sched, 1, LocalSlot::Burst);
+        p0.end_burst(&sched);
+        assert!(
+            sched.idle().is_parked(1),
+            "a burst of one is P0's own next task"
+        );
+        p0.push_local(&sched, 2, LocalSlot::Burst);
+        assert!(sched.idle().is_parked(1), "no wake-up inside a burst");
+        p0.end_burst(&sched);
+        assert!(!sched.idle().is_parked(1), "two tasks: one to steal");
+        assert_eq!(sched.idle().num_searching(), 1, "woken to search");
+    }
+
+    #[test]
     fn a_burst_overflows_to_the_inbox_and_a_fairness_tick_spills_nothing() {
         let (sched, mut ps) = Scheduler::new(config(1));
         let p = &mut ps[0];
