@@ -6,12 +6,20 @@ use gpm_tests::{rt_test, watchdog};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-const ROUNDS: usize = 10_000;
+/// The ping-pong stops once the queued task is done, or after this many rounds. The runtime
+/// lets the queued task finish within a few hundred rounds (it needs `QUEUED_TASK_TURNS`
+/// fairness turns); the bound is generous because with more Ms than cores the OS may
+/// pause the M whose P holds the queued task (a yielded task waits on its own P) while the
+/// pair bounces on another M, for milliseconds, i.e. thousands of rounds: at 10,000 this
+/// failed about once in 50 runs under CPU load, on the code before and after issue 13's
+/// wake-up change alike. A starving scheduler still fails it.
+const ROUNDS: usize = 1_000_000;
 /// Turns the queued task needs before it is done: it must come back several times.
 const QUEUED_TASK_TURNS: usize = 10;
 
 /// Spawns (from a task) a queued task needing several turns, then a ping-pong pair bouncing
-/// `ROUNDS` messages. Returns the round at which the pinger first saw the queued task done.
+/// messages until the pinger sees the queued task done (at most `ROUNDS`). Returns that
+/// round, or `None` if the pair ran all `ROUNDS` without the queued task finishing.
 async fn ping_pong_with_queued_task() -> Option<usize> {
     let queued_done = Arc::new(AtomicBool::new(false));
     let done = Arc::clone(&queued_done);
@@ -35,10 +43,12 @@ async fn ping_pong_with_queued_task() -> Option<usize> {
         for round in 0..ROUNDS {
             to_pong.unbounded_send(round).unwrap();
             assert_eq!(ping_rx.next().await, Some(round + 1));
-            if first_seen.is_none() && queued_done.load(Ordering::SeqCst) {
+            if queued_done.load(Ordering::SeqCst) {
                 first_seen = Some(round);
+                break;
             }
         }
+        drop(to_pong);
         first_seen
     });
     let first_seen = ping.await.unwrap();
