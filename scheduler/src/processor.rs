@@ -392,14 +392,8 @@ impl<T> Processor<T> {
     /// Counts one `event` on this P (nothing when counting is off).
     #[inline]
     pub fn count(&self, event: Event) {
-        self.count_n(event, 1);
-    }
-
-    /// Counts `n` of `event` on this P.
-    #[inline]
-    pub fn count_n(&self, event: Event, n: u64) {
         if let Some(events) = &self.events {
-            events.add(event, n);
+            events.add(event, 1);
         }
     }
 

@@ -345,23 +345,20 @@ impl Shared {
     #[inline]
     fn count_completion(self: &Arc<Self>, header: &Header) {
         let events = self.scheduler.events();
-        let Some(spawned) = header.times.spawned() else {
-            // 15 tasks in 16: one count.
-            let counted = context::with_worker(|worker| match worker {
-                Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
-                    worker.count_on_held_processor(Event::Completion)
-                }
-                _ => false,
-            });
-            if !counted {
-                events.count_shared(Event::Completion, 1);
-            }
-            return;
+        let held = context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.held_processor(),
+            _ => None,
+        });
+        let count = |event, n| match held {
+            Some(index) => events.table(index).add(event, n),
+            None => events.count_shared(event, n),
         };
-        let counted = self
-            .with_current_processor(|p| self.probes.completed_sampled(Some(p), events, spawned));
-        if counted.is_none() {
-            self.probes.completed_sampled(None, events, spawned);
+        count(Event::Completion, 1);
+        // A sampled task (one in `sample_every`) also gives its sojourn.
+        if let Some(spawned) = header.times.spawned() {
+            let sojourn = self.probes.record_sojourn(held, spawned);
+            count(Event::SojournNs, sojourn);
+            count(Event::Sojourn, 1);
         }
     }
 

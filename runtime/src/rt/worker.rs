@@ -320,18 +320,12 @@ impl WorkerContext {
         }
     }
 
-    /// Counts `event` in the table of the P this M holds; false if it holds none. Only
-    /// the holder writes a P's table, and this M is it while `held` names the P (set and
-    /// cleared with the `processor` slot), so no borrow of the slot is needed.
+    /// The index of the P this M holds, without borrowing its slot: what a completion
+    /// inside a poll counts on (only the holder writes a P's event table, and this M is it
+    /// while `held` names the P; `held` is set and cleared with the `processor` slot).
     #[inline]
-    pub(super) fn count_on_held_processor(&self, event: Event) -> bool {
-        match self.held.get() {
-            NO_PROCESSOR => false,
-            index => {
-                self.shared.scheduler.events().table(index).add(event, 1);
-                true
-            }
-        }
+    pub(super) fn held_processor(&self) -> Option<usize> {
+        Some(self.held.get()).filter(|&index| index != NO_PROCESSOR)
     }
 
     /// `f` with the P this M holds, if it holds one and is not inside its scheduler.

@@ -15,7 +15,7 @@ use crossbeam_utils::CachePadded;
 use gpm_scheduler::probe::knee::KneeDetector;
 use gpm_scheduler::probe::latency::LatencyHistograms;
 use gpm_scheduler::probe::little::LittleWindow;
-use gpm_scheduler::probe::{Event, Events};
+use gpm_scheduler::probe::Event;
 use gpm_scheduler::stw::World;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -128,25 +128,14 @@ impl ProbeState {
         }
     }
 
-    /// A sampled task (spawned at stamp `spawned`) completed or was cancelled on
-    /// `processor` (`None`: by a thread without a P; its counts go to `events`' shared
-    /// row): counts the completion and its sojourn. (An unsampled completion is one count,
-    /// `Shared::count_completion`.)
-    pub(crate) fn completed_sampled(
-        &self,
-        processor: Option<&Proc>,
-        events: &Events,
-        spawned: u64,
-    ) {
+    /// A sampled task (spawned at stamp `spawned`) completed or was cancelled on P
+    /// `processor` (`None`: by a thread without a P): records its sojourn in the histogram
+    /// and returns it, in nanoseconds, for the caller's counters
+    /// (`Shared::count_completion`).
+    pub(crate) fn record_sojourn(&self, processor: Option<usize>, spawned: u64) -> u64 {
         let sojourn = stamp::ns_since(spawned);
-        let count = |event, n| match processor {
-            Some(processor) => processor.count_n(event, n),
-            None => events.count_shared(event, n),
-        };
-        count(Event::Completion, 1);
-        count(Event::SojournNs, sojourn);
-        count(Event::Sojourn, 1);
-        self.sojourn.record(processor.map(Proc::index), sojourn);
+        self.sojourn.record(processor, sojourn);
+        sojourn
     }
 
     /// The holder of `processor` on a driver turn and before it parks: publishes its gauges
