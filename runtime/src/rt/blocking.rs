@@ -623,7 +623,9 @@ impl PoolState {
 
 fn run_job(job: Job) {
     match job {
-        Job::Task(task) => task.run(),
+        Job::Task(task) => {
+            task.run();
+        }
         Job::M(job) => job(),
     }
 }

@@ -24,7 +24,6 @@ use super::task_memory::TaskMemory;
 use super::worker;
 use crate::alloc::{SizeClass, TaskAllocatorStats};
 use crate::driver::Driver;
-use crate::task::core::Header;
 use crate::task::list::OwnedTasks;
 use crate::task::{new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::probe::Event;
@@ -340,25 +339,22 @@ impl Shared {
         self.task_memory.release_idle()
     }
 
-    /// Counts a completion on the P this thread holds, or in the shared row; a sampled
-    /// task's sojourn too.
-    #[inline]
-    fn count_completion(self: &Arc<Self>, header: &Header) {
+    /// Records the sojourn of a sampled task (spawned at stamp `spawned`) that completed
+    /// on this thread: on the P it holds, or in the shared row. (The completion itself is
+    /// counted by the M that ran the task's last poll: `WorkerContext::count_completion`.)
+    #[cold]
+    fn record_sojourn(self: &Arc<Self>, spawned: u64) {
         let events = self.scheduler.events();
         let held = context::with_worker(|worker| match worker {
             Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.held_processor(),
             _ => None,
         });
-        let count = |event, n| match held {
-            Some(index) => events.table(index).add(event, n),
-            None => events.count_shared(event, n),
-        };
-        count(Event::Completion, 1);
-        // A sampled task (one in `sample_every`) also gives its sojourn.
-        if let Some(spawned) = header.times.spawned() {
-            let sojourn = self.probes.record_sojourn(held, spawned);
-            count(Event::SojournNs, sojourn);
-            count(Event::Sojourn, 1);
+        let sojourn = self.probes.record_sojourn(held, spawned);
+        for (event, n) in [(Event::SojournNs, sojourn), (Event::Sojourn, 1)] {
+            match held {
+                Some(index) => events.table(index).add(event, n),
+                None => events.count_shared(event, n),
+            }
         }
     }
 
@@ -378,7 +374,10 @@ impl Schedule for Arc<Shared> {
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
         if self.probes.enabled() {
-            self.count_completion(task.header());
+            // A sampled task (one in `sample_every`) gives its sojourn.
+            if let Some(spawned) = task.header().times.spawned() {
+                self.record_sojourn(spawned);
+            }
         }
         self.owned.remove(task)
     }

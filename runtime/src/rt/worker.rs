@@ -178,13 +178,21 @@ impl WorkerContext {
     /// nothing is left. One function for the whole loop (generic, so each control gets its
     /// own copy): a step per call cost yield_many 4% more instructions.
     pub(super) fn run(&self, control: &mut impl LoopControl) -> LoopEnd {
+        // Whether the last poll completed its task: counted on the P when the loop borrows
+        // it again (no borrow of its own; see `count_completion`).
+        let mut completed = false;
         loop {
             let next = {
                 let mut slot = self.processor.borrow_mut();
                 let Some(processor) = slot.as_mut() else {
                     // Handed off during the last poll: this M is done.
+                    drop(slot);
+                    self.count_completion(completed);
                     return LoopEnd::Exit;
                 };
+                if std::mem::take(&mut completed) {
+                    processor.count(Event::Completion);
+                }
                 if self.shared.is_shutdown() {
                     processor.local_mut().drain().for_each(drop);
                     self.shared.probes.world.exit(processor.index());
@@ -195,7 +203,7 @@ impl WorkerContext {
             };
             match next {
                 Next::Run(task, index) => {
-                    run_task_contained(&self.shared, task, index);
+                    completed = run_task_contained(&self.shared, task, index);
                     self.maintain_driver();
                 }
                 Next::OnlyYielded => self.turn_driver_and_release_yielded(),
@@ -207,6 +215,7 @@ impl WorkerContext {
                 }
             }
             if !control.keep_running() {
+                self.count_completion(completed);
                 return LoopEnd::Budget;
             }
         }
@@ -217,6 +226,25 @@ impl WorkerContext {
     pub(super) fn take_processor(&self) -> Option<Box<Proc>> {
         self.held.set(NO_PROCESSOR);
         self.processor.borrow_mut().take()
+    }
+
+    /// Counts a task that completed in this M's last poll (if `completed`) on the P it
+    /// holds now (the poll may have handed the P off), else in the shared row. The M loop
+    /// counts completions where its P is at hand rather than where a task leaves the owned
+    /// list (`Schedule::release`, deep inside the harness, where finding the P took a
+    /// thread-local lookup per task); this is for the loop's exits.
+    fn count_completion(&self, completed: bool) {
+        if !completed {
+            return;
+        }
+        match self.processor.borrow().as_ref() {
+            Some(processor) => processor.count(Event::Completion),
+            None => self
+                .shared
+                .scheduler
+                .events()
+                .count_shared(Event::Completion, 1),
+        }
     }
 
     /// Every `MAINTENANCE_INTERVAL` polls, a non-blocking turn of the driver, so a runtime
@@ -371,33 +399,34 @@ enum Next {
 /// M would take the P with it, and every later stop-the-world and shutdown would wait
 /// for it.
 #[inline(always)]
-fn run_task_contained(shared: &Shared, task: TaskRef, processor_index: usize) {
+fn run_task_contained(shared: &Shared, task: TaskRef, processor_index: usize) -> bool {
     let run = std::panic::AssertUnwindSafe(|| run_task(shared, task, processor_index));
-    if let Err(panic) = std::panic::catch_unwind(run) {
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
         let message = crate::task::panic_payload_message(&*panic);
         eprintln!(
             "gpm: a panic escaped a task on P {processor_index} and was contained: {message}"
         );
-    }
+        false
+    })
 }
 
-/// Polls `task` on P `processor_index`. A sampled task (stamped at enqueue) also feeds the
-/// P's latency history (its wait in the queues and the length of this poll) and the probes'
-/// queue-wait histogram.
+/// Polls `task` on P `processor_index`; `true` if it completed. A sampled task (stamped at
+/// enqueue) also feeds the P's latency history (its wait in the queues and the length of
+/// this poll) and the probes' queue-wait histogram.
 #[inline(always)]
-fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) {
+fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) -> bool {
     let header = task.header();
     header.set_last_processor(processor_index);
     let enqueued = header.times.take_enqueued();
     if enqueued == 0 {
-        coop::with_budget(|| task.run());
-        return;
+        return coop::with_budget(|| task.run());
     }
     let start = stamp::now();
     let wait = stamp::ns_between(enqueued, start);
     let latency = shared.scheduler.latency(processor_index);
     latency.record_queue_wait(wait);
     shared.probes.queue_wait(processor_index, wait);
-    coop::with_budget(|| task.run());
+    let completed = coop::with_budget(|| task.run());
     latency.record_poll(stamp::ns_since(start));
+    completed
 }

@@ -85,8 +85,9 @@ where
         unsafe { RawTask::from_header(self.cell.cast()) }
     }
 
-    /// Runs one notification (whose reference the caller gave up).
-    fn poll(self) {
+    /// Runs one notification (whose reference the caller gave up); `true` if the task
+    /// completed in it (output, panic or cancellation).
+    fn poll(self) -> bool {
         // Set for the whole run (poll, cancellation, completion): one swap and one store.
         let _id = IdGuard::enter(self.header().id);
         match self.state().transition_to_running() {
@@ -94,13 +95,17 @@ where
             ToRunning::Cancelled => {
                 self.cancel_future();
                 self.complete();
+                true
             }
-            ToRunning::Failed => {}
-            ToRunning::Dealloc => self.dealloc(),
+            ToRunning::Failed => false,
+            ToRunning::Dealloc => {
+                self.dealloc();
+                false
+            }
         }
     }
 
-    fn poll_running(self) {
+    fn poll_running(self) -> bool {
         let waker = ManuallyDrop::new(waker::borrowed(self.header()));
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -113,29 +118,39 @@ where
             poll
         }));
         match polled {
-            Ok(Poll::Ready(output)) => self.finish(Ok(output)),
+            Ok(Poll::Ready(output)) => {
+                self.finish(Ok(output));
+                true
+            }
             Err(panic) => {
                 let id = self.header().id;
-                self.finish(Err(JoinError::panic(id, panic)))
+                self.finish(Err(JoinError::panic(id, panic)));
+                true
             }
             Ok(Poll::Pending) => self.after_pending(),
         }
     }
 
-    fn after_pending(self) {
+    /// After a `Pending` poll; `true` if the task was cancelled meanwhile (and completed).
+    fn after_pending(self) -> bool {
         match self.state().transition_to_idle() {
-            ToIdle::Ok => {}
+            ToIdle::Ok => false,
             ToIdle::OkNotified => {
                 // SAFETY: the transition counted a reference for this notification; the
                 // poll's reference keeps the cell (and the scheduler in it) alive meanwhile.
                 let notified = unsafe { Notified::from_raw(self.raw()) };
                 self.core().scheduler.yield_now(notified);
                 self.raw().drop_reference();
+                false
             }
-            ToIdle::OkDealloc => self.dealloc(),
+            ToIdle::OkDealloc => {
+                self.dealloc();
+                false
+            }
             ToIdle::Cancelled => {
                 self.cancel_future();
                 self.complete();
+                true
             }
         }
     }
@@ -314,14 +329,14 @@ fn set_join_waker(
     result.map(|_| ())
 }
 
-unsafe fn poll<F, S>(ptr: NonNull<Header>)
+unsafe fn poll<F, S>(ptr: NonNull<Header>) -> bool
 where
     F: Future + 'static,
     F::Output: 'static,
     S: Schedule,
 {
     // SAFETY: the vtable is only installed on `Cell<F, S>`.
-    unsafe { Harness::<F, S>::from_raw(ptr) }.poll();
+    unsafe { Harness::<F, S>::from_raw(ptr) }.poll()
 }
 
 unsafe fn schedule<F, S>(ptr: NonNull<Header>)

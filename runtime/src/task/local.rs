@@ -268,7 +268,9 @@ impl LocalSet {
             let next = self.shared.lock().tasks.pop_front();
             match next {
                 // Invariant 1: run here, on the set's thread; a fresh budget per task.
-                Some(task) => coop::with_budget(|| task.run()),
+                Some(task) => {
+                    coop::with_budget(|| task.run());
+                }
                 None => return false,
             }
         }

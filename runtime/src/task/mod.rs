@@ -235,8 +235,9 @@ impl RawTask {
         RawTask { ptr }
     }
 
-    /// Runs the notification whose reference the caller transfers.
-    fn poll(self) {
+    /// Runs the notification whose reference the caller transfers; `true` if the task
+    /// completed in it.
+    fn poll(self) -> bool {
         // SAFETY: the vtable matches the cell; the caller gives up a counted reference.
         unsafe { (self.header().vtable.poll)(self.ptr) }
     }
@@ -296,9 +297,11 @@ impl<S: 'static> Task<S> {
 
 impl<S: 'static> Notified<S> {
     /// Polls the task (or cancels it, or finds it already done); consumes the notification.
-    pub(crate) fn run(self) {
+    /// `true` if the task completed in this run (with output, panic or cancellation): the
+    /// M that ran it counts the completion on its P (`rt/worker.rs`).
+    pub(crate) fn run(self) -> bool {
         let this = ManuallyDrop::new(self);
-        this.0.raw.poll();
+        this.0.raw.poll()
     }
 
     pub(crate) fn header(&self) -> &Header {
