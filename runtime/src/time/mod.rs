@@ -36,13 +36,12 @@ pub(crate) mod pausable;
 
 pub use instant::Instant;
 
-use crate::driver::time::{TimerPoll, TimerShard, Turn};
+use crate::driver::time::{ShardRef, TimeDriver, TimerPoll, Turn};
 use crate::driver::wheel::Key;
 use crate::task::coop;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 pub use std::time::Duration;
@@ -50,12 +49,15 @@ pub use std::time::Duration;
 /// About 30 years: what "far in the future" means when a deadline would overflow.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
-/// The timer shard of the current runtime for a timer created here: the shard of the P this
-/// thread's M holds, or the runtime's extra shard on a thread without one of its Ps.
+/// A timer for `deadline(now)` in the current runtime, in the shard of the P this thread's M
+/// holds, or the runtime's extra shard on a thread without one of its Ps.
 #[track_caller]
-fn current_shard() -> Arc<TimerShard> {
+fn new_sleep(deadline: impl FnOnce(&TimeDriver) -> Instant) -> Sleep {
     crate::rt::context::with_handle(|handle| {
-        handle.map(|h| h.shared.driver.time.shard(h.shared.current_processor()))
+        handle.map(|h| {
+            let time = &h.shared.driver.time;
+            Sleep::new(time.shard(h.shared.current_processor()), deadline(time))
+        })
     })
     .unwrap_or_else(|| {
         panic!(
@@ -65,10 +67,10 @@ fn current_shard() -> Arc<TimerShard> {
     })
 }
 
-/// `duration` from now by the clock of `shard`'s runtime (one read, no second lookup of the
+/// `duration` from now by the clock of `time`'s runtime (one read, no second lookup of the
 /// runtime).
-fn deadline_after(shard: &TimerShard, duration: Duration) -> Instant {
-    add_saturating(Instant::from_std(shard.now()), duration)
+fn deadline_after(time: &TimeDriver, duration: Duration) -> Instant {
+    add_saturating(Instant::from_std(time.clock().now()), duration)
 }
 
 /// `instant + duration`, or a deadline far in the future (never reached) when the sum does
@@ -85,9 +87,7 @@ fn add_saturating(instant: Instant, duration: Duration) -> Instant {
 /// Outside a gpm runtime context.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    let shard = current_shard();
-    let deadline = deadline_after(&shard, duration);
-    Sleep::new(shard, deadline)
+    new_sleep(|time| deadline_after(time, duration))
 }
 
 /// Waits until `deadline`, like `tokio::time::sleep_until`.
@@ -96,20 +96,20 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// Outside a gpm runtime context.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep::new(current_shard(), deadline)
+    new_sleep(|_| deadline)
 }
 
 /// The future of [`sleep`] and [`sleep_until`]. Cancelled when dropped.
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
-    shard: Arc<TimerShard>,
+    shard: ShardRef,
     deadline: Instant,
     key: Option<Key>,
     elapsed: bool,
 }
 
 impl Sleep {
-    pub(crate) fn new(shard: Arc<TimerShard>, deadline: Instant) -> Sleep {
+    pub(crate) fn new(shard: ShardRef, deadline: Instant) -> Sleep {
         Sleep {
             shard,
             deadline,
