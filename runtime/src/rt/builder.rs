@@ -413,8 +413,9 @@ impl Builder {
     }
 
     /// Timestamps one task schedule in `every` (per M, and per thread off the Ms; default
-    /// 16) for the probes'
-    /// latency histograms and Little's law, and for the affinity policy's latency history;
+    /// 32) for the probes' latency histograms and Little's law, and for the affinity
+    /// policy's latency history (a low-rate service that wants tight quantiles may time
+    /// more, down to `1`: every schedule);
     /// `0` turns timing off (the event counters stay on, the affinity policy loses its
     /// latency term). See [`Handle::probes`].
     pub fn probe_sampling(&mut self, every: u32) -> &mut Self {

@@ -4,15 +4,15 @@
 //!
 //! | what | written when | cost on the hot path |
 //! |---|---|---|
-//! | the per-P event table (`gpm_scheduler::probe::Event`: polls, spawns, wakes, completions, sampled sojourns, steals by relation, injector takes) | every event | one relaxed load + store to a P-owned cache line, through the holder's `Processor` (a completion inside a poll also looks up the M's P: a thread-local read and a `RefCell` borrow) |
+//! | the per-P event table (`gpm_scheduler::probe::Event`: polls, spawns, wakes, completions, sampled sojourns, steals by relation, injector takes) | every event | one relaxed load + store to a P-owned cache line, through the holder's `Processor` (a completion is counted by the M loop after the poll, where the P is at hand) |
 //! | `runnext` / deferred gauges per P | on each driver turn (every 61 polls at most) and before parking | two relaxed stores to a P-owned line |
-//! | spawn and enqueue timestamps | 1 schedule in `sample_every` per M (other threads: per thread) | a countdown in the M's context for the others |
-//! | sojourn, queue-wait HDR histograms | at completion / poll of a sampled task | `try_lock` of a P-owned histogram |
+//! | spawn and enqueue timestamps | 1 schedule in `sample_every` per M (other threads: per thread) | a countdown in the M's context: a load, a compare and a store for the others |
+//! | sojourn, queue-wait log-linear histograms (`gpm_scheduler::probe::latency`) | at completion / poll of a sampled task | one relaxed load + store to a P-owned bucket |
 //! | stop-the-world check | once per scheduling round | one relaxed load |
 //!
-//! Measured with callgrind (`bench/examples/probe_cost.rs`, docs/BENCHMARKS.md "Probes"):
-//! the counters alone cost 1-3% more instructions than no probes on tokio's tiniest-task
-//! workloads, the default timestamps 4-6% in all.
+//! Measured with callgrind (`bench/examples/probe_cost.rs`, docs/BENCHMARKS.md "Probes at
+//! the floor"): the counters alone cost 0.5-0.9% more instructions than no probes on
+//! tokio's tiniest-task workloads, with the default timestamps 0.9-1.9% in all.
 //!
 //! Everything else (sums over Ps, quantiles, Little's law, the knee) is computed by the
 //! reader in [`Handle::probes`](super::Handle::probes), which never stops a P.
@@ -32,7 +32,7 @@
 //! # Sampling
 //!
 //! One schedule in `sample_every` per M (per thread off the Ms;
-//! [`Builder::probe_sampling`](super::Builder::probe_sampling), default 16) stamps the task
+//! [`Builder::probe_sampling`](super::Builder::probe_sampling), default 32) stamps the task
 //! header with the cheapest monotonic clock (`rt::stamp`: the TSC where it is a clock, else
 //! `CLOCK_MONOTONIC`; the choice and its measurements are there): a stamped spawn gives a sojourn sample
 //! at completion, a stamped enqueue a queue-wait sample at the next poll. The same samples

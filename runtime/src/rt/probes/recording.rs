@@ -4,7 +4,7 @@
 //! counts through its `Proc` (`Proc::count`), threads without a P in the table's shared
 //! row (`Events::count_shared`).
 //!
-//! Every write here is to a P-owned cache line or a `try_lock`ed P-owned histogram (see the
+//! Every write here is to a P-owned cache line or a P-owned histogram's bucket (see the
 //! cost table in the module above); nothing here reads across Ps.
 
 use super::stw::QueueSnapshot;

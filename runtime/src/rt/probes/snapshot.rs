@@ -137,7 +137,9 @@ pub struct Probes {
     pub little_queues: Option<LittleProbe>,
     /// The knee, once the points seen so far show one.
     pub knee: Option<KneeProbe>,
-    /// Samples lost to a reader holding a histogram.
+    /// Samples lost to a reader holding a histogram: always 0 since the histograms stopped
+    /// locking (`gpm_scheduler::probe::latency`); kept so that readers of the snapshot and
+    /// its JSON go on working.
     pub dropped_samples: u64,
     /// Whether a stop-the-world is being requested or in force.
     pub stw_pending: bool,
@@ -191,7 +193,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Probes {
         little_tasks,
         little_queues,
         knee,
-        dropped_samples: probes.sojourn.dropped() + probes.queue_wait.dropped(),
+        dropped_samples: 0,
         stw_pending: probes.world.is_requested(),
         steal_policy: steal.policy,
         steals: processors
