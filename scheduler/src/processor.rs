@@ -427,13 +427,20 @@ impl<T> Processor<T> {
             }
             LocalSlot::Deferred => {
                 // Not stealable yet, so no other P needs waking for it.
-                self.local.push_deferred(task);
+                self.push_yielded(task);
                 return;
             }
         }
         if self.local.queue_len() > 0 {
             scheduler.notify_parked();
         }
+    }
+
+    /// Queues a task that yielded on this P ([`LocalSlot::Deferred`], pushed by the holder
+    /// that ran it).
+    #[inline]
+    pub fn push_yielded(&mut self, task: T) {
+        self.local.push_deferred(task);
     }
 
     /// Ends a burst of [`LocalSlot::Burst`] pushes (the wakes of one driver turn): wakes

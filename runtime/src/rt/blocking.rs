@@ -624,7 +624,10 @@ impl PoolState {
 fn run_job(job: Job) {
     match job {
         Job::Task(task) => {
-            task.run();
+            // A blocking task never yields back to its runner (the default of
+            // `Schedule::yields_to_runner`), and nobody counts its completion.
+            let ran = task.run();
+            debug_assert!(!matches!(ran, crate::task::Ran::Yielded(_)));
         }
         Job::M(job) => job(),
     }

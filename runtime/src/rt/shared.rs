@@ -372,6 +372,12 @@ impl Schedule for Arc<Shared> {
         self.schedule_to(task, LocalSlot::Deferred);
     }
 
+    /// The runtime's tasks are run by its Ms, which queue a yielded task on the P they
+    /// hold (`WorkerContext::queue_yielded`).
+    fn yields_to_runner(&self) -> bool {
+        true
+    }
+
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
         if self.probes.enabled() {
             // A sampled task (one in `sample_every`) gives its sojourn.

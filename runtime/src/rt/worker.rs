@@ -46,7 +46,7 @@ use super::probes::Arrival;
 use super::shared::{Proc, Shared, TaskRef};
 use super::stamp;
 use crate::driver::{self, MAINTENANCE_INTERVAL};
-use crate::task::coop;
+use crate::task::{coop, Ran};
 use gpm_scheduler::probe::Event;
 use gpm_scheduler::LocalSlot;
 use std::cell::{Cell, RefCell};
@@ -203,7 +203,11 @@ impl WorkerContext {
             };
             match next {
                 Next::Run(task, index) => {
-                    completed = run_task_contained(&self.shared, task, index);
+                    match run_task_contained(&self.shared, task, index) {
+                        Ran::Idle => {}
+                        Ran::Completed => completed = true,
+                        Ran::Yielded(task) => self.queue_yielded(task),
+                    }
                     self.maintain_driver();
                 }
                 Next::OnlyYielded => self.turn_driver_and_release_yielded(),
@@ -226,6 +230,32 @@ impl WorkerContext {
     pub(super) fn take_processor(&self) -> Option<Box<Proc>> {
         self.held.set(NO_PROCESSOR);
         self.processor.borrow_mut().take()
+    }
+
+    /// Queues a task that woke itself during the poll this M just ran (a yield, handed back
+    /// by the harness: `Shared::yields_to_runner`) behind the P's other work, as
+    /// `Schedule::yield_now` would, without looking up this M's context again.
+    fn queue_yielded(&self, task: TaskRef) {
+        let mut slot = self.processor.borrow_mut();
+        match slot.as_mut() {
+            Some(processor) => {
+                self.note_arrival(processor, &task, Arrival::Wake);
+                processor.push_yielded(task);
+            }
+            None => {
+                // The poll handed the P off: the task goes where any thread's would.
+                drop(slot);
+                crate::task::Schedule::yield_now(&self.shared, task);
+            }
+        }
+    }
+
+    /// Stamps a sample of the arrivals (this M's countdown) and counts one on `processor`.
+    #[inline(always)]
+    fn note_arrival(&self, processor: &Proc, task: &TaskRef, arrival: Arrival) {
+        let every = self.shared.probes.sample_every();
+        arrival.stamp(task.header(), self.sample_countdown.sample(every));
+        processor.count(arrival.event());
     }
 
     /// Counts a task that completed in this M's last poll (if `completed`) on the P it
@@ -338,9 +368,7 @@ impl WorkerContext {
         };
         match processor.as_mut() {
             Some(processor) => {
-                let every = self.shared.probes.sample_every();
-                arrival.stamp(task.header(), self.sample_countdown.sample(every));
-                processor.count(arrival.event());
+                self.note_arrival(processor, &task, arrival);
                 processor.push_local(&self.shared.scheduler, task, slot);
                 None
             }
@@ -394,27 +422,30 @@ enum Next {
     Nothing,
 }
 
+/// What running a task of this runtime left its M with.
+type RanTask = Ran<Arc<Shared>>;
+
 /// [`run_task`], with any panic that escapes the task's own containment (the task catches
 /// its poll, its drops and its join waker) caught here, so that the M keeps its P: a dead
 /// M would take the P with it, and every later stop-the-world and shutdown would wait
 /// for it.
 #[inline(always)]
-fn run_task_contained(shared: &Shared, task: TaskRef, processor_index: usize) -> bool {
+fn run_task_contained(shared: &Shared, task: TaskRef, processor_index: usize) -> RanTask {
     let run = std::panic::AssertUnwindSafe(|| run_task(shared, task, processor_index));
     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
         let message = crate::task::panic_payload_message(&*panic);
         eprintln!(
             "gpm: a panic escaped a task on P {processor_index} and was contained: {message}"
         );
-        false
+        Ran::Idle
     })
 }
 
-/// Polls `task` on P `processor_index`; `true` if it completed. A sampled task (stamped at
-/// enqueue) also feeds the P's latency history (its wait in the queues and the length of
-/// this poll) and the probes' queue-wait histogram.
+/// Polls `task` on P `processor_index`. A sampled task (stamped at enqueue) also feeds the
+/// P's latency history (its wait in the queues and the length of this poll) and the probes'
+/// queue-wait histogram.
 #[inline(always)]
-fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) -> bool {
+fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) -> RanTask {
     let header = task.header();
     header.set_last_processor(processor_index);
     let enqueued = header.times.take_enqueued();
@@ -426,7 +457,7 @@ fn run_task(shared: &Shared, task: TaskRef, processor_index: usize) -> bool {
     let latency = shared.scheduler.latency(processor_index);
     latency.record_queue_wait(wait);
     shared.probes.queue_wait(processor_index, wait);
-    let completed = coop::with_budget(|| task.run());
+    let ran = coop::with_budget(|| task.run());
     latency.record_poll(stamp::ns_since(start));
-    completed
+    ran
 }

@@ -31,9 +31,9 @@ use std::task::{Poll, Waker};
 
 /// Type-erased operations on a task, instantiated per future and scheduler type.
 pub(crate) struct Vtable {
-    /// Runs a notification: poll, cancel, or drop the reference (see `Harness::poll`);
-    /// `true` if the task completed in it.
-    pub(crate) poll: unsafe fn(NonNull<Header>) -> bool,
+    /// Runs a notification: poll, cancel, or drop the reference (see `Harness::poll`), and
+    /// says what the runner is left with.
+    pub(crate) poll: unsafe fn(NonNull<Header>) -> super::RanRaw,
     /// Hands a new notification (whose reference is already counted) to the scheduler.
     pub(crate) schedule: unsafe fn(NonNull<Header>),
     /// Frees the allocation; the reference count is zero.

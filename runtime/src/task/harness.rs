@@ -17,7 +17,7 @@ use super::core::{Cell, Core, Header, Stage, Trailer, Vtable};
 use super::current::IdGuard;
 use super::join::JoinError;
 use super::state::{State, ToIdle, ToRunning};
-use super::{waker, Notified, RawTask, Schedule, Task};
+use super::{waker, Notified, RanRaw, RawTask, Schedule, Task};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -85,9 +85,8 @@ where
         unsafe { RawTask::from_header(self.cell.cast()) }
     }
 
-    /// Runs one notification (whose reference the caller gave up); `true` if the task
-    /// completed in it (output, panic or cancellation).
-    fn poll(self) -> bool {
+    /// Runs one notification (whose reference the caller gave up).
+    fn poll(self) -> RanRaw {
         // Set for the whole run (poll, cancellation, completion): one swap and one store.
         let _id = IdGuard::enter(self.header().id);
         match self.state().transition_to_running() {
@@ -95,17 +94,17 @@ where
             ToRunning::Cancelled => {
                 self.cancel_future();
                 self.complete();
-                true
+                RanRaw::Completed
             }
-            ToRunning::Failed => false,
+            ToRunning::Failed => RanRaw::Idle,
             ToRunning::Dealloc => {
                 self.dealloc();
-                false
+                RanRaw::Idle
             }
         }
     }
 
-    fn poll_running(self) -> bool {
+    fn poll_running(self) -> RanRaw {
         let waker = ManuallyDrop::new(waker::borrowed(self.header()));
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -120,39 +119,49 @@ where
         match polled {
             Ok(Poll::Ready(output)) => {
                 self.finish(Ok(output));
-                true
+                RanRaw::Completed
             }
             Err(panic) => {
                 let id = self.header().id;
                 self.finish(Err(JoinError::panic(id, panic)));
-                true
+                RanRaw::Completed
             }
             Ok(Poll::Pending) => self.after_pending(),
         }
     }
 
-    /// After a `Pending` poll; `true` if the task was cancelled meanwhile (and completed).
-    fn after_pending(self) -> bool {
+    /// After a `Pending` poll: idle, or woken meanwhile (a yield), or cancelled meanwhile.
+    fn after_pending(self) -> RanRaw {
         match self.state().transition_to_idle() {
-            ToIdle::Ok => false,
-            ToIdle::OkNotified => {
-                // SAFETY: the transition counted a reference for this notification; the
-                // poll's reference keeps the cell (and the scheduler in it) alive meanwhile.
-                let notified = unsafe { Notified::from_raw(self.raw()) };
-                self.core().scheduler.yield_now(notified);
-                self.raw().drop_reference();
-                false
-            }
+            ToIdle::Ok => RanRaw::Idle,
+            ToIdle::OkNotified => self.yielded(),
             ToIdle::OkDealloc => {
                 self.dealloc();
-                false
+                RanRaw::Idle
             }
             ToIdle::Cancelled => {
                 self.cancel_future();
                 self.complete();
-                true
+                RanRaw::Completed
             }
         }
+    }
+
+    /// The task was woken during its poll: the transition to idle counted a reference for
+    /// the new notification, which goes to the scheduler's yield queue or back to the
+    /// runner ([`Schedule::yields_to_runner`]); the poll's own reference is dropped (the
+    /// notification's keeps the cell alive).
+    fn yielded(self) -> RanRaw {
+        if self.core().scheduler.yields_to_runner() {
+            self.raw().drop_reference();
+            return RanRaw::Yielded(self.raw());
+        }
+        // SAFETY: the transition counted a reference for this notification; the poll's
+        // reference keeps the cell (and the scheduler in it) alive meanwhile.
+        let notified = unsafe { Notified::from_raw(self.raw()) };
+        self.core().scheduler.yield_now(notified);
+        self.raw().drop_reference();
+        RanRaw::Idle
     }
 
     /// Drops the future (catching a panicking drop) and stores the cancellation outcome.
@@ -329,7 +338,7 @@ fn set_join_waker(
     result.map(|_| ())
 }
 
-unsafe fn poll<F, S>(ptr: NonNull<Header>) -> bool
+unsafe fn poll<F, S>(ptr: NonNull<Header>) -> RanRaw
 where
     F: Future + 'static,
     F::Output: 'static,

@@ -269,7 +269,10 @@ impl LocalSet {
             match next {
                 // Invariant 1: run here, on the set's thread; a fresh budget per task.
                 Some(task) => {
-                    coop::with_budget(|| task.run());
+                    // The set's scheduler queues its yielded tasks itself
+                    // (`Schedule::yield_now`): nothing comes back.
+                    let ran = coop::with_budget(|| task.run());
+                    debug_assert!(!matches!(ran, super::Ran::Yielded(_)));
                 }
                 None => return false,
             }

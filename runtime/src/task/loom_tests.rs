@@ -62,7 +62,11 @@ impl Model {
         loop {
             let next = self.queue.lock().unwrap().pop();
             match next {
-                Some(task) => task.run(),
+                Some(task) => {
+                    // This scheduler queues its yielded tasks itself.
+                    let ran = task.run();
+                    assert!(!matches!(ran, super::Ran::Yielded(_)));
+                }
                 None => return,
             }
         }

@@ -116,6 +116,15 @@ pub(crate) trait Schedule: Send + Sync + Sized + 'static {
         self.schedule(task);
     }
 
+    /// Whether a task woken during its own poll is handed back to whoever ran it
+    /// ([`Ran::Yielded`]) instead of going through [`Schedule::yield_now`]: the runtime's
+    /// Ms queue it on the P they hold, without looking up their context (the harness does
+    /// not know who runs it). Only for schedulers whose tasks are run by a runner that
+    /// takes them back. Default: no.
+    fn yields_to_runner(&self) -> bool {
+        false
+    }
+
     /// The task completed: remove it from the owned list, returning that list's reference.
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>>;
 
@@ -165,6 +174,27 @@ pub(crate) struct Task<S: 'static> {
 /// One counted reference that means "poll this task". At most one exists per task.
 #[repr(transparent)]
 pub(crate) struct Notified<S: 'static>(Task<S>);
+
+/// What running a notification did ([`Notified::run`]).
+#[must_use = "a yielded task must be queued, a completion may be counted"]
+pub(crate) enum Ran<S: 'static> {
+    /// Nothing for the runner: the task is pending (or the notification was stale).
+    Idle,
+    /// The task completed in this run (output, panic or cancellation): the runtime's M
+    /// counts it on its P (`rt/worker.rs`).
+    Completed,
+    /// The task woke itself during the poll (a yield) and its scheduler hands the new
+    /// notification to the runner ([`Schedule::yields_to_runner`]) to queue behind other
+    /// work.
+    Yielded(Notified<S>),
+}
+
+/// [`Ran`] through the type-erased vtable.
+pub(crate) enum RanRaw {
+    Idle,
+    Completed,
+    Yielded(RawTask),
+}
 
 /// Allocates a task for `future` and returns its three initial handles.
 pub(crate) fn new_task<F, S>(
@@ -235,9 +265,8 @@ impl RawTask {
         RawTask { ptr }
     }
 
-    /// Runs the notification whose reference the caller transfers; `true` if the task
-    /// completed in it.
-    fn poll(self) -> bool {
+    /// Runs the notification whose reference the caller transfers.
+    fn poll(self) -> RanRaw {
         // SAFETY: the vtable matches the cell; the caller gives up a counted reference.
         unsafe { (self.header().vtable.poll)(self.ptr) }
     }
@@ -297,11 +326,15 @@ impl<S: 'static> Task<S> {
 
 impl<S: 'static> Notified<S> {
     /// Polls the task (or cancels it, or finds it already done); consumes the notification.
-    /// `true` if the task completed in this run (with output, panic or cancellation): the
-    /// M that ran it counts the completion on its P (`rt/worker.rs`).
-    pub(crate) fn run(self) -> bool {
+    pub(crate) fn run(self) -> Ran<S> {
         let this = ManuallyDrop::new(self);
-        this.0.raw.poll()
+        match this.0.raw.poll() {
+            RanRaw::Idle => Ran::Idle,
+            RanRaw::Completed => Ran::Completed,
+            // SAFETY: the harness hands back the notification of the task it ran, which is
+            // this one, so its scheduler is `S`; the transition counted its reference.
+            RanRaw::Yielded(raw) => Ran::Yielded(unsafe { Notified::from_raw(raw) }),
+        }
     }
 
     pub(crate) fn header(&self) -> &Header {
