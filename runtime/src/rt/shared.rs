@@ -273,10 +273,15 @@ impl Shared {
         self.release_idle_task_memory();
     }
 
-    /// The P this thread holds, if it is an M of this runtime holding one outside its
-    /// scheduler (one thread-local lookup).
+    /// The P this thread holds, if it is an M of this runtime holding one (one
+    /// thread-local lookup).
     pub(crate) fn current_processor(self: &Arc<Self>) -> Option<usize> {
-        self.with_current_processor(|processor| processor.index())
+        // The index the M keeps beside its P slot: no borrow of the slot (a timer asks this
+        // for every `sleep`).
+        context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.held_processor(),
+            _ => None,
+        })
     }
 
     /// Calls `f` with the P this thread holds, if it is an M of this runtime holding one
