@@ -41,15 +41,40 @@ fn remote<R: Rt>(group: &mut Group<'_>, label: &str, rt: &R, count: usize) {
     });
 }
 
+/// [`remote`] on a fresh runtime of `workers` workers kept busy by `start_load` (one of
+/// `workloads::start_*_load`) for as long as the measurement lasts.
+fn remote_under_load<R: Rt>(
+    group: &mut Group<'_>,
+    label: &str,
+    workers: usize,
+    start_load: impl FnOnce(&R, usize, &Arc<AtomicBool>),
+    count: usize,
+) {
+    let rt = R::with_workers(workers);
+    let busy = Arc::new(AtomicBool::new(true));
+    start_load(&rt, workers, &busy);
+    remote(group, label, &rt, count);
+    busy.store(false, Ordering::Relaxed);
+}
+
+/// Benches `workload` (one of the `SpawnMany` workloads) on a fresh runtime of `workers`
+/// workers, with one `SpawnMany` state for all iterations.
+fn spawn_many<R: Rt>(
+    group: &mut Group<'_>,
+    label: &str,
+    workers: usize,
+    workload: impl Fn(&R, &SpawnMany),
+) {
+    let rt = R::with_workers(workers);
+    let state = SpawnMany::default();
+    group.bench_function(label, |b| b.iter(|| workload(&rt, &state)));
+}
+
 struct SpawnManyLocal;
 impl Workload for SpawnManyLocal {
     const NAME: &'static str = "spawn_many_local";
     fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let state = SpawnMany::default();
-        group.bench_function(label, |b| {
-            b.iter(|| workloads::spawn_many_local(&rt, &state))
-        });
+        spawn_many::<R>(group, label, workers, workloads::spawn_many_local);
     }
 }
 
@@ -70,11 +95,13 @@ struct SpawnManyRemoteBusy1;
 impl Workload for SpawnManyRemoteBusy1 {
     const NAME: &'static str = "spawn_many_remote_busy1";
     fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let busy = Arc::new(AtomicBool::new(true));
-        workloads::start_yielding_load(&rt, workers, &busy);
-        remote(group, label, &rt, workloads::NUM_SPAWN);
-        busy.store(false, Ordering::Relaxed);
+        remote_under_load::<R>(
+            group,
+            label,
+            workers,
+            workloads::start_yielding_load,
+            workloads::NUM_SPAWN,
+        );
     }
 }
 
@@ -82,11 +109,13 @@ struct SpawnManyRemoteBusy2;
 impl Workload for SpawnManyRemoteBusy2 {
     const NAME: &'static str = "spawn_many_remote_busy2";
     fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let busy = Arc::new(AtomicBool::new(true));
-        workloads::start_spawning_load(&rt, workers, &busy);
-        remote(group, label, &rt, workloads::NUM_SPAWN_BUSY2);
-        busy.store(false, Ordering::Relaxed);
+        remote_under_load::<R>(
+            group,
+            label,
+            workers,
+            workloads::start_spawning_load,
+            workloads::NUM_SPAWN_BUSY2,
+        );
     }
 }
 
@@ -94,9 +123,7 @@ struct PingPong;
 impl Workload for PingPong {
     const NAME: &'static str = "ping_pong";
     fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let state = SpawnMany::default();
-        group.bench_function(label, |b| b.iter(|| workloads::ping_pong(&rt, &state)));
+        spawn_many::<R>(group, label, workers, workloads::ping_pong);
     }
 }
 
@@ -114,9 +141,7 @@ struct ChainedSpawn;
 impl Workload for ChainedSpawn {
     const NAME: &'static str = "chained_spawn";
     fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let state = SpawnMany::default();
-        group.bench_function(label, |b| b.iter(|| workloads::chained_spawn(&rt, &state)));
+        spawn_many::<R>(group, label, workers, workloads::chained_spawn);
     }
 }
 
