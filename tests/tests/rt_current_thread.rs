@@ -4,10 +4,7 @@
 use futures::channel::oneshot;
 use gpm::time::Duration;
 use gpm::{Builder, Runtime};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::thread;
 
 fn rt() -> Runtime {
@@ -60,26 +57,14 @@ fn acquire_mutex_in_drop() {
 fn drop_tasks_in_context() {
     static SUCCESS: AtomicBool = AtomicBool::new(false);
 
-    struct ContextOnDrop;
-
-    impl Future for ContextOnDrop {
-        type Output = ();
-
-        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-            Poll::Pending
+    let context_on_drop = gpm_tests::OnDrop::pending(|| {
+        if gpm::Handle::try_current().is_ok() {
+            SUCCESS.store(true, Ordering::SeqCst);
         }
-    }
-
-    impl Drop for ContextOnDrop {
-        fn drop(&mut self) {
-            if gpm::Handle::try_current().is_ok() {
-                SUCCESS.store(true, Ordering::SeqCst);
-            }
-        }
-    }
+    });
 
     let rt = rt();
-    rt.spawn(ContextOnDrop);
+    rt.spawn(context_on_drop);
     drop(rt);
     assert!(SUCCESS.load(Ordering::SeqCst));
 }
