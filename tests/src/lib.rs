@@ -5,6 +5,8 @@
 //!   and probes off on 2 workers), each run under the [`watchdog`].
 //! * [`watchdog`] runs a test body on its own thread and fails the test with a clear message
 //!   if it has not finished within [`WATCHDOG_TIMEOUT`]: a hang detector, never a timer.
+//! * [`with_runtime`] runs a test body with a fresh runtime, and [`output_of_task`] a future
+//!   as a task on one, under the watchdog.
 //! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
 //!   exactly once.
 //! * [`assert_invalid_setting`] checks that a build failed on a setting, with a message.
@@ -72,6 +74,34 @@ pub fn runtime(workers: usize) -> gpm::Runtime {
         .worker_threads(workers)
         .build()
         .unwrap_or_else(|e| panic!("could not build a runtime with {workers} workers: {e}"))
+}
+
+/// Runs `body` under the [`watchdog`] named `name` with a fresh runtime of `workers` Ps,
+/// which `body` owns (it is dropped when `body` returns, unless `body` drops it first).
+#[track_caller]
+pub fn with_runtime<F>(name: &str, workers: usize, body: F)
+where
+    F: FnOnce(gpm::Runtime) + Send + 'static,
+{
+    watchdog(name, move || body(runtime(workers)));
+}
+
+/// Runs `future` as a task on a fresh runtime of `workers` Ps, under the [`watchdog`]
+/// named `name`, and returns the task's output: for a test whose body must run inside a
+/// task (on a worker, with its P's queues), checked afterwards.
+#[track_caller]
+pub fn output_of_task<F>(name: &str, workers: usize, future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (output_tx, output_rx) = mpsc::channel();
+    watchdog(name, move || {
+        let rt = runtime(workers);
+        let output = rt.block_on(rt.spawn(future)).unwrap();
+        output_tx.send(output).unwrap();
+    });
+    output_rx.recv().unwrap()
 }
 
 /// One runtime shape every [`rt_test!`] body runs on: a worker count, a stealing policy,
