@@ -15,6 +15,8 @@
 //! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
 //! * [`panicking_waker`] is a foreign executor's waker that reports its wake and then panics.
 //! * [`OnDrop`] is a future that runs a closure when it is dropped.
+//! * [`tasks_waiting_in_a_chain`] are tokio's `acquire_mutex_in_drop` tasks, which never
+//!   complete and are dropped with what runs them.
 //! * [`join_all`] awaits join handles in order and collects their outputs.
 //! * [`spawn_and_sum`] spawns `n` tasks from the current context and sums their outputs.
 //! * [`consume_budget_yields`] is tokio's `coop_consume_budget` check.
@@ -314,6 +316,32 @@ impl fmt::Debug for DropGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DropGuard").finish_non_exhaustive()
     }
+}
+
+/// The tasks of tokio's `acquire_mutex_in_drop` (in its `rt_basic.rs` and `task_local_set.rs`
+/// alike), in spawn order: the first waits for the second, the second for the third, and the
+/// third never notifies. None completes: they are dropped with the runtime or `LocalSet` that
+/// spawned them, each dropping a channel end another one waits on.
+pub fn tasks_waiting_in_a_chain() -> [Pin<Box<dyn Future<Output = ()> + Send>>; 3] {
+    use futures::channel::oneshot;
+    let (tx1, rx1) = oneshot::channel::<()>();
+    let (tx2, rx2) = oneshot::channel::<()>();
+    [
+        Box::pin(async move {
+            let _ = rx2.await;
+            unreachable!();
+        }),
+        Box::pin(async move {
+            let _ = rx1.await;
+            tx2.send(()).unwrap();
+            unreachable!();
+        }),
+        // A task that never notifies.
+        Box::pin(async move {
+            futures::future::pending::<()>().await;
+            tx1.send(()).unwrap();
+        }),
+    ]
 }
 
 /// tokio's `coop_consume_budget` (in its `rt_common.rs` and `coop.rs` alike), to await in a

@@ -28,24 +28,10 @@ fn spawned_task_does_not_progress_without_block_on() {
 
 #[test]
 fn acquire_mutex_in_drop() {
-    use futures::future::pending;
-    let (tx1, rx1) = oneshot::channel();
-    let (tx2, rx2) = oneshot::channel();
     let rt = rt();
-    rt.spawn(async move {
-        let _ = rx2.await;
-        unreachable!();
-    });
-    rt.spawn(async move {
-        let _ = rx1.await;
-        tx2.send(()).unwrap();
-        unreachable!();
-    });
-    // A task that never notifies.
-    rt.spawn(async move {
-        pending::<()>().await;
-        tx1.send(()).unwrap();
-    });
+    for task in gpm_tests::tasks_waiting_in_a_chain() {
+        rt.spawn(task);
+    }
     // Tick the loop.
     rt.block_on(async {
         gpm::task::yield_now().await;
