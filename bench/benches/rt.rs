@@ -70,77 +70,50 @@ fn spawn_many<R: Rt>(
     group.bench_function(label, |b| b.iter(|| workload(&rt, &state)));
 }
 
-struct SpawnManyLocal;
-impl Workload for SpawnManyLocal {
-    const NAME: &'static str = "spawn_many_local";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+/// Declares each workload: a unit struct whose [`Workload::run`] is the body given (with
+/// `R`, the runtime type, in scope).
+macro_rules! workloads {
+    ($($ty:ident($name:literal) => |$group:ident, $label:ident, $workers:ident| $body:block)*) => {
+        $(
+            struct $ty;
+            impl Workload for $ty {
+                const NAME: &'static str = $name;
+                fn run<R: Rt>($group: &mut Group<'_>, $label: &str, $workers: usize) $body
+            }
+        )*
+    };
+}
+
+workloads! {
+    SpawnManyLocal("spawn_many_local") => |group, label, workers| {
         spawn_many::<R>(group, label, workers, workloads::spawn_many_local);
     }
-}
 
-struct SpawnManyRemoteIdle;
-impl Workload for SpawnManyRemoteIdle {
-    const NAME: &'static str = "spawn_many_remote_idle";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        remote(
-            group,
-            label,
-            &R::with_workers(workers),
-            workloads::NUM_SPAWN,
-        );
+    SpawnManyRemoteIdle("spawn_many_remote_idle") => |group, label, workers| {
+        remote(group, label, &R::with_workers(workers), workloads::NUM_SPAWN);
     }
-}
 
-struct SpawnManyRemoteBusy1;
-impl Workload for SpawnManyRemoteBusy1 {
-    const NAME: &'static str = "spawn_many_remote_busy1";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        remote_under_load::<R>(
-            group,
-            label,
-            workers,
-            workloads::start_yielding_load,
-            workloads::NUM_SPAWN,
-        );
+    SpawnManyRemoteBusy1("spawn_many_remote_busy1") => |group, label, workers| {
+        let load = workloads::start_yielding_load;
+        remote_under_load::<R>(group, label, workers, load, workloads::NUM_SPAWN);
     }
-}
 
-struct SpawnManyRemoteBusy2;
-impl Workload for SpawnManyRemoteBusy2 {
-    const NAME: &'static str = "spawn_many_remote_busy2";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        remote_under_load::<R>(
-            group,
-            label,
-            workers,
-            workloads::start_spawning_load,
-            workloads::NUM_SPAWN_BUSY2,
-        );
+    SpawnManyRemoteBusy2("spawn_many_remote_busy2") => |group, label, workers| {
+        let load = workloads::start_spawning_load;
+        remote_under_load::<R>(group, label, workers, load, workloads::NUM_SPAWN_BUSY2);
     }
-}
 
-struct PingPong;
-impl Workload for PingPong {
-    const NAME: &'static str = "ping_pong";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+    PingPong("ping_pong") => |group, label, workers| {
         spawn_many::<R>(group, label, workers, workloads::ping_pong);
     }
-}
 
-struct YieldMany;
-impl Workload for YieldMany {
-    const NAME: &'static str = "yield_many";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+    YieldMany("yield_many") => |group, label, workers| {
         let rt = R::with_workers(workers);
         let (tx, rx) = mpsc::sync_channel(workloads::YIELD_TASKS);
         group.bench_function(label, |b| b.iter(|| workloads::yield_many(&rt, &tx, &rx)));
     }
-}
 
-struct ChainedSpawn;
-impl Workload for ChainedSpawn {
-    const NAME: &'static str = "chained_spawn";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+    ChainedSpawn("chained_spawn") => |group, label, workers| {
         spawn_many::<R>(group, label, workers, workloads::chained_spawn);
     }
 }
