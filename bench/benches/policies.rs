@@ -95,35 +95,25 @@ fn steal_line(
     )
 }
 
-fn one_spawns_all(c: &mut Criterion) {
-    compare(
-        c,
-        "one_spawns_all",
-        imbalanced::TASKS as u64,
-        imbalanced::one_spawns_all::<Gpm>,
-        imbalanced::one_spawns_all::<Tokio>,
-    );
+/// A criterion function comparing gpm and tokio on `imbalanced::$workload`, which runs
+/// `$tasks` tasks.
+macro_rules! imbalanced_workload {
+    ($workload:ident, $tasks:expr) => {
+        fn $workload(c: &mut Criterion) {
+            compare(
+                c,
+                stringify!($workload),
+                $tasks,
+                imbalanced::$workload::<Gpm>,
+                imbalanced::$workload::<Tokio>,
+            );
+        }
+    };
 }
 
-fn fork_join(c: &mut Criterion) {
-    compare(
-        c,
-        "fork_join",
-        (1 << (imbalanced::TREE_DEPTH + 1)) - 1,
-        imbalanced::fork_join::<Gpm>,
-        imbalanced::fork_join::<Tokio>,
-    );
-}
-
-fn skewed_producer(c: &mut Criterion) {
-    compare(
-        c,
-        "skewed_producer",
-        imbalanced::TASKS as u64,
-        imbalanced::skewed_producer::<Gpm>,
-        imbalanced::skewed_producer::<Tokio>,
-    );
-}
+imbalanced_workload!(one_spawns_all, imbalanced::TASKS as u64);
+imbalanced_workload!(fork_join, (1 << (imbalanced::TREE_DEPTH + 1)) - 1);
+imbalanced_workload!(skewed_producer, imbalanced::TASKS as u64);
 
 /// One plan (the victim order for one steal) by thief P5 of 64 Ps on the EPYC topology.
 fn victim_order(c: &mut Criterion) {

@@ -41,82 +41,80 @@ fn remote<R: Rt>(group: &mut Group<'_>, label: &str, rt: &R, count: usize) {
     });
 }
 
-struct SpawnManyLocal;
-impl Workload for SpawnManyLocal {
-    const NAME: &'static str = "spawn_many_local";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let state = SpawnMany::default();
-        group.bench_function(label, |b| {
-            b.iter(|| workloads::spawn_many_local(&rt, &state))
-        });
-    }
+/// [`remote`] on a fresh runtime of `workers` workers kept busy by `start_load` (one of
+/// `workloads::start_*_load`) for as long as the measurement lasts.
+fn remote_under_load<R: Rt>(
+    group: &mut Group<'_>,
+    label: &str,
+    workers: usize,
+    start_load: impl FnOnce(&R, usize, &Arc<AtomicBool>),
+    count: usize,
+) {
+    let rt = R::with_workers(workers);
+    let busy = Arc::new(AtomicBool::new(true));
+    start_load(&rt, workers, &busy);
+    remote(group, label, &rt, count);
+    busy.store(false, Ordering::Relaxed);
 }
 
-struct SpawnManyRemoteIdle;
-impl Workload for SpawnManyRemoteIdle {
-    const NAME: &'static str = "spawn_many_remote_idle";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        remote(
-            group,
-            label,
-            &R::with_workers(workers),
-            workloads::NUM_SPAWN,
-        );
-    }
+/// Benches `workload` (one of the `SpawnMany` workloads) on a fresh runtime of `workers`
+/// workers, with one `SpawnMany` state for all iterations.
+fn spawn_many<R: Rt>(
+    group: &mut Group<'_>,
+    label: &str,
+    workers: usize,
+    workload: impl Fn(&R, &SpawnMany),
+) {
+    let rt = R::with_workers(workers);
+    let state = SpawnMany::default();
+    group.bench_function(label, |b| b.iter(|| workload(&rt, &state)));
 }
 
-struct SpawnManyRemoteBusy1;
-impl Workload for SpawnManyRemoteBusy1 {
-    const NAME: &'static str = "spawn_many_remote_busy1";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let busy = Arc::new(AtomicBool::new(true));
-        workloads::start_yielding_load(&rt, workers, &busy);
-        remote(group, label, &rt, workloads::NUM_SPAWN);
-        busy.store(false, Ordering::Relaxed);
-    }
+/// Declares each workload: a unit struct whose [`Workload::run`] is the body given (with
+/// `R`, the runtime type, in scope).
+macro_rules! workloads {
+    ($($ty:ident($name:literal) => |$group:ident, $label:ident, $workers:ident| $body:block)*) => {
+        $(
+            struct $ty;
+            impl Workload for $ty {
+                const NAME: &'static str = $name;
+                fn run<R: Rt>($group: &mut Group<'_>, $label: &str, $workers: usize) $body
+            }
+        )*
+    };
 }
 
-struct SpawnManyRemoteBusy2;
-impl Workload for SpawnManyRemoteBusy2 {
-    const NAME: &'static str = "spawn_many_remote_busy2";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let busy = Arc::new(AtomicBool::new(true));
-        workloads::start_spawning_load(&rt, workers, &busy);
-        remote(group, label, &rt, workloads::NUM_SPAWN_BUSY2);
-        busy.store(false, Ordering::Relaxed);
+workloads! {
+    SpawnManyLocal("spawn_many_local") => |group, label, workers| {
+        spawn_many::<R>(group, label, workers, workloads::spawn_many_local);
     }
-}
 
-struct PingPong;
-impl Workload for PingPong {
-    const NAME: &'static str = "ping_pong";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let state = SpawnMany::default();
-        group.bench_function(label, |b| b.iter(|| workloads::ping_pong(&rt, &state)));
+    SpawnManyRemoteIdle("spawn_many_remote_idle") => |group, label, workers| {
+        remote(group, label, &R::with_workers(workers), workloads::NUM_SPAWN);
     }
-}
 
-struct YieldMany;
-impl Workload for YieldMany {
-    const NAME: &'static str = "yield_many";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
+    SpawnManyRemoteBusy1("spawn_many_remote_busy1") => |group, label, workers| {
+        let load = workloads::start_yielding_load;
+        remote_under_load::<R>(group, label, workers, load, workloads::NUM_SPAWN);
+    }
+
+    SpawnManyRemoteBusy2("spawn_many_remote_busy2") => |group, label, workers| {
+        let load = workloads::start_spawning_load;
+        remote_under_load::<R>(group, label, workers, load, workloads::NUM_SPAWN_BUSY2);
+    }
+
+    PingPong("ping_pong") => |group, label, workers| {
+        spawn_many::<R>(group, label, workers, workloads::ping_pong);
+    }
+
+    YieldMany("yield_many") => |group, label, workers| {
         let rt = R::with_workers(workers);
         let (tx, rx) = mpsc::sync_channel(workloads::YIELD_TASKS);
         group.bench_function(label, |b| b.iter(|| workloads::yield_many(&rt, &tx, &rx)));
     }
-}
 
-struct ChainedSpawn;
-impl Workload for ChainedSpawn {
-    const NAME: &'static str = "chained_spawn";
-    fn run<R: Rt>(group: &mut Group<'_>, label: &str, workers: usize) {
-        let rt = R::with_workers(workers);
-        let state = SpawnMany::default();
-        group.bench_function(label, |b| b.iter(|| workloads::chained_spawn(&rt, &state)));
+    ChainedSpawn("chained_spawn") => |group, label, workers| {
+        spawn_many::<R>(group, label, workers, workloads::chained_spawn);
     }
 }
 

@@ -62,6 +62,43 @@ pub struct Tokio(pub tokio::runtime::Runtime);
 #[derive(Debug)]
 pub struct Gpm(pub gpm::Runtime);
 
+/// The methods of [`Rt`] both runtimes implement alike, for the runtime crate `$rt`
+/// (`tokio` or `gpm`): `block_on` and `spawn_remote` go to the runtime in `self.0`, the
+/// others to `$rt::spawn` and `$rt::task::yield_now`.
+macro_rules! rt_methods {
+    ($rt:ident) => {
+        fn block_on<F: Future>(&self, future: F) -> F::Output {
+            self.0.block_on(future)
+        }
+
+        fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
+        where
+            F: Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            self.0.spawn(future)
+        }
+
+        fn spawn<F>(future: F) -> Self::Handle<F::Output>
+        where
+            F: Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            $rt::spawn(future)
+        }
+
+        async fn join<T: Send + 'static>(handle: Self::Handle<T>) -> T {
+            handle
+                .await
+                .expect(concat!(stringify!($rt), " task failed"))
+        }
+
+        fn yield_now() -> impl Future<Output = ()> + Send {
+            $rt::task::yield_now()
+        }
+    };
+}
+
 impl Rt for Tokio {
     type Handle<T: Send + 'static> = tokio::task::JoinHandle<T>;
 
@@ -75,33 +112,7 @@ impl Rt for Tokio {
         Tokio(pin::build_confined(|| builder.build()).expect("tokio runtime"))
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-
-    fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.0.spawn(future)
-    }
-
-    fn spawn<F>(future: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(future)
-    }
-
-    async fn join<T: Send + 'static>(handle: Self::Handle<T>) -> T {
-        handle.await.expect("tokio task failed")
-    }
-
-    fn yield_now() -> impl Future<Output = ()> + Send {
-        tokio::task::yield_now()
-    }
+    rt_methods!(tokio);
 }
 
 impl Gpm {
@@ -154,33 +165,7 @@ impl Rt for Gpm {
         Gpm(rt.expect("gpm runtime"))
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-
-    fn spawn_remote<F>(&self, future: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.0.spawn(future)
-    }
-
-    fn spawn<F>(future: F) -> Self::Handle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        gpm::spawn(future)
-    }
-
-    async fn join<T: Send + 'static>(handle: Self::Handle<T>) -> T {
-        handle.await.expect("gpm task failed")
-    }
-
-    fn yield_now() -> impl Future<Output = ()> + Send {
-        gpm::task::yield_now()
-    }
+    rt_methods!(gpm);
 }
 
 /// The workloads of tokio's `benches/rt_multi_threaded.rs`, with its parameters.

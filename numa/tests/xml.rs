@@ -10,6 +10,16 @@ fn load(name: &str) -> Topology {
     Topology::from_xml_file(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Every node has `memory_bytes` of memory and every L3 domain `l3_bytes` of cache.
+#[track_caller]
+fn assert_sizes(topo: &Topology, memory_bytes: u64, l3_bytes: u64) {
+    assert!(topo.nodes().iter().all(|n| n.memory_bytes == memory_bytes));
+    assert!(topo
+        .l3_domains()
+        .iter()
+        .all(|d| d.size_bytes == Some(l3_bytes)));
+}
+
 #[test]
 fn xeon_two_sockets_two_nodes() {
     let topo = load("xeon-2s-2n.xml");
@@ -23,11 +33,7 @@ fn xeon_two_sockets_two_nodes() {
     assert_eq!(topo.cache_level(), CacheLevel::L3);
     assert_eq!(node_lists(&topo), ["0-15,32-47", "16-31,48-63"]);
     assert_eq!(l3_lists(&topo), ["0-15,32-47", "16-31,48-63"]);
-    assert!(topo.nodes().iter().all(|n| n.memory_bytes == 96 << 30));
-    assert!(topo
-        .l3_domains()
-        .iter()
-        .all(|d| d.size_bytes == Some(22 << 20)));
+    assert_sizes(&topo, 96 << 30, 22 << 20);
 
     assert_eq!(topo.distance_source(), DistanceSource::Hwloc);
     assert_eq!(topo.distances(), [10, 21, 21, 10]);
@@ -80,11 +86,7 @@ fn epyc_one_socket_four_nodes_eight_l3() {
             "28-31,60-63"
         ]
     );
-    assert!(topo.nodes().iter().all(|n| n.memory_bytes == 32 << 30));
-    assert!(topo
-        .l3_domains()
-        .iter()
-        .all(|d| d.size_bytes == Some(16 << 20)));
+    assert_sizes(&topo, 32 << 30, 16 << 20);
 
     assert_eq!(topo.distance_source(), DistanceSource::Hwloc);
     #[rustfmt::skip]

@@ -5,6 +5,8 @@
 //!   and probes off on 2 workers), each run under the [`watchdog`].
 //! * [`watchdog`] runs a test body on its own thread and fails the test with a clear message
 //!   if it has not finished within [`WATCHDOG_TIMEOUT`]: a hang detector, never a timer.
+//! * [`with_runtime`] runs a test body with a fresh runtime, and [`output_of_task`] a future
+//!   as a task on one, under the watchdog.
 //! * [`DropCounter`] / [`DropGuard`] count drops, to check that a future or output is dropped
 //!   exactly once.
 //! * [`assert_invalid_setting`] checks that a build failed on a setting, with a message.
@@ -13,6 +15,8 @@
 //! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
 //! * [`panicking_waker`] is a foreign executor's waker that reports its wake and then panics.
 //! * [`OnDrop`] is a future that runs a closure when it is dropped.
+//! * [`tasks_waiting_in_a_chain`] are tokio's `acquire_mutex_in_drop` tasks, which never
+//!   complete and are dropped with what runs them.
 //! * [`join_all`] awaits join handles in order and collects their outputs.
 //! * [`spawn_and_sum`] spawns `n` tasks from the current context and sums their outputs.
 //! * [`consume_budget_yields`] is tokio's `coop_consume_budget` check.
@@ -72,6 +76,34 @@ pub fn runtime(workers: usize) -> gpm::Runtime {
         .worker_threads(workers)
         .build()
         .unwrap_or_else(|e| panic!("could not build a runtime with {workers} workers: {e}"))
+}
+
+/// Runs `body` under the [`watchdog`] named `name` with a fresh runtime of `workers` Ps,
+/// which `body` owns (it is dropped when `body` returns, unless `body` drops it first).
+#[track_caller]
+pub fn with_runtime<F>(name: &str, workers: usize, body: F)
+where
+    F: FnOnce(gpm::Runtime) + Send + 'static,
+{
+    watchdog(name, move || body(runtime(workers)));
+}
+
+/// Runs `future` as a task on a fresh runtime of `workers` Ps, under the [`watchdog`]
+/// named `name`, and returns the task's output: for a test whose body must run inside a
+/// task (on a worker, with its P's queues), checked afterwards.
+#[track_caller]
+pub fn output_of_task<F>(name: &str, workers: usize, future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (output_tx, output_rx) = mpsc::channel();
+    watchdog(name, move || {
+        let rt = runtime(workers);
+        let output = rt.block_on(rt.spawn(future)).unwrap();
+        output_tx.send(output).unwrap();
+    });
+    output_rx.recv().unwrap()
 }
 
 /// One runtime shape every [`rt_test!`] body runs on: a worker count, a stealing policy,
@@ -284,6 +316,32 @@ impl fmt::Debug for DropGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DropGuard").finish_non_exhaustive()
     }
+}
+
+/// The tasks of tokio's `acquire_mutex_in_drop` (in its `rt_basic.rs` and `task_local_set.rs`
+/// alike), in spawn order: the first waits for the second, the second for the third, and the
+/// third never notifies. None completes: they are dropped with the runtime or `LocalSet` that
+/// spawned them, each dropping a channel end another one waits on.
+pub fn tasks_waiting_in_a_chain() -> [Pin<Box<dyn Future<Output = ()> + Send>>; 3] {
+    use futures::channel::oneshot;
+    let (tx1, rx1) = oneshot::channel::<()>();
+    let (tx2, rx2) = oneshot::channel::<()>();
+    [
+        Box::pin(async move {
+            let _ = rx2.await;
+            unreachable!();
+        }),
+        Box::pin(async move {
+            let _ = rx1.await;
+            tx2.send(()).unwrap();
+            unreachable!();
+        }),
+        // A task that never notifies.
+        Box::pin(async move {
+            futures::future::pending::<()>().await;
+            tx1.send(()).unwrap();
+        }),
+    ]
 }
 
 /// tokio's `coop_consume_budget` (in its `rt_common.rs` and `coop.rs` alike), to await in a

@@ -1,7 +1,7 @@
 //! `JoinHandle::abort` on tasks that wait, run, have not started yet, or have completed.
 
 use futures::channel::oneshot;
-use gpm_tests::{rt_test, spawn_parked_task, watchdog, DropCounter, RunProbe};
+use gpm_tests::{rt_test, spawn_parked_task, DropCounter, RunProbe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -160,30 +160,24 @@ rt_test! {
 /// and has its future dropped once (1 worker, so the spawner keeps the only P meanwhile).
 #[test]
 fn abort_before_first_poll() {
-    watchdog("abort_before_first_poll", || {
-        let rt = gpm_tests::runtime(1);
-        let probe = RunProbe::new();
-        let body = probe.task();
-        let error = rt
-            .block_on(rt.spawn(async move {
-                let victim = gpm::spawn(body);
-                // The only worker is busy with this task: the victim cannot have run yet.
-                victim.abort();
-                victim.await.unwrap_err()
-            }))
-            .unwrap();
-        assert!(error.is_cancelled(), "expected cancellation, got {error:?}");
-        assert!(!probe.ran(), "an aborted task ran its body");
-        assert_eq!(probe.drops(), 1);
+    let probe = RunProbe::new();
+    let body = probe.task();
+    let error = gpm_tests::output_of_task("abort_before_first_poll", 1, async move {
+        let victim = gpm::spawn(body);
+        // The only worker is busy with this task: the victim cannot have run yet.
+        victim.abort();
+        victim.await.unwrap_err()
     });
+    assert!(error.is_cancelled(), "expected cancellation, got {error:?}");
+    assert!(!probe.ran(), "an aborted task ran its body");
+    assert_eq!(probe.drops(), 1);
 }
 
 /// Dropping the join handle of an aborted task (without awaiting it) still drops the task's
 /// future exactly once, and the runtime's task count returns to zero.
 #[test]
 fn abort_then_drop_join_handle() {
-    watchdog("abort_then_drop_join_handle", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("abort_then_drop_join_handle", 2, |rt| {
         let drops = DropCounter::new();
         let task = spawn_parked_task(&rt, drops.guard());
         task.abort();

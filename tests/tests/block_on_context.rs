@@ -142,12 +142,16 @@ fn no_runtime_outside_context() {
     });
 }
 
+/// Two runtimes, told apart by their worker counts: 1 and 2.
+fn runtimes_of_1_and_2_workers() -> [gpm::Runtime; 2] {
+    [gpm_tests::runtime(1), gpm_tests::runtime(2)]
+}
+
 /// Nested `enter` guards restore the previous runtime when dropped, innermost first.
 #[test]
 fn nested_enter_guards_restore_previous_runtime() {
     watchdog("nested_enter_guards_restore_previous_runtime", || {
-        let one = gpm_tests::runtime(1);
-        let two = gpm_tests::runtime(2);
+        let [one, two] = runtimes_of_1_and_2_workers();
         let outer = one.enter();
         assert_eq!(gpm::Handle::current().num_workers(), 1);
         {
@@ -188,8 +192,7 @@ rt_test! {
 #[test]
 fn enter_guards_dropped_out_of_order_panic() {
     watchdog("enter_guards_dropped_out_of_order_panic", || {
-        let one = gpm_tests::runtime(1);
-        let two = gpm_tests::runtime(2);
+        let [one, two] = runtimes_of_1_and_2_workers();
         let outer = one.enter();
         let inner = two.enter();
         let message = catch_panic_message(move || drop(outer));

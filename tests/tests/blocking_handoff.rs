@@ -2,6 +2,7 @@
 //! so both make progress while every P's thread is blocked.
 
 use gpm_tests::{join_all, rt_test, spawn_and_sum, watchdog};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -50,37 +51,55 @@ rt_test! {
     }
 }
 
+/// Spawns a task per worker, made by `task` from the worker's index, the receiver of a
+/// channel of its own and a sender to signal on from inside its `block_in_place`, and waits
+/// until every task has signalled: then every worker's M is blocked. The tasks' join handles
+/// and their channels' senders, in index order.
+fn block_every_worker<T, F>(
+    rt: &gpm::Runtime,
+    mut task: impl FnMut(usize, mpsc::Receiver<T>, mpsc::Sender<()>) -> F,
+) -> (Vec<gpm::JoinHandle<F::Output>>, Vec<mpsc::Sender<T>>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let workers = rt.handle().num_workers();
+    let (inside_tx, inside_rx) = mpsc::channel::<()>();
+    let mut senders = Vec::new();
+    let tasks = (0..workers)
+        .map(|i| {
+            let (tx, rx) = mpsc::channel();
+            senders.push(tx);
+            rt.spawn(task(i, rx, inside_tx.clone()))
+        })
+        .collect();
+    for _ in 0..workers {
+        inside_rx.recv().unwrap();
+    }
+    (tasks, senders)
+}
+
 rt_test! {
     /// Every worker blocks in `block_in_place` waiting for a value from a `spawn_blocking`
     /// closure, which itself waits for a value sent by an async task spawned afterwards.
     fn block_in_place_waits_for_spawn_blocking_waiting_for_async_task(rt: &gpm::Runtime) {
         let workers = rt.handle().num_workers();
-        let (inside_tx, inside_rx) = mpsc::channel::<()>();
-        let mut to_blocking = Vec::new();
-        let tasks: Vec<_> = (0..workers)
-            .map(|i| {
-                let (a_tx, a_rx) = mpsc::channel::<usize>();
-                let (b_tx, b_rx) = mpsc::channel::<usize>();
-                to_blocking.push(a_tx);
-                let inside_tx = inside_tx.clone();
-                rt.spawn(async move {
-                    let blocking = gpm::task::spawn_blocking(move || {
-                        let value = a_rx.recv().expect("the async sender is gone");
-                        b_tx.send(value * 2).unwrap();
-                        i
-                    });
-                    let from_blocking = gpm::task::block_in_place(|| {
-                        inside_tx.send(()).unwrap();
-                        b_rx.recv().expect("the blocking closure is gone")
-                    });
-                    assert_eq!(blocking.await.unwrap(), i);
-                    from_blocking
-                })
-            })
-            .collect();
-        for _ in 0..workers {
-            inside_rx.recv().unwrap();
-        }
+        let (tasks, to_blocking) = block_every_worker(rt, |i, a_rx: mpsc::Receiver<usize>, inside_tx| {
+            let (b_tx, b_rx) = mpsc::channel::<usize>();
+            async move {
+                let blocking = gpm::task::spawn_blocking(move || {
+                    let value = a_rx.recv().expect("the async sender is gone");
+                    b_tx.send(value * 2).unwrap();
+                    i
+                });
+                let from_blocking = gpm::task::block_in_place(|| {
+                    inside_tx.send(()).unwrap();
+                    b_rx.recv().expect("the blocking closure is gone")
+                });
+                assert_eq!(blocking.await.unwrap(), i);
+                from_blocking
+            }
+        });
         let sender = rt.spawn(async move {
             for (i, tx) in to_blocking.into_iter().enumerate() {
                 gpm::task::yield_now().await;
@@ -100,25 +119,13 @@ rt_test! {
     /// `spawn_blocking` closure that waits for an async task: the chain completes.
     fn block_in_place_block_on_spawn_blocking_handle(rt: &gpm::Runtime) {
         let workers = rt.handle().num_workers();
-        let (inside_tx, inside_rx) = mpsc::channel::<()>();
-        let mut senders = Vec::new();
-        let tasks: Vec<_> = (0..workers)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel::<String>();
-                senders.push(tx);
-                let inside_tx = inside_tx.clone();
-                rt.spawn(async move {
-                    let blocking = gpm::task::spawn_blocking(move || rx.recv().unwrap() + "!");
-                    gpm::task::block_in_place(move || {
-                        inside_tx.send(()).unwrap();
-                        gpm::Handle::current().block_on(blocking).unwrap()
-                    })
-                })
+        let (tasks, senders) = block_every_worker(rt, |_, rx: mpsc::Receiver<String>, inside_tx| async move {
+            let blocking = gpm::task::spawn_blocking(move || rx.recv().unwrap() + "!");
+            gpm::task::block_in_place(move || {
+                inside_tx.send(()).unwrap();
+                gpm::Handle::current().block_on(blocking).unwrap()
             })
-            .collect();
-        for _ in 0..workers {
-            inside_rx.recv().unwrap();
-        }
+        });
         drop(rt.spawn(async move {
             for (i, tx) in senders.into_iter().enumerate() {
                 tx.send(format!("value {i}")).unwrap();

@@ -39,50 +39,50 @@ fn assert_invalid(error: gpm::BuildError, setting: &str) {
     assert!(io.to_string().contains(setting), "{io}");
 }
 
-/// `worker_threads(0)` is rejected with a message naming `worker_threads`.
-#[test]
-fn zero_worker_threads_is_an_error() {
-    assert_rejected("worker_threads", |b| b.worker_threads(0));
+/// A test per rejected setting: each builder configuration listed is rejected with an
+/// invalid-setting error naming the setting ([`assert_rejected`]).
+macro_rules! rejected_settings {
+    ($($(#[$doc:meta])* $name:ident: $setting:literal => [$($configure:expr),+ $(,)?];)*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                $(assert_rejected($setting, $configure);)+
+            }
+        )*
+    };
 }
 
-/// `worker_threads(1_000_000)` (above `MAX_WORKER_THREADS`) is rejected without starting
-/// a million threads.
-#[test]
-fn huge_worker_threads_is_an_error() {
-    assert_rejected("worker_threads", |b| b.worker_threads(1_000_000));
-    assert_rejected("worker_threads", |b| {
-        b.worker_threads(gpm::runtime::MAX_WORKER_THREADS + 1)
-    });
-}
+rejected_settings! {
+    /// `worker_threads(0)` is rejected with a message naming `worker_threads`.
+    zero_worker_threads_is_an_error: "worker_threads" => [|b| b.worker_threads(0)];
 
-/// `max_blocking_threads(0)` and values above `MAX_BLOCKING_THREADS` are rejected.
-#[test]
-fn bad_max_blocking_threads_is_an_error() {
-    assert_rejected("max_blocking_threads", |b| b.max_blocking_threads(0));
-    assert_rejected("max_blocking_threads", |b| {
-        b.max_blocking_threads(gpm::runtime::MAX_BLOCKING_THREADS + 1)
-    });
-}
+    /// `worker_threads(1_000_000)` (above `MAX_WORKER_THREADS`) is rejected without starting
+    /// a million threads.
+    huge_worker_threads_is_an_error: "worker_threads" => [
+        |b| b.worker_threads(1_000_000),
+        |b| b.worker_threads(gpm::runtime::MAX_WORKER_THREADS + 1),
+    ];
 
-/// A thread name containing a NUL byte is rejected.
-#[test]
-fn thread_name_with_nul_is_an_error() {
-    assert_rejected("thread_name", |b| b.thread_name("bad\0name"));
-}
+    /// `max_blocking_threads(0)` and values above `MAX_BLOCKING_THREADS` are rejected.
+    bad_max_blocking_threads_is_an_error: "max_blocking_threads" => [
+        |b| b.max_blocking_threads(0),
+        |b| b.max_blocking_threads(gpm::runtime::MAX_BLOCKING_THREADS + 1),
+    ];
 
-/// `global_queue_interval(0)` is rejected.
-#[test]
-fn zero_global_queue_interval_is_an_error() {
-    assert_rejected("global_queue_interval", |b| b.global_queue_interval(0));
-}
+    /// A thread name containing a NUL byte is rejected.
+    thread_name_with_nul_is_an_error: "thread_name" => [|b| b.thread_name("bad\0name")];
 
-/// `thread_stack_size(1)` (below `MIN_STACK_SIZE`) is rejected.
-#[test]
-fn tiny_thread_stack_size_is_an_error() {
-    assert_rejected("thread_stack_size", |b| b.thread_stack_size(1));
-    assert_rejected("thread_stack_size", |b| {
-        b.thread_stack_size(gpm::runtime::MIN_STACK_SIZE - 1)
-    });
+    /// `global_queue_interval(0)` is rejected.
+    zero_global_queue_interval_is_an_error: "global_queue_interval" => [
+        |b| b.global_queue_interval(0),
+    ];
+
+    /// `thread_stack_size(1)` (below `MIN_STACK_SIZE`) is rejected.
+    tiny_thread_stack_size_is_an_error: "thread_stack_size" => [
+        |b| b.thread_stack_size(1),
+        |b| b.thread_stack_size(gpm::runtime::MIN_STACK_SIZE - 1),
+    ];
 }
 
 /// An error in one setting is reported even when the others are valid, and a builder that

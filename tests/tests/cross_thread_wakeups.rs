@@ -50,14 +50,17 @@ impl Future for ForeignWake {
     }
 }
 
-/// Joins the tasks, each of which must have made `ROUND_TRIPS` round trips, then the foreign
-/// threads, which must have served `TOTAL` requests between them. The caller has dropped its
-/// request senders: once every task is done, every sender is gone and the threads finish.
-fn join_tasks_then_threads(
+/// Drops the caller's request senders (the tasks hold clones), joins the tasks, each of
+/// which must have made `ROUND_TRIPS` round trips, then the foreign threads, which must have
+/// served `TOTAL` requests between them: once every task is done, every sender is gone and
+/// the threads finish.
+fn join_tasks_then_threads<S>(
     rt: &gpm::Runtime,
     tasks: Vec<gpm::JoinHandle<usize>>,
+    request_senders: Vec<S>,
     threads: Vec<std::thread::JoinHandle<usize>>,
 ) {
+    drop(request_senders);
     let per_task: Vec<usize> = rt.block_on(join_all(tasks));
     assert!(per_task.iter().all(|&n| n == ROUND_TRIPS));
     // Every task is done, so every request sender is gone and the threads finish.
@@ -101,8 +104,7 @@ rt_test! {
                 })
             })
             .collect();
-        drop(senders);
-        join_tasks_then_threads(rt, tasks, threads);
+        join_tasks_then_threads(rt, tasks, senders, threads);
         assert_eq!(wakes.load(Ordering::SeqCst), TOTAL);
         assert_eq!(completions.load(Ordering::SeqCst), TOTAL);
     }
@@ -151,8 +153,7 @@ rt_test! {
                 })
             })
             .collect();
-        drop(request_txs);
-        join_tasks_then_threads(rt, tasks, threads);
+        join_tasks_then_threads(rt, tasks, request_txs, threads);
         assert_eq!(receives.load(Ordering::SeqCst), TOTAL);
     }
 }

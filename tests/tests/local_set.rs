@@ -441,26 +441,11 @@ async fn local_tasks_are_polled_after_tick_inner() {
 
 #[gpm::test]
 async fn acquire_mutex_in_drop() {
-    let (tx1, rx1) = oneshot::channel();
-    let (tx2, rx2) = oneshot::channel();
     let local = LocalSet::new();
 
-    local.spawn_local(async move {
-        let _ = rx2.await;
-        unreachable!();
-    });
-
-    local.spawn_local(async move {
-        let _ = rx1.await;
-        tx2.send(()).unwrap();
-        unreachable!();
-    });
-
-    // Spawn a task that will never notify
-    local.spawn_local(async move {
-        pending::<()>().await;
-        tx1.send(()).unwrap();
-    });
+    for task in gpm_tests::tasks_waiting_in_a_chain() {
+        local.spawn_local(task);
+    }
 
     // Tick the loop
     local

@@ -7,7 +7,7 @@
 use futures::{AsyncReadExt, AsyncWriteExt};
 use gpm::io::Interest;
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
-use gpm_tests::{catch_panic_message, join_all, panicking_waker, rt_test, watchdog};
+use gpm_tests::{catch_panic_message, join_all, panicking_waker, rt_test};
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
@@ -302,8 +302,7 @@ rt_test! {
 
 #[test]
 fn shutdown_fails_pending_io_instead_of_hanging() {
-    watchdog("shutdown_fails_pending_io", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("shutdown_fails_pending_io", 2, |rt| {
         let handle = rt.handle().clone();
         let listener = rt.block_on(async { TcpListener::bind("127.0.0.1:0").await.unwrap() });
         // A task blocked in accept and one blocked in read when the runtime goes away.

@@ -230,29 +230,50 @@ rt_test! {
     }
 }
 
+/// A future whose poll panics with `message` (a `&'static str` payload, as `panic!("...")`
+/// makes); `on_drop` runs when the future is dropped, which the runtime does during that
+/// panic's unwind.
+struct PanicInPoll<F: FnOnce()> {
+    message: &'static str,
+    on_drop: Option<F>,
+}
+
+impl<F: FnOnce()> PanicInPoll<F> {
+    fn new(message: &'static str, on_drop: F) -> Self {
+        PanicInPoll {
+            message,
+            on_drop: Some(on_drop),
+        }
+    }
+}
+
+impl<F: FnOnce()> Future for PanicInPoll<F> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::panic::panic_any(self.message)
+    }
+}
+
+impl<F: FnOnce()> Drop for PanicInPoll<F> {
+    fn drop(&mut self) {
+        if let Some(on_drop) = self.on_drop.take() {
+            on_drop();
+        }
+    }
+}
+
 rt_test! {
     /// tokio's `panic_in_task`: a task whose poll panics has its future dropped while the
     /// panic unwinds, so the future's `Drop` sees `std::thread::panicking()`; the join
     /// handle still gets the poll's panic.
     fn panicking_poll_drops_the_future_during_the_unwind(rt: &gpm::Runtime) {
-        struct Boom(Option<std::sync::mpsc::Sender<bool>>);
-        impl std::future::Future for Boom {
-            type Output = ();
-            fn poll(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<()> {
-                panic!("boom");
-            }
-        }
-        impl Drop for Boom {
-            fn drop(&mut self) {
-                let panicking = std::thread::panicking();
-                self.0.take().unwrap().send(panicking).unwrap();
-            }
-        }
         let (tx, rx) = std::sync::mpsc::channel();
-        let error = rt.block_on(rt.spawn(Boom(Some(tx)))).unwrap_err();
+        let boom = PanicInPoll::new("boom", move || {
+            let panicking = std::thread::panicking();
+            tx.send(panicking).unwrap();
+        });
+        let error = rt.block_on(rt.spawn(boom)).unwrap_err();
         assert_eq!(panic_message(&*error.into_panic()), "boom");
         assert!(rx.recv().unwrap(), "the future was dropped after the unwind ended");
     }
@@ -262,22 +283,8 @@ rt_test! {
     /// A future that panics in its poll and again in its `Drop` (run during the unwind):
     /// the second panic is contained too, the handle reports the first, the runtime lives.
     fn panic_in_drop_during_unwind_is_contained(rt: &gpm::Runtime) {
-        struct Twice;
-        impl std::future::Future for Twice {
-            type Output = ();
-            fn poll(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<()> {
-                panic!("in poll");
-            }
-        }
-        impl Drop for Twice {
-            fn drop(&mut self) {
-                panic!("in drop");
-            }
-        }
-        let error = rt.block_on(rt.spawn(Twice)).unwrap_err();
+        let twice = PanicInPoll::new("in poll", || panic!("in drop"));
+        let error = rt.block_on(rt.spawn(twice)).unwrap_err();
         assert_eq!(panic_message(&*error.into_panic()), "in poll");
         assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
     }

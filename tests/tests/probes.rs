@@ -86,8 +86,7 @@ fn tasks_alive_is_the_number_of_pending_tasks() {
 
 #[test]
 fn injector_depth_shows_work_queued_behind_a_busy_processor() {
-    watchdog("probes_injector", || {
-        let rt = gpm_tests::runtime(1);
+    gpm_tests::with_runtime("probes_injector", 1, |rt| {
         let (started, release) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
@@ -227,8 +226,7 @@ fn json_and_prometheus_exports_are_well_formed() {
 
 #[test]
 fn steals_and_task_memory_appear_in_the_snapshot() {
-    watchdog("probes_steals_memory", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("probes_steals_memory", 2, |rt| {
         // One task spawns many children from its P: the other P can only get them by
         // stealing (or from the injector after an overflow).
         let total: u64 = rt

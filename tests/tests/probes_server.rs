@@ -16,6 +16,13 @@ fn runtime() -> gpm::Runtime {
         .unwrap()
 }
 
+/// A [`runtime`] serving its probes on a free loopback port.
+fn runtime_serving_probes() -> (gpm::Runtime, ProbesServer) {
+    let rt = runtime();
+    let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
+    (rt, server)
+}
+
 /// A parsed response.
 #[derive(Debug)]
 struct Reply {
@@ -77,6 +84,15 @@ fn get(addr: SocketAddr, path: &str) -> Reply {
 
 /// Reads until the server closes: `Ok(bytes)` at EOF, `Err` on a reset. A read timeout (a
 /// hang net far beyond any timeout under test) fails the test.
+/// `GET path`, answered `200` with `content_type`.
+#[track_caller]
+fn get_ok(addr: SocketAddr, path: &str, content_type: &str) -> Reply {
+    let reply = get(addr, path);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some(content_type));
+    reply
+}
+
 fn read_until_closed(socket: &mut TcpStream) -> Result<Vec<u8>, std::io::Error> {
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -157,9 +173,7 @@ fn metrics_is_prometheus_text() {
         let rt = runtime();
         rt.block_on(async { gpm::spawn(async { 1 }).await.unwrap() });
         let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
-        let reply = get(server.local_addr(), "/metrics");
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.header("content-type"), Some(PROMETHEUS_CONTENT_TYPE));
+        let reply = get_ok(server.local_addr(), "/metrics", PROMETHEUS_CONTENT_TYPE);
         assert!(check_prometheus_text(&reply.body) > 10, "{}", reply.body);
         assert!(reply
             .body
@@ -170,11 +184,8 @@ fn metrics_is_prometheus_text() {
 #[test]
 fn probes_json_is_the_snapshot() {
     watchdog("probes_server_json", || {
-        let rt = runtime();
-        let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
-        let reply = get(server.local_addr(), "/probes.json");
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.header("content-type"), Some("application/json"));
+        let (rt, server) = runtime_serving_probes();
+        let reply = get_ok(server.local_addr(), "/probes.json", "application/json");
         let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
         let object = json.as_object().expect("a JSON object");
         // The documented fields of `gpm::probe::Probes`, exactly.
@@ -248,14 +259,8 @@ fn keys(value: &serde_json::Value) -> Vec<String> {
 #[test]
 fn page_is_self_contained_html() {
     watchdog("probes_server_page", || {
-        let rt = runtime();
-        let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
-        let reply = get(server.local_addr(), "/");
-        assert_eq!(reply.status, 200);
-        assert_eq!(
-            reply.header("content-type"),
-            Some("text/html; charset=utf-8")
-        );
+        let (_rt, server) = runtime_serving_probes();
+        let reply = get_ok(server.local_addr(), "/", "text/html; charset=utf-8");
         assert!(reply.body.starts_with("<!DOCTYPE html>"));
         assert!(reply.body.contains("<canvas"));
         assert!(reply.body.contains("fetch(\"probes.json\""));
@@ -275,8 +280,7 @@ fn page_is_self_contained_html() {
 #[test]
 fn only_get_and_head_and_known_paths() {
     watchdog("probes_server_methods", || {
-        let rt = runtime();
-        let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
+        let (_rt, server) = runtime_serving_probes();
         let addr = server.local_addr();
         for (method, path) in [
             ("POST", "/metrics"),
@@ -434,8 +438,7 @@ fn non_loopback_addresses_need_the_opt_in() {
 #[test]
 fn shutdown_closes_the_listener() {
     watchdog("probes_server_shutdown", || {
-        let rt = runtime();
-        let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
+        let (rt, server) = runtime_serving_probes();
         let addr = server.local_addr();
         // An open connection is cut too.
         let mut open = TcpStream::connect(addr).unwrap();
@@ -450,8 +453,7 @@ fn shutdown_closes_the_listener() {
 #[test]
 fn a_server_outliving_its_runtime_drops_quietly() {
     watchdog("probes_server_outlives", || {
-        let rt = runtime();
-        let server = rt.handle().serve_probes("127.0.0.1:0").unwrap();
+        let (rt, server) = runtime_serving_probes();
         let mut open = TcpStream::connect(server.local_addr()).unwrap();
         assert_eq!(get(server.local_addr(), "/probes.json").status, 200);
         drop(rt);

@@ -72,6 +72,11 @@ async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     .await
 }
 
+/// `builder`'s runtime with every driver enabled, as each `rt_test!` module's `rt()` makes it.
+fn build(builder: &mut gpm::runtime::Builder) -> std::sync::Arc<gpm::Runtime> {
+    builder.enable_all().build().unwrap().into()
+}
+
 macro_rules! rt_test {
     ($($t:tt)*) => {
         mod current_thread_scheduler {
@@ -80,11 +85,7 @@ macro_rules! rt_test {
             const NUM_WORKERS: usize = 1;
 
             fn rt() -> Arc<Runtime> {
-                gpm::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .into()
+                crate::build(&mut gpm::runtime::Builder::new_current_thread())
             }
         }
 
@@ -94,12 +95,7 @@ macro_rules! rt_test {
             const NUM_WORKERS: usize = 4;
 
             fn rt() -> Arc<Runtime> {
-                gpm::runtime::Builder::new_multi_thread()
-                    .worker_threads(4)
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .into()
+                crate::build(gpm::runtime::Builder::new_multi_thread().worker_threads(4))
             }
         }
 
@@ -109,12 +105,7 @@ macro_rules! rt_test {
             const NUM_WORKERS: usize = 1;
 
             fn rt() -> Arc<Runtime> {
-                gpm::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .into()
+                crate::build(gpm::runtime::Builder::new_multi_thread().worker_threads(1))
             }
         }
     }
@@ -160,13 +151,27 @@ rt_test! {
         assert!(win);
     }
 
-    #[test]
-    fn block_on_async() {
+    /// The body of the tests that pass "ZOMG" on a oneshot channel: `body`, given both ends,
+    /// runs in `block_on` and returns what the receiver got, which is "ZOMG".
+    fn assert_receives_zomg<F>(
+        body: impl FnOnce(oneshot::Sender<&'static str>, oneshot::Receiver<&'static str>) -> F,
+    ) where
+        F: Future<Output = &'static str>,
+    {
         let rt = rt();
 
         let out = rt.block_on(async {
             let (tx, rx) = oneshot::channel();
 
+            body(tx, rx).await
+        });
+
+        assert_eq!(out, "ZOMG");
+    }
+
+    #[test]
+    fn block_on_async() {
+        assert_receives_zomg(|tx, rx| async move {
             thread::spawn(move || {
                 thread::sleep(Duration::from_millis(50));
                 tx.send("ZOMG").unwrap();
@@ -174,48 +179,47 @@ rt_test! {
 
             assert_ok!(rx.await)
         });
-
-        assert_eq!(out, "ZOMG");
     }
 
     #[test]
     fn spawn_one_bg() {
-        let rt = rt();
-
-        let out = rt.block_on(async {
-            let (tx, rx) = oneshot::channel();
-
+        assert_receives_zomg(|tx, rx| async move {
             gpm::spawn(async move {
                 tx.send("ZOMG").unwrap();
             });
 
             assert_ok!(rx.await)
         });
+    }
 
-        assert_eq!(out, "ZOMG");
+    /// The task of `spawn_one_join`: sends "ZOMG" on `tx` and returns "DONE".
+    fn spawn_zomg_done(tx: oneshot::Sender<&'static str>) -> gpm::JoinHandle<&'static str> {
+        gpm::spawn(async move {
+            tx.send("ZOMG").unwrap();
+            "DONE"
+        })
+    }
+
+    /// Waits for that task's message and then for its output, "DONE"; the message.
+    async fn zomg_then_done(
+        rx: oneshot::Receiver<&'static str>,
+        handle: gpm::JoinHandle<&'static str>,
+    ) -> &'static str {
+        let msg = assert_ok!(rx.await);
+
+        let out = assert_ok!(handle.await);
+        assert_eq!(out, "DONE");
+
+        msg
     }
 
     #[test]
     fn spawn_one_join() {
-        let rt = rt();
+        assert_receives_zomg(|tx, rx| {
+            let handle = spawn_zomg_done(tx);
 
-        let out = rt.block_on(async {
-            let (tx, rx) = oneshot::channel();
-
-            let handle = gpm::spawn(async move {
-                tx.send("ZOMG").unwrap();
-                "DONE"
-            });
-
-            let msg = assert_ok!(rx.await);
-
-            let out = assert_ok!(handle.await);
-            assert_eq!(out, "DONE");
-
-            msg
+            zomg_then_done(rx, handle)
         });
-
-        assert_eq!(out, "ZOMG");
     }
 
     #[test]
@@ -241,48 +245,52 @@ rt_test! {
         assert_eq!(out, "ZOMG");
     }
 
-    #[test]
-    fn spawn_many_from_block_on() {
+    /// The body of the `spawn_many_*` tests: spawns `iter` tasks that each wait for their
+    /// index from another thread and pass it on; what they passed on, sorted.
+    async fn spawn_many(iter: usize) -> Vec<usize> {
         use futures::channel::mpsc;
 
+        let (done_tx, mut done_rx) = mpsc::unbounded();
+
+        let mut txs = (0..iter)
+            .map(|i| {
+                let (tx, rx) = oneshot::channel();
+                let done_tx = done_tx.clone();
+
+                gpm::spawn(async move {
+                    let msg = assert_ok!(rx.await);
+                    assert_eq!(i, msg);
+                    assert_ok!(done_tx.unbounded_send(msg));
+                });
+
+                tx
+            })
+            .collect::<Vec<_>>();
+
+        drop(done_tx);
+
+        thread::spawn(move || {
+            for (i, tx) in txs.drain(..).enumerate() {
+                assert_ok!(tx.send(i));
+            }
+        });
+
+        let mut out = vec![];
+        while let Some(i) = done_rx.next().await {
+            out.push(i);
+        }
+
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn spawn_many_from_block_on() {
         const ITER: usize = 200;
 
         let rt = rt();
 
-        let out = rt.block_on(async {
-            let (done_tx, mut done_rx) = mpsc::unbounded();
-
-            let mut txs = (0..ITER)
-                .map(|i| {
-                    let (tx, rx) = oneshot::channel();
-                    let done_tx = done_tx.clone();
-
-                    gpm::spawn(async move {
-                        let msg = assert_ok!(rx.await);
-                        assert_eq!(i, msg);
-                        assert_ok!(done_tx.unbounded_send(msg));
-                    });
-
-                    tx
-                })
-                .collect::<Vec<_>>();
-
-            drop(done_tx);
-
-            thread::spawn(move || {
-                for (i, tx) in txs.drain(..).enumerate() {
-                    assert_ok!(tx.send(i));
-                }
-            });
-
-            let mut out = vec![];
-            while let Some(i) = done_rx.next().await {
-                out.push(i);
-            }
-
-            out.sort_unstable();
-            out
-        });
+        let out = rt.block_on(spawn_many(ITER));
 
         assert_eq!(ITER, out.len());
 
@@ -293,47 +301,12 @@ rt_test! {
 
     #[test]
     fn spawn_many_from_task() {
-        use futures::channel::mpsc;
-
         const ITER: usize = 500;
 
         let rt = rt();
 
         let out = rt.block_on(async {
-            gpm::spawn(async move {
-                let (done_tx, mut done_rx) = mpsc::unbounded();
-
-                let mut txs = (0..ITER)
-                    .map(|i| {
-                        let (tx, rx) = oneshot::channel();
-                        let done_tx = done_tx.clone();
-
-                        gpm::spawn(async move {
-                            let msg = assert_ok!(rx.await);
-                            assert_eq!(i, msg);
-                            assert_ok!(done_tx.unbounded_send(msg));
-                        });
-
-                        tx
-                    })
-                    .collect::<Vec<_>>();
-
-                drop(done_tx);
-
-                thread::spawn(move || {
-                    for (i, tx) in txs.drain(..).enumerate() {
-                        assert_ok!(tx.send(i));
-                    }
-                });
-
-                let mut out = vec![];
-                while let Some(i) = done_rx.next().await {
-                    out.push(i);
-                }
-
-                out.sort_unstable();
-                out
-            }).await.unwrap()
+            gpm::spawn(spawn_many(ITER)).await.unwrap()
         });
 
         assert_eq!(ITER, out.len());
@@ -349,21 +322,9 @@ rt_test! {
         let (tx, rx) = oneshot::channel();
 
         #[allow(clippy::async_yields_async)]
-        let handle = rt.handle().block_on(async {
-            gpm::spawn(async move {
-                tx.send("ZOMG").unwrap();
-                "DONE"
-            })
-        });
+        let handle = rt.handle().block_on(async { spawn_zomg_done(tx) });
 
-        let out = rt.block_on(async {
-            let msg = assert_ok!(rx.await);
-
-            let out = assert_ok!(handle.await);
-            assert_eq!(out, "DONE");
-
-            msg
-        });
+        let out = rt.block_on(zomg_then_done(rx, handle));
 
         assert_eq!(out, "ZOMG");
     }
@@ -423,6 +384,23 @@ rt_test! {
         assert_eq!(out, "ZOMG");
     }
 
+    /// Spawns a task that yields for ever: it keeps the runtime spinning hard.
+    fn spin_hard() {
+        gpm::spawn(async {
+            loop {
+                yield_once().await;
+            }
+        });
+    }
+
+    /// Sends on `tx` from another thread, 50 ms from now.
+    fn send_from_another_thread_in_50ms(tx: oneshot::Sender<()>) {
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            assert_ok!(tx.send(()));
+        });
+    }
+
     #[test]
     fn complete_block_on_under_load() {
         let rt = rt();
@@ -430,17 +408,9 @@ rt_test! {
         rt.block_on(async {
             let (tx, rx) = oneshot::channel();
 
-            // Spin hard
-            gpm::spawn(async {
-                loop {
-                    yield_once().await;
-                }
-            });
+            spin_hard();
 
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(50));
-                assert_ok!(tx.send(()));
-            });
+            send_from_another_thread_in_50ms(tx);
 
             assert_ok!(rx.await);
         });
@@ -454,17 +424,9 @@ rt_test! {
             let (tx1, rx1) = oneshot::channel();
             let (tx2, rx2) = oneshot::channel();
 
-            // Spin hard
-            gpm::spawn(async {
-                loop {
-                    yield_once().await;
-                }
-            });
+            spin_hard();
 
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(50));
-                assert_ok!(tx1.send(()));
-            });
+            send_from_another_thread_in_50ms(tx1);
 
             gpm::spawn(async move {
                 assert_ok!(rx1.await);
@@ -475,20 +437,33 @@ rt_test! {
         });
     }
 
-    #[test]
-    fn spawn_from_other_thread_idle() {
-        let rt = rt();
+    /// From another thread (after `delay`, if any), spawns on `rt` a task that sends on the
+    /// returned receiver.
+    fn spawn_from_other_thread(
+        rt: &Arc<Runtime>,
+        delay: Option<Duration>,
+    ) -> oneshot::Receiver<()> {
         let handle = rt.clone();
 
         let (tx, rx) = oneshot::channel();
 
         thread::spawn(move || {
-            thread::sleep(Duration::from_millis(50));
+            if let Some(delay) = delay {
+                thread::sleep(delay);
+            }
 
             handle.spawn(async move {
                 assert_ok!(tx.send(()));
             });
         });
+
+        rx
+    }
+
+    #[test]
+    fn spawn_from_other_thread_idle() {
+        let rt = rt();
+        let rx = spawn_from_other_thread(&rt, Some(Duration::from_millis(50)));
 
         rt.block_on(async move {
             assert_ok!(rx.await);
@@ -498,50 +473,40 @@ rt_test! {
     #[test]
     fn spawn_from_other_thread_under_load() {
         let rt = rt();
-        let handle = rt.clone();
-
-        let (tx, rx) = oneshot::channel();
-
-        thread::spawn(move || {
-            handle.spawn(async move {
-                assert_ok!(tx.send(()));
-            });
-        });
+        let rx = spawn_from_other_thread(&rt, None);
 
         rt.block_on(async move {
-            // Spin hard
-            gpm::spawn(async {
-                loop {
-                    yield_once().await;
-                }
-            });
+            spin_hard();
 
             assert_ok!(rx.await);
         });
     }
 
-    #[test]
-    fn sleep_at_root() {
+    /// The `sleep_*` tests: `future`, run on a new runtime, lasts `dur` at least.
+    fn assert_block_on_lasts(dur: Duration, future: impl Future<Output = ()>) {
         let rt = rt();
 
         let now = Instant::now();
-        let dur = Duration::from_millis(50);
 
-        rt.block_on(async move {
-            time::sleep(dur).await;
-        });
+        rt.block_on(future);
 
         assert!(now.elapsed() >= dur);
     }
 
     #[test]
-    fn sleep_in_spawn() {
-        let rt = rt();
-
-        let now = Instant::now();
+    fn sleep_at_root() {
         let dur = Duration::from_millis(50);
 
-        rt.block_on(async move {
+        assert_block_on_lasts(dur, async move {
+            time::sleep(dur).await;
+        });
+    }
+
+    #[test]
+    fn sleep_in_spawn() {
+        let dur = Duration::from_millis(50);
+
+        assert_block_on_lasts(dur, async move {
             let (tx, rx) = oneshot::channel();
 
             gpm::spawn(async move {
@@ -551,56 +516,56 @@ rt_test! {
 
             assert_ok!(rx.await);
         });
+    }
 
-        assert!(now.elapsed() >= dur);
+    /// The body of `block_on_socket`: has `spawn` start a task that accepts one connection
+    /// on a new listener, connects to it and waits until the task has accepted.
+    async fn connect_to_a_spawned_accept<J>(
+        spawn: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> J,
+    ) {
+        let (tx, rx) = oneshot::channel();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+
+        spawn(Box::pin(async move {
+            let _ = listener.accept().await;
+            tx.send(()).unwrap();
+        }));
+
+        TcpStream::connect(&addr).await.unwrap();
+        rx.await.unwrap();
     }
 
     #[test]
     fn block_on_socket() {
         let rt = rt();
 
+        rt.block_on(connect_to_a_spawned_accept(gpm::spawn));
+    }
+
+    /// The body of the `spawn*_from_blocking` tests: runs `spawn` in `spawn_blocking` and
+    /// awaits the join handle it returns; that task's output.
+    fn join_spawned_from_blocking(spawn: fn() -> gpm::JoinHandle<&'static str>) -> &'static str {
+        let rt = rt();
+
         rt.block_on(async move {
-            let (tx, rx) = oneshot::channel();
+            let inner = assert_ok!(gpm::task::spawn_blocking(spawn).await);
 
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-
-            gpm::spawn(async move {
-                let _ = listener.accept().await;
-                tx.send(()).unwrap();
-            });
-
-            TcpStream::connect(&addr).await.unwrap();
-            rx.await.unwrap();
-        });
+            assert_ok!(inner.await)
+        })
     }
 
     #[test]
     fn spawn_from_blocking() {
-        let rt = rt();
-
-        let out = rt.block_on(async move {
-            let inner = assert_ok!(gpm::task::spawn_blocking(|| {
-                gpm::spawn(async move { "hello" })
-            }).await);
-
-            assert_ok!(inner.await)
-        });
+        let out = join_spawned_from_blocking(|| gpm::spawn(async move { "hello" }));
 
         assert_eq!(out, "hello")
     }
 
     #[test]
     fn spawn_blocking_from_blocking() {
-        let rt = rt();
-
-        let out = rt.block_on(async move {
-            let inner = assert_ok!(gpm::task::spawn_blocking(|| {
-                gpm::task::spawn_blocking(|| "hello")
-            }).await);
-
-            assert_ok!(inner.await)
-        });
+        let out = join_spawned_from_blocking(|| gpm::task::spawn_blocking(|| "hello"));
 
         assert_eq!(out, "hello")
     }
@@ -734,24 +699,19 @@ rt_test! {
     /// spuriously.
     #[test]
     fn yield_defers_until_park() {
-        for _ in 0..10 {
-            if yield_defers_until_park_inner(false) {
-                // test passed
-                return;
-            }
-
-            // Wait a bit and run the test again.
-            std::thread::sleep(std::time::Duration::from_secs(2));
-        }
-
-        panic!("yield_defers_until_park is failing consistently");
+        yield_defers_until_park_up_to_10_times(false);
     }
 
     /// Same as above, but with cooperative scheduling.
     #[test]
     fn coop_yield_defers_until_park() {
+        yield_defers_until_park_up_to_10_times(true);
+    }
+
+    /// Runs `yield_defers_until_park_inner` until it passes, 10 times at the most.
+    fn yield_defers_until_park_up_to_10_times(use_coop: bool) {
         for _ in 0..10 {
-            if yield_defers_until_park_inner(true) {
+            if yield_defers_until_park_inner(use_coop) {
                 // test passed
                 return;
             }
@@ -1124,21 +1084,26 @@ rt_test! {
         }).join().unwrap();
     }
 
-    async fn client_server(tx: mpsc::Sender<()>) {
+    /// A listener on a free port, its address, and the server of `client_server`: it
+    /// accepts one socket and writes "hello" to it.
+    async fn hello_server() -> (std::net::SocketAddr, impl Future<Output = ()> + Send) {
         let server = assert_ok!(TcpListener::bind("127.0.0.1:0").await);
 
         // Get the assigned address
         let addr = assert_ok!(server.local_addr());
 
-        // Spawn the server
-        gpm::spawn(async move {
+        let serve = async move {
             // Accept a socket
             let (socket, _) = server.accept().await.unwrap();
 
             // Write some data
             socket.write_all(b"hello").await.unwrap();
-        });
+        };
+        (addr, serve)
+    }
 
+    /// The client of `client_server`: reads all the server wrote, which is "hello".
+    async fn hello_client(addr: std::net::SocketAddr, tx: mpsc::Sender<()>) {
         let mut client = TcpStream::connect(&addr).await.unwrap();
 
         let mut buf = vec![];
@@ -1148,25 +1113,21 @@ rt_test! {
         tx.send(()).unwrap();
     }
 
+    async fn client_server(tx: mpsc::Sender<()>) {
+        let (addr, server) = hello_server().await;
+
+        // Spawn the server
+        gpm::spawn(server);
+
+        hello_client(addr, tx).await;
+    }
+
     #[test]
     fn local_set_block_on_socket() {
         let rt = rt();
         let local = task::LocalSet::new();
 
-        local.block_on(&rt, async move {
-            let (tx, rx) = oneshot::channel();
-
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-
-            task::spawn_local(async move {
-                let _ = listener.accept().await;
-                tx.send(()).unwrap();
-            });
-
-            TcpStream::connect(&addr).await.unwrap();
-            rx.await.unwrap();
-        });
+        local.block_on(&rt, connect_to_a_spawned_accept(task::spawn_local));
     }
 
     #[test]
@@ -1183,27 +1144,12 @@ rt_test! {
     }
 
     async fn client_server_local(tx: mpsc::Sender<()>) {
-        let server = assert_ok!(TcpListener::bind("127.0.0.1:0").await);
-
-        // Get the assigned address
-        let addr = assert_ok!(server.local_addr());
+        let (addr, server) = hello_server().await;
 
         // Spawn the server
-        task::spawn_local(async move {
-            // Accept a socket
-            let (socket, _) = server.accept().await.unwrap();
+        task::spawn_local(server);
 
-            // Write some data
-            socket.write_all(b"hello").await.unwrap();
-        });
-
-        let mut client = TcpStream::connect(&addr).await.unwrap();
-
-        let mut buf = vec![];
-        client.read_to_end(&mut buf).await.unwrap();
-
-        assert_eq!(buf, b"hello");
-        tx.send(()).unwrap();
+        hello_client(addr, tx).await;
     }
 
     /// `n` tasks that have all finished: the budgeted resource of `coop` and

@@ -4,10 +4,7 @@
 use futures::channel::oneshot;
 use gpm::time::Duration;
 use gpm::{Builder, Runtime};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::thread;
 
 fn rt() -> Runtime {
@@ -31,24 +28,10 @@ fn spawned_task_does_not_progress_without_block_on() {
 
 #[test]
 fn acquire_mutex_in_drop() {
-    use futures::future::pending;
-    let (tx1, rx1) = oneshot::channel();
-    let (tx2, rx2) = oneshot::channel();
     let rt = rt();
-    rt.spawn(async move {
-        let _ = rx2.await;
-        unreachable!();
-    });
-    rt.spawn(async move {
-        let _ = rx1.await;
-        tx2.send(()).unwrap();
-        unreachable!();
-    });
-    // A task that never notifies.
-    rt.spawn(async move {
-        pending::<()>().await;
-        tx1.send(()).unwrap();
-    });
+    for task in gpm_tests::tasks_waiting_in_a_chain() {
+        rt.spawn(task);
+    }
     // Tick the loop.
     rt.block_on(async {
         gpm::task::yield_now().await;
@@ -60,26 +43,14 @@ fn acquire_mutex_in_drop() {
 fn drop_tasks_in_context() {
     static SUCCESS: AtomicBool = AtomicBool::new(false);
 
-    struct ContextOnDrop;
-
-    impl Future for ContextOnDrop {
-        type Output = ();
-
-        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-            Poll::Pending
+    let context_on_drop = gpm_tests::OnDrop::pending(|| {
+        if gpm::Handle::try_current().is_ok() {
+            SUCCESS.store(true, Ordering::SeqCst);
         }
-    }
-
-    impl Drop for ContextOnDrop {
-        fn drop(&mut self) {
-            if gpm::Handle::try_current().is_ok() {
-                SUCCESS.store(true, Ordering::SeqCst);
-            }
-        }
-    }
+    });
 
     let rt = rt();
-    rt.spawn(ContextOnDrop);
+    rt.spawn(context_on_drop);
     drop(rt);
     assert!(SUCCESS.load(Ordering::SeqCst));
 }

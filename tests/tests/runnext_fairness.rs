@@ -76,11 +76,12 @@ fn assert_queued_task_ran_during_ping_pong(first_seen: Option<usize>) {
 /// ping-pong ends.
 #[test]
 fn runnext_ping_pong_does_not_starve_queued_task() {
-    watchdog("runnext_ping_pong_does_not_starve_queued_task", || {
-        let rt = gpm_tests::runtime(1);
-        let first_seen = rt.block_on(rt.spawn(ping_pong_with_queued_task())).unwrap();
-        assert_queued_task_ran_during_ping_pong(first_seen);
-    });
+    let first_seen = gpm_tests::output_of_task(
+        "runnext_ping_pong_does_not_starve_queued_task",
+        1,
+        ping_pong_with_queued_task(),
+    );
+    assert_queued_task_ran_during_ping_pong(first_seen);
 }
 
 rt_test! {

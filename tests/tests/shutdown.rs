@@ -307,8 +307,7 @@ fn queued_blocking_closure_runs_after_shutdown() {
 /// cancellation and its captures are dropped once.
 #[test]
 fn blocking_closure_after_shutdown_is_cancelled() {
-    watchdog("blocking_closure_after_shutdown_is_cancelled", || {
-        let rt = gpm_tests::runtime(1);
+    gpm_tests::with_runtime("blocking_closure_after_shutdown_is_cancelled", 1, |rt| {
         let handle = rt.handle().clone();
         drop(rt);
         let probe = RunProbe::new();
@@ -349,8 +348,7 @@ fn drop_runtime_inside_task_of_another() {
 /// leaks: every future spawned is dropped exactly once, whether it ran or was cancelled.
 #[test]
 fn shutdown_races_with_foreign_spawns() {
-    watchdog("shutdown_races_with_foreign_spawns", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("shutdown_races_with_foreign_spawns", 2, |rt| {
         let drops = DropCounter::new();
         let spawned = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));

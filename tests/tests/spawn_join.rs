@@ -1,7 +1,7 @@
 //! Spawning tasks and joining their values: from `block_on`, from inside tasks, and from
 //! foreign threads through a `Handle`.
 
-use gpm_tests::{join_all, rt_test, watchdog};
+use gpm_tests::{join_all, rt_test};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -176,8 +176,7 @@ fn handles_are_send_and_sync() {
     fn assert_send_sync_join<T: Send + Sync + std::fmt::Debug>() {}
     assert_send_sync::<gpm::Handle>();
     assert_send_sync_join::<gpm::JoinHandle<String>>();
-    watchdog("handles_are_send_and_sync", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("handles_are_send_and_sync", 2, |rt| {
         let join = rt.spawn(async { 1u8 });
         let handle = rt.handle().clone();
         let result = std::thread::spawn(move || handle.block_on(join).unwrap())

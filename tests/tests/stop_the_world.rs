@@ -3,7 +3,7 @@
 //! and from many threads at once neither deadlock nor overlap a poll.
 
 use gpm::probe::StopKind;
-use gpm_tests::{rt_test, watchdog};
+use gpm_tests::rt_test;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -22,8 +22,7 @@ async fn churn(in_poll: Arc<AtomicUsize>, done: Arc<AtomicUsize>) {
 #[test]
 fn stops_while_ten_thousand_tasks_churn_and_no_poll_runs_while_stopped() {
     const TASKS: usize = 10_000;
-    watchdog("stw_churn", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("stw_churn", 2, |rt| {
         let (in_poll, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let handles: Vec<_> = (0..TASKS)
             .map(|_| rt.spawn(churn(in_poll.clone(), done.clone())))
@@ -52,8 +51,7 @@ fn stops_while_ten_thousand_tasks_churn_and_no_poll_runs_while_stopped() {
 
 #[test]
 fn idle_processors_count_as_stopped_without_waking() {
-    watchdog("stw_idle", || {
-        let rt = gpm_tests::runtime(3);
+    gpm_tests::with_runtime("stw_idle", 3, |rt| {
         // Wait (no sleep) until every P has parked.
         while rt.handle().probes().parked < 3 {
             std::thread::yield_now();
@@ -70,8 +68,7 @@ fn idle_processors_count_as_stopped_without_waking() {
 
 #[test]
 fn a_thread_in_block_in_place_does_not_hold_the_world_up() {
-    watchdog("stw_block_in_place", || {
-        let rt = gpm_tests::runtime(1);
+    gpm_tests::with_runtime("stw_block_in_place", 1, |rt| {
         let (entered_tx, entered_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let blocker = rt.spawn(async move {
@@ -93,8 +90,7 @@ fn a_thread_in_block_in_place_does_not_hold_the_world_up() {
 #[test]
 fn a_long_poll_delays_the_stop_and_is_named_late() {
     const LONG_POLL: Duration = Duration::from_millis(20);
-    watchdog("stw_late", || {
-        let rt = gpm_tests::runtime(1);
+    gpm_tests::with_runtime("stw_late", 1, |rt| {
         let handle = rt.handle().clone();
         let started = Arc::new(AtomicBool::new(false));
         let flag = started.clone();
@@ -123,41 +119,31 @@ fn a_long_poll_delays_the_stop_and_is_named_late() {
 
 #[test]
 fn a_task_can_stop_the_world_and_its_own_processor_counts_as_stopped() {
-    watchdog("stw_from_task", || {
-        let rt = gpm_tests::runtime(2);
-        let report = rt
-            .block_on(rt.spawn(async {
-                let (_, report) = gpm::Handle::current().stop_the_world(|_| ());
-                report
-            }))
-            .unwrap();
-        let requesters = report
-            .processors
-            .iter()
-            .filter(|(r, _)| *r == StopKind::Requester)
-            .count();
-        assert_eq!(requesters, 1, "{report:?}");
+    let report = gpm_tests::output_of_task("stw_from_task", 2, async {
+        let (_, report) = gpm::Handle::current().stop_the_world(|_| ());
+        report
     });
+    let requesters = report
+        .processors
+        .iter()
+        .filter(|(r, _)| *r == StopKind::Requester)
+        .count();
+    assert_eq!(requesters, 1, "{report:?}");
 }
 
 #[test]
 fn a_task_requester_reports_its_own_processors_queue() {
-    watchdog("stw_requester_queue", || {
-        let rt = gpm_tests::runtime(1);
-        let runnable = rt
-            .block_on(rt.spawn(async {
-                // Spawned from a task: into this P's `runnext` and FIFO, where (with one
-                // P) nobody takes them before the stop.
-                let children: Vec<_> = (0..3).map(|_| gpm::spawn(async {})).collect();
-                let (runnable, _) = gpm::Handle::current().stop_the_world(|w| w.runnable());
-                for child in children {
-                    child.await.unwrap();
-                }
-                runnable
-            }))
-            .unwrap();
-        assert_eq!(runnable, 3);
+    let runnable = gpm_tests::output_of_task("stw_requester_queue", 1, async {
+        // Spawned from a task: into this P's `runnext` and FIFO, where (with one P) nobody
+        // takes them before the stop.
+        let children: Vec<_> = (0..3).map(|_| gpm::spawn(async {})).collect();
+        let (runnable, _) = gpm::Handle::current().stop_the_world(|w| w.runnable());
+        for child in children {
+            child.await.unwrap();
+        }
+        runnable
     });
+    assert_eq!(runnable, 3);
 }
 
 /// Spins (holding its P) until `count` tasks have arrived: the tasks then run on different Ps.
@@ -193,8 +179,7 @@ fn stop_repeatedly_from_a_task(stops: usize) -> usize {
 
 #[test]
 fn two_tasks_stopping_the_world_concurrently_both_complete() {
-    watchdog("stw_two_tasks", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("stw_two_tasks", 2, |rt| {
         let arrived = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..2)
             .map(|_| {
@@ -221,8 +206,7 @@ fn two_tasks_stopping_the_world_concurrently_both_complete() {
 
 #[test]
 fn a_task_and_a_thread_stopping_the_world_concurrently_both_complete() {
-    watchdog("stw_task_and_thread", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("stw_task_and_thread", 2, |rt| {
         let arrived = Arc::new(AtomicUsize::new(0));
         let task = {
             let arrived = arrived.clone();
@@ -249,8 +233,7 @@ fn a_task_and_a_thread_stopping_the_world_concurrently_both_complete() {
 
 #[test]
 fn concurrent_requests_are_serialised_while_tasks_run() {
-    watchdog("stw_concurrent", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("stw_concurrent", 2, |rt| {
         let (in_poll, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let tasks: Vec<_> = (0..2_000)
             .map(|_| rt.spawn(churn(in_poll.clone(), done.clone())))
@@ -283,8 +266,7 @@ fn concurrent_requests_are_serialised_while_tasks_run() {
 
 #[test]
 fn stop_after_shutdown_returns_with_every_processor_exited() {
-    watchdog("stw_after_shutdown", || {
-        let rt = gpm_tests::runtime(2);
+    gpm_tests::with_runtime("stw_after_shutdown", 2, |rt| {
         let handle = rt.handle().clone();
         rt.shutdown_timeout(Duration::from_secs(10));
         let (_, report) = handle.stop_the_world(|_| ());

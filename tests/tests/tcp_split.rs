@@ -47,6 +47,12 @@ macro_rules! assert_peek_twice_then_read {
     }};
 }
 
+/// Runs a test body on `rt` and unwraps its result: tokio's bodies return `io::Result` to use
+/// `?`.
+fn block_on_io(rt: &gpm::Runtime, body: impl Future<Output = Result<()>>) {
+    rt.block_on(body).unwrap();
+}
+
 /// Polls `future` once with a waker that does nothing.
 fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     std::pin::Pin::new(future).poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
@@ -55,7 +61,7 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 rt_test! {
     /// tokio's `tcp_split::split`: peek twice, read, write through borrowed halves.
     fn split(rt: &gpm::Runtime) {
-        rt.block_on(async {
+        block_on_io(rt, async {
             let (addr, handle) = std_peer_writing_msg(|mut stream| {
                 let mut read_buf = [0u8; 32];
                 let read_len = stream.read(&mut read_buf).unwrap();
@@ -70,15 +76,14 @@ rt_test! {
             assert_eq!(write_half.write(MSG).await?, MSG.len());
             handle.join().unwrap();
             Result::Ok(())
-        })
-        .unwrap();
+        });
     }
 }
 
 rt_test! {
     /// tokio's `tcp_into_split::split`: the owned halves and the peer, all at once.
     fn into_split(rt: &gpm::Runtime) {
-        rt.block_on(async {
+        block_on_io(rt, async {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
 
@@ -109,8 +114,7 @@ rt_test! {
                 },
             }?;
             Result::Ok(())
-        })
-        .unwrap();
+        });
     }
 }
 
@@ -118,7 +122,7 @@ rt_test! {
     /// tokio's `tcp_into_split::reunite`: halves of two streams do not reunite (and come
     /// back in the error); a stream's own halves do, from either side.
     fn reunite(rt: &gpm::Runtime) {
-        rt.block_on(async {
+        block_on_io(rt, async {
             let listener = net::TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
 
@@ -147,8 +151,7 @@ rt_test! {
 
             handle.join().unwrap();
             Result::Ok(())
-        })
-        .unwrap();
+        });
     }
 }
 
@@ -157,7 +160,7 @@ rt_test! {
     /// task, while the read half's read is pending) shuts down the write side: the peer
     /// reads end of stream, and so do we once the peer closes.
     fn drop_write(rt: &gpm::Runtime) {
-        rt.block_on(async {
+        block_on_io(rt, async {
             let (addr, handle) = std_peer_writing_msg(|mut stream| {
                 let mut read_buf = [0u8; 32];
                 let res = match stream.read(&mut read_buf) {
@@ -192,8 +195,7 @@ rt_test! {
 
             handle.join().unwrap().unwrap();
             Result::Ok(())
-        })
-        .unwrap();
+        });
     }
 }
 

@@ -62,9 +62,6 @@ fn threads_use_configured_name() {
 /// Without a configured name, runtime threads are called `gpm-worker`.
 #[test]
 fn default_thread_name() {
-    watchdog("default_thread_name", || {
-        let rt = gpm_tests::runtime(1);
-        let name = rt.block_on(rt.spawn(async { current_name() })).unwrap();
-        assert_eq!(name.as_deref(), Some("gpm-worker"));
-    });
+    let name = gpm_tests::output_of_task("default_thread_name", 1, async { current_name() });
+    assert_eq!(name.as_deref(), Some("gpm-worker"));
 }

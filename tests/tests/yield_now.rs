@@ -1,6 +1,6 @@
 //! `yield_now` and the cooperative budget let other tasks run.
 
-use gpm_tests::{rt_test, watchdog};
+use gpm_tests::rt_test;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -9,30 +9,25 @@ use std::sync::Arc;
 /// behind the others).
 #[test]
 fn yield_now_lets_queued_task_run() {
-    watchdog("yield_now_lets_queued_task_run", || {
-        let rt = gpm_tests::runtime(1);
-        let yields = rt
-            .block_on(rt.spawn(async {
-                let flag = Arc::new(AtomicBool::new(false));
-                let setter_flag = Arc::clone(&flag);
-                // The setter is spawned first so it sits in the queue behind the spinner,
-                // which the spawner's `runnext` slot runs first.
-                let setter = gpm::spawn(async move { setter_flag.store(true, Ordering::SeqCst) });
-                let spinner = gpm::spawn(async move {
-                    let mut yields = 0u32;
-                    while !flag.load(Ordering::SeqCst) {
-                        gpm::task::yield_now().await;
-                        yields += 1;
-                    }
-                    yields
-                });
-                let yields = spinner.await.unwrap();
-                setter.await.unwrap();
-                yields
-            }))
-            .unwrap();
-        assert!(yields >= 1, "the spinner never had to yield: {yields}");
+    let yields = gpm_tests::output_of_task("yield_now_lets_queued_task_run", 1, async {
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter_flag = Arc::clone(&flag);
+        // The setter is spawned first so it sits in the queue behind the spinner,
+        // which the spawner's `runnext` slot runs first.
+        let setter = gpm::spawn(async move { setter_flag.store(true, Ordering::SeqCst) });
+        let spinner = gpm::spawn(async move {
+            let mut yields = 0u32;
+            while !flag.load(Ordering::SeqCst) {
+                gpm::task::yield_now().await;
+                yields += 1;
+            }
+            yields
+        });
+        let yields = spinner.await.unwrap();
+        setter.await.unwrap();
+        yields
     });
+    assert!(yields >= 1, "the spinner never had to yield: {yields}");
 }
 
 rt_test! {
@@ -75,54 +70,50 @@ rt_test! {
 /// queued task gets a turn before the loop ends.
 #[test]
 fn coop_budget_forces_yield_on_ready_join_handles() {
-    watchdog("coop_budget_forces_yield_on_ready_join_handles", || {
-        const HANDLES: usize = 1000;
-        let rt = gpm_tests::runtime(1);
-        let (sum, first_seen) = rt
-            .block_on(rt.spawn(async {
-                let handles: Vec<_> = (0..HANDLES).map(|i| gpm::spawn(async move { i })).collect();
-                while !handles.iter().all(|h| h.is_finished()) {
-                    gpm::task::yield_now().await;
-                }
-                let looper_started = Arc::new(AtomicBool::new(false));
-                let other_ran = Arc::new(AtomicBool::new(false));
-                let other = {
-                    let looper_started = Arc::clone(&looper_started);
-                    let other_ran = Arc::clone(&other_ran);
-                    gpm::spawn(async move {
-                        // Only a turn taken while the looper is inside its loop counts.
-                        while !looper_started.load(Ordering::SeqCst) {
-                            gpm::task::yield_now().await;
-                        }
-                        other_ran.store(true, Ordering::SeqCst);
-                    })
-                };
-                let looper = gpm::spawn(async move {
-                    looper_started.store(true, Ordering::SeqCst);
-                    let mut sum = 0;
-                    let mut first_seen = None;
-                    for (i, handle) in handles.into_iter().enumerate() {
-                        sum += handle.await.unwrap();
-                        if first_seen.is_none() && other_ran.load(Ordering::SeqCst) {
-                            first_seen = Some(i);
-                        }
+    const HANDLES: usize = 1000;
+    let (sum, first_seen) =
+        gpm_tests::output_of_task("coop_budget_forces_yield_on_ready_join_handles", 1, async {
+            let handles: Vec<_> = (0..HANDLES).map(|i| gpm::spawn(async move { i })).collect();
+            while !handles.iter().all(|h| h.is_finished()) {
+                gpm::task::yield_now().await;
+            }
+            let looper_started = Arc::new(AtomicBool::new(false));
+            let other_ran = Arc::new(AtomicBool::new(false));
+            let other = {
+                let looper_started = Arc::clone(&looper_started);
+                let other_ran = Arc::clone(&other_ran);
+                gpm::spawn(async move {
+                    // Only a turn taken while the looper is inside its loop counts.
+                    while !looper_started.load(Ordering::SeqCst) {
+                        gpm::task::yield_now().await;
                     }
-                    (sum, first_seen)
-                });
-                let result = looper.await.unwrap();
-                other.await.unwrap();
-                result
-            }))
-            .unwrap();
-        assert_eq!(sum, HANDLES * (HANDLES - 1) / 2);
-        match first_seen {
-            Some(i) => assert!(i < HANDLES - 1, "the other task ran only at the end ({i})"),
-            None => panic!(
-                "the other task never ran while the looper awaited {HANDLES} ready join \
-                 handles: the cooperative budget did not force a yield"
-            ),
-        }
-    });
+                    other_ran.store(true, Ordering::SeqCst);
+                })
+            };
+            let looper = gpm::spawn(async move {
+                looper_started.store(true, Ordering::SeqCst);
+                let mut sum = 0;
+                let mut first_seen = None;
+                for (i, handle) in handles.into_iter().enumerate() {
+                    sum += handle.await.unwrap();
+                    if first_seen.is_none() && other_ran.load(Ordering::SeqCst) {
+                        first_seen = Some(i);
+                    }
+                }
+                (sum, first_seen)
+            });
+            let result = looper.await.unwrap();
+            other.await.unwrap();
+            result
+        });
+    assert_eq!(sum, HANDLES * (HANDLES - 1) / 2);
+    match first_seen {
+        Some(i) => assert!(i < HANDLES - 1, "the other task ran only at the end ({i})"),
+        None => panic!(
+            "the other task never ran while the looper awaited {HANDLES} ready join \
+             handles: the cooperative budget did not force a yield"
+        ),
+    }
 }
 
 rt_test! {
@@ -159,8 +150,7 @@ rt_test! {
 #[test]
 fn remote_burst_is_not_starved_by_a_yielder() {
     const BURST: usize = 1000;
-    watchdog("remote_burst_is_not_starved_by_a_yielder", || {
-        let rt = gpm_tests::runtime(1);
+    gpm_tests::with_runtime("remote_burst_is_not_starved_by_a_yielder", 1, |rt| {
         let stop = Arc::new(AtomicBool::new(false));
         let yields = Arc::new(AtomicUsize::new(0));
         let (flag, count) = (Arc::clone(&stop), Arc::clone(&yields));
@@ -214,22 +204,17 @@ fn remote_burst_is_not_starved_by_a_yielder() {
 fn yield_defers_until_the_driver_had_a_turn() {
     const ROUNDS: usize = 5;
     const MAX_YIELDS: usize = 10;
-    watchdog("yield_defers_until_the_driver_had_a_turn", || {
-        let rt = gpm_tests::runtime(1);
-        let yields = rt
-            .block_on(rt.spawn(async {
-                let mut yields = Vec::new();
-                for _ in 0..ROUNDS {
-                    yields.push(yields_until_accepted().await);
-                }
-                yields
-            }))
-            .unwrap();
-        assert!(
-            yields.iter().all(|&n| n < MAX_YIELDS),
-            "yield_now re-ran the task before the driver saw a queued connection: {yields:?}"
-        );
+    let yields = gpm_tests::output_of_task("yield_defers_until_the_driver_had_a_turn", 1, async {
+        let mut yields = Vec::new();
+        for _ in 0..ROUNDS {
+            yields.push(yields_until_accepted().await);
+        }
+        yields
     });
+    assert!(
+        yields.iter().all(|&n| n < MAX_YIELDS),
+        "yield_now re-ran the task before the driver saw a queued connection: {yields:?}"
+    );
 }
 
 /// One round of [`yield_defers_until_the_driver_had_a_turn`]: the yields it took.

@@ -514,10 +514,28 @@ mod tests {
         assert!(matches!(b.state(0).unwrap(), BreakerState::Open { .. }));
     }
 
-    #[test]
-    fn half_open_probes_close_after_successes() {
+    /// [`breaker`] with its fast tier just opened by three timeouts in a row.
+    fn tripped_breaker() -> (TieredBreaker<ManualClock>, ManualClock) {
         let (b, clock) = breaker();
         trip(&b, &clock);
+        (b, clock)
+    }
+
+    /// The fast tier is half-open with these probes in flight and succeeded.
+    #[track_caller]
+    fn assert_half_open(b: &TieredBreaker<ManualClock>, in_flight: u32, succeeded: u32) {
+        assert_eq!(
+            b.state(0).unwrap(),
+            BreakerState::HalfOpen {
+                in_flight,
+                succeeded
+            }
+        );
+    }
+
+    #[test]
+    fn half_open_probes_close_after_successes() {
+        let (b, clock) = tripped_breaker();
         clock.advance(50 * MS);
         let p1 = b.try_call(0).unwrap();
         let p2 = b.try_call(0).unwrap();
@@ -529,13 +547,7 @@ mod tests {
             }
         );
         b.complete(p1, Outcome::Success);
-        assert_eq!(
-            b.state(0).unwrap(),
-            BreakerState::HalfOpen {
-                in_flight: 1,
-                succeeded: 1
-            }
-        );
+        assert_half_open(&b, 1, 1);
         b.complete(p2, Outcome::Success);
         assert_eq!(b.state(0).unwrap(), BreakerState::Closed);
         assert!(!b.try_call(0).unwrap().is_probe());
@@ -543,8 +555,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_reopens_for_another_cool_down() {
-        let (b, clock) = breaker();
-        trip(&b, &clock);
+        let (b, clock) = tripped_breaker();
         clock.advance(60 * MS);
         let probe = b.try_call(0).unwrap();
         clock.advance(11 * MS);
@@ -569,13 +580,7 @@ mod tests {
         clock.advance(50 * MS);
         let probe = b.try_call(0).unwrap();
         b.complete(stale, Outcome::Error);
-        assert_eq!(
-            b.state(0).unwrap(),
-            BreakerState::HalfOpen {
-                in_flight: 1,
-                succeeded: 0
-            }
-        );
+        assert_half_open(&b, 1, 0);
         b.abandon(probe);
         assert!(matches!(b.state(0).unwrap(), BreakerState::Open { .. }));
     }

@@ -300,23 +300,29 @@ mod tests {
         }
     }
 
+    /// Completes `n` units of work of 10 ms each within the current interval, then moves
+    /// the clock on by the interval (100 ms): the limit for the next one.
+    fn limit_after_interval(
+        l: &AdaptiveLimiter<ManualClock>,
+        clock: &ManualClock,
+        n: usize,
+    ) -> usize {
+        complete(l, n, 10 * MS);
+        clock.advance(100 * MS);
+        l.limit()
+    }
+
     #[test]
     fn the_limit_follows_lambda_times_s() {
         let clock = ManualClock::new();
         let l = limiter(&clock);
         assert_eq!(l.limit(), 1);
         // 50 completions in 100 ms = 500/s, S = 10 ms: L = 5.
-        complete(&l, 50, 10 * MS);
-        clock.advance(100 * MS);
-        assert_eq!(l.limit(), 5);
+        assert_eq!(limit_after_interval(&l, &clock, 50), 5);
         // Load doubles: 1000/s * 10 ms = 10.
-        complete(&l, 100, 10 * MS);
-        clock.advance(100 * MS);
-        assert_eq!(l.limit(), 10);
+        assert_eq!(limit_after_interval(&l, &clock, 100), 10);
         // ceil: 30/s * 10 ms = 0.3 -> 1.
-        complete(&l, 3, 10 * MS);
-        clock.advance(100 * MS);
-        assert_eq!(l.limit(), 1);
+        assert_eq!(limit_after_interval(&l, &clock, 3), 1);
     }
 
     #[test]
@@ -329,16 +335,11 @@ mod tests {
         };
         let l = AdaptiveLimiter::new(config, clock.clone()).unwrap();
         // Sample 4 (400/s * 10 ms): first interval sets it.
-        complete(&l, 40, 10 * MS);
-        clock.advance(100 * MS);
-        assert_eq!(l.limit(), 4);
+        assert_eq!(limit_after_interval(&l, &clock, 40), 4);
         // Sample 0 (nothing completed): EWMA = 2, clamped at min 2.
-        clock.advance(100 * MS);
-        assert_eq!(l.limit(), 2);
+        assert_eq!(limit_after_interval(&l, &clock, 0), 2);
         // A huge sample (100): EWMA = 0.5*100 + 0.5*2 = 51, clamped to 8.
-        complete(&l, 1000, 10 * MS);
-        clock.advance(100 * MS);
-        assert_eq!(l.limit(), 8);
+        assert_eq!(limit_after_interval(&l, &clock, 1000), 8);
     }
 
     #[test]

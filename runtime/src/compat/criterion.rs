@@ -16,26 +16,22 @@ use crate::{Handle, Runtime};
 use criterion::async_executor::AsyncExecutor;
 use std::future::Future;
 
-impl AsyncExecutor for Runtime {
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        Runtime::block_on(self, future)
-    }
+/// `AsyncExecutor` for each `$executor`, by `$owner::block_on`.
+macro_rules! block_on_executors {
+    ($($executor:ty => $owner:ident),*) => {
+        $(
+            impl AsyncExecutor for $executor {
+                fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+                    $owner::block_on(self, future)
+                }
+            }
+        )*
+    };
 }
 
-impl AsyncExecutor for &Runtime {
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        Runtime::block_on(self, future)
-    }
-}
-
-impl AsyncExecutor for Handle {
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        Handle::block_on(self, future)
-    }
-}
-
-impl AsyncExecutor for &Handle {
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        Handle::block_on(self, future)
-    }
-}
+block_on_executors!(
+    Runtime => Runtime,
+    &Runtime => Runtime,
+    Handle => Handle,
+    &Handle => Handle
+);

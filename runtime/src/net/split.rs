@@ -173,10 +173,15 @@ macro_rules! stream_halves {
             }
         }
 
-        half_read_methods!(ReadHalf<'_>, $addr);
-        half_read_methods!(OwnedReadHalf, $addr);
-        half_write_methods!(WriteHalf<'_>, $addr);
-        half_write_methods!(OwnedWriteHalf, $addr);
+        half_common_methods!(
+            $addr,
+            ReadHalf<'_>,
+            OwnedReadHalf,
+            WriteHalf<'_>,
+            OwnedWriteHalf
+        );
+        half_read_methods!(ReadHalf<'_>, OwnedReadHalf);
+        half_write_methods!(WriteHalf<'_>, OwnedWriteHalf);
 
         half_as_ref!(
             $stream,
@@ -201,85 +206,89 @@ macro_rules! half_as_ref {
     };
 }
 
-/// What both kinds of half have: readiness and addresses.
+/// What both kinds of half have, for each `$half`: readiness and addresses.
 macro_rules! half_common_methods {
-    ($addr:ty) => {
-        /// Waits for any readiness in `interest`, like the stream's `ready`.
-        pub async fn ready(
-            &self,
-            interest: $crate::io::Interest,
-        ) -> ::std::io::Result<$crate::io::Ready> {
-            self.stream().ready(interest).await
-        }
+    ($addr:ty, $($half:ty),*) => {
+        $(
+            impl $half {
+                /// Waits for any readiness in `interest`, like the stream's `ready`.
+                pub async fn ready(
+                    &self,
+                    interest: $crate::io::Interest,
+                ) -> ::std::io::Result<$crate::io::Ready> {
+                    self.stream().ready(interest).await
+                }
 
-        /// The remote address.
-        pub fn peer_addr(&self) -> ::std::io::Result<$addr> {
-            self.stream().peer_addr()
-        }
+                /// The remote address.
+                pub fn peer_addr(&self) -> ::std::io::Result<$addr> {
+                    self.stream().peer_addr()
+                }
 
-        /// The local address.
-        pub fn local_addr(&self) -> ::std::io::Result<$addr> {
-            self.stream().local_addr()
-        }
+                /// The local address.
+                pub fn local_addr(&self) -> ::std::io::Result<$addr> {
+                    self.stream().local_addr()
+                }
+            }
+        )*
     };
 }
 
 /// The read halves' operations, delegated to the stream's.
 macro_rules! half_read_methods {
-    ($half:ty, $addr:ty) => {
-        impl $half {
-            half_common_methods!($addr);
+    ($($half:ty),*) => {
+        $(
+            impl $half {
+                /// Waits until readable, like the stream's `readable`.
+                pub async fn readable(&self) -> ::std::io::Result<()> {
+                    self.stream().readable().await
+                }
 
-            /// Waits until readable, like the stream's `readable`.
-            pub async fn readable(&self) -> ::std::io::Result<()> {
-                self.stream().readable().await
+                /// Reads without waiting, like the stream's `try_read`.
+                pub fn try_read(&self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                    self.stream().try_read(buf)
+                }
+
+                /// Reads into several buffers without waiting, like the stream's
+                /// `try_read_vectored`.
+                pub fn try_read_vectored(
+                    &self,
+                    bufs: &mut [::std::io::IoSliceMut<'_>],
+                ) -> ::std::io::Result<usize> {
+                    self.stream().try_read_vectored(bufs)
+                }
             }
 
-            /// Reads without waiting, like the stream's `try_read`.
-            pub fn try_read(&self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.stream().try_read(buf)
-            }
-
-            /// Reads into several buffers without waiting, like the stream's
-            /// `try_read_vectored`.
-            pub fn try_read_vectored(
-                &self,
-                bufs: &mut [::std::io::IoSliceMut<'_>],
-            ) -> ::std::io::Result<usize> {
-                self.stream().try_read_vectored(bufs)
-            }
-        }
-
-        async_read_traits!($half, |half| half.stream());
+            async_read_traits!($half, via stream);
+        )*
     };
 }
 
 /// The write halves' operations, delegated to the stream's.
 macro_rules! half_write_methods {
-    ($half:ty, $addr:ty) => {
-        impl $half {
-            half_common_methods!($addr);
+    ($($half:ty),*) => {
+        $(
+            impl $half {
+                /// Waits until writable, like the stream's `writable`.
+                pub async fn writable(&self) -> ::std::io::Result<()> {
+                    self.stream().writable().await
+                }
 
-            /// Waits until writable, like the stream's `writable`.
-            pub async fn writable(&self) -> ::std::io::Result<()> {
-                self.stream().writable().await
+                /// Writes without waiting, like the stream's `try_write`.
+                pub fn try_write(&self, buf: &[u8]) -> ::std::io::Result<usize> {
+                    self.stream().try_write(buf)
+                }
+
+                /// Writes from several buffers without waiting, like the stream's
+                /// `try_write_vectored`.
+                pub fn try_write_vectored(
+                    &self,
+                    bufs: &[::std::io::IoSlice<'_>],
+                ) -> ::std::io::Result<usize> {
+                    self.stream().try_write_vectored(bufs)
+                }
             }
 
-            /// Writes without waiting, like the stream's `try_write`.
-            pub fn try_write(&self, buf: &[u8]) -> ::std::io::Result<usize> {
-                self.stream().try_write(buf)
-            }
-
-            /// Writes from several buffers without waiting, like the stream's
-            /// `try_write_vectored`.
-            pub fn try_write_vectored(
-                &self,
-                bufs: &[::std::io::IoSlice<'_>],
-            ) -> ::std::io::Result<usize> {
-                self.stream().try_write_vectored(bufs)
-            }
-        }
-
-        async_write_traits!($half, |half| half.stream(), |half| half.shutdown_write());
+            async_write_traits!($half, via stream, |half| half.shutdown_write());
+        )*
     };
 }

@@ -189,7 +189,7 @@ macro_rules! stream_io {
             }
         }
 
-        async_io_traits!($stream, |stream| stream, |stream| stream
+        async_io_traits!($stream, |stream| stream
             .shutdown_socket(::std::net::Shutdown::Write));
     };
 }
@@ -197,24 +197,23 @@ macro_rules! stream_io {
 /// futures-io's (and with `tokio-io` tokio's) `AsyncRead` / `AsyncWrite` for a stream:
 /// [`async_read_traits`] and [`async_write_traits`] together.
 macro_rules! async_io_traits {
-    ($ty:ty, |$s:ident| $stream:expr, |$w:ident| $shutdown:expr) => {
-        async_read_traits!($ty, |$s| $stream);
-        async_write_traits!($ty, |$s| $stream, |$w| $shutdown);
+    ($ty:ty, |$w:ident| $shutdown:expr) => {
+        async_read_traits!($ty);
+        async_write_traits!($ty, |$w| $shutdown);
     };
 }
 
 /// futures-io's (and with `tokio-io` tokio's) `AsyncRead` for `$ty`, a stream or a read
-/// half: `$stream` maps `$s: &$ty` to the stream.
+/// half: `via $via` names the method of a half that returns its stream.
 macro_rules! async_read_traits {
-    ($ty:ty, |$s:ident| $stream:expr) => {
+    ($ty:ty $(, via $via:ident)?) => {
         impl futures_io::AsyncRead for $ty {
             fn poll_read(
                 self: ::std::pin::Pin<&mut Self>,
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                let $s = &*self;
-                $stream.poll_read_priv(cx, buf)
+                self$(.$via())?.poll_read_priv(cx, buf)
             }
         }
 
@@ -225,92 +224,67 @@ macro_rules! async_read_traits {
                 cx: &mut ::std::task::Context<'_>,
                 buf: &mut tokio::io::ReadBuf<'_>,
             ) -> ::std::task::Poll<::std::io::Result<()>> {
-                let $s = &*self;
-                $stream.poll_read_tokio(cx, buf)
+                self$(.$via())?.poll_read_tokio(cx, buf)
             }
         }
     };
 }
 
 /// futures-io's (and with `tokio-io` tokio's) `AsyncWrite` for `$ty`, a stream or a write
-/// half: `$stream` maps `$s: &$ty` to the stream, `$shutdown` (given `$w: &mut $ty`) shuts
-/// down the write side for `poll_close` / `poll_shutdown`. Writes go straight to the kernel,
-/// so flushing has nothing to do.
+/// half: `via $via` names the method of a half that returns its stream, `$shutdown` (given
+/// `$w: &mut $ty`) shuts down the write side for `poll_close` / `poll_shutdown`. Writes go
+/// straight to the kernel, so flushing has nothing to do.
 macro_rules! async_write_traits {
-    ($ty:ty, |$s:ident| $stream:expr, |$w:ident| $shutdown:expr) => {
+    ($ty:ty $(, via $via:ident)?, |$w:ident| $shutdown:expr) => {
         impl futures_io::AsyncWrite for $ty {
-            fn poll_write(
-                self: ::std::pin::Pin<&mut Self>,
-                cx: &mut ::std::task::Context<'_>,
-                buf: &[u8],
-            ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                let $s = &*self;
-                $stream.poll_write_priv(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: ::std::pin::Pin<&mut Self>,
-                cx: &mut ::std::task::Context<'_>,
-                bufs: &[::std::io::IoSlice<'_>],
-            ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                let $s = &*self;
-                $stream.poll_write_vectored_priv(cx, bufs)
-            }
-
-            fn poll_flush(
-                self: ::std::pin::Pin<&mut Self>,
-                _cx: &mut ::std::task::Context<'_>,
-            ) -> ::std::task::Poll<::std::io::Result<()>> {
-                ::std::task::Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(
-                self: ::std::pin::Pin<&mut Self>,
-                _cx: &mut ::std::task::Context<'_>,
-            ) -> ::std::task::Poll<::std::io::Result<()>> {
-                let $w = self.get_mut();
-                ::std::task::Poll::Ready($shutdown)
-            }
+            async_write_methods!(poll_close $(, via $via)?, |$w| $shutdown);
         }
 
         #[cfg(feature = "tokio-io")]
         impl tokio::io::AsyncWrite for $ty {
-            fn poll_write(
-                self: ::std::pin::Pin<&mut Self>,
-                cx: &mut ::std::task::Context<'_>,
-                buf: &[u8],
-            ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                let $s = &*self;
-                $stream.poll_write_priv(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: ::std::pin::Pin<&mut Self>,
-                cx: &mut ::std::task::Context<'_>,
-                bufs: &[::std::io::IoSlice<'_>],
-            ) -> ::std::task::Poll<::std::io::Result<usize>> {
-                let $s = &*self;
-                $stream.poll_write_vectored_priv(cx, bufs)
-            }
+            async_write_methods!(poll_shutdown $(, via $via)?, |$w| $shutdown);
 
             fn is_write_vectored(&self) -> bool {
                 true
             }
+        }
+    };
+}
 
-            fn poll_flush(
-                self: ::std::pin::Pin<&mut Self>,
-                _cx: &mut ::std::task::Context<'_>,
-            ) -> ::std::task::Poll<::std::io::Result<()>> {
-                ::std::task::Poll::Ready(Ok(()))
-            }
+/// The methods futures-io's and tokio's `AsyncWrite` have in common (see
+/// [`async_write_traits`]); `$close` is the one that shuts down the write side:
+/// futures-io's `poll_close`, tokio's `poll_shutdown`.
+macro_rules! async_write_methods {
+    ($close:ident $(, via $via:ident)?, |$w:ident| $shutdown:expr) => {
+        fn poll_write(
+            self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+            buf: &[u8],
+        ) -> ::std::task::Poll<::std::io::Result<usize>> {
+            self$(.$via())?.poll_write_priv(cx, buf)
+        }
 
-            fn poll_shutdown(
-                self: ::std::pin::Pin<&mut Self>,
-                _cx: &mut ::std::task::Context<'_>,
-            ) -> ::std::task::Poll<::std::io::Result<()>> {
-                let $w = self.get_mut();
-                ::std::task::Poll::Ready($shutdown)
-            }
+        fn poll_write_vectored(
+            self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+            bufs: &[::std::io::IoSlice<'_>],
+        ) -> ::std::task::Poll<::std::io::Result<usize>> {
+            self$(.$via())?.poll_write_vectored_priv(cx, bufs)
+        }
+
+        fn poll_flush(
+            self: ::std::pin::Pin<&mut Self>,
+            _cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<::std::io::Result<()>> {
+            ::std::task::Poll::Ready(Ok(()))
+        }
+
+        fn $close(
+            self: ::std::pin::Pin<&mut Self>,
+            _cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<::std::io::Result<()>> {
+            let $w = self.get_mut();
+            ::std::task::Poll::Ready($shutdown)
         }
     };
 }

@@ -72,6 +72,14 @@ impl Model {
         }
     }
 
+    /// Runs queued notifications while `other` runs, then, once it has finished, what it
+    /// left queued.
+    fn run_racing(&self, other: thread::JoinHandle<()>) {
+        self.run_until_idle();
+        other.join().unwrap();
+        self.run_until_idle();
+    }
+
     /// Cancels what is left, as runtime shutdown does, so the model leaks nothing.
     fn shutdown(&self) {
         self.owned
@@ -88,6 +96,34 @@ struct DropCount(Arc<AtomicUsize>);
 impl Drop for DropCount {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// How often a model future was polled and dropped.
+struct Counts {
+    polls: Arc<AtomicUsize>,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Counts {
+    fn new() -> Counts {
+        Counts {
+            polls: Arc::new(AtomicUsize::new(0)),
+            drops: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The guard a future holds so that its drop is counted.
+    fn drop_guard(&self) -> DropCount {
+        DropCount(Arc::clone(&self.drops))
+    }
+
+    fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
+    }
+
+    fn drops(&self) -> usize {
+        self.drops.load(Ordering::SeqCst)
     }
 }
 
@@ -112,6 +148,19 @@ impl Future for TwoPolls {
     }
 }
 
+/// Spawns a [`TwoPolls`] on `model`: its join handle, its counts and the slot where it
+/// publishes its waker.
+fn spawn_two_polls(model: &Arc<Model>) -> (JoinHandle<usize>, Counts, Arc<Mutex<Option<Waker>>>) {
+    let counts = Counts::new();
+    let waker_slot = Arc::new(Mutex::new(None));
+    let future = TwoPolls {
+        polls: Arc::clone(&counts.polls),
+        waker_slot: Arc::clone(&waker_slot),
+        _guard: counts.drop_guard(),
+    };
+    (spawn(model, future), counts, waker_slot)
+}
+
 fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
     Pin::new(future).poll(&mut Context::from_waker(waker))
 }
@@ -122,32 +171,17 @@ fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output
 fn wake_racing_poll_reschedules_once() {
     loom::model(|| {
         let model = Model::new();
-        let polls = Arc::new(AtomicUsize::new(0));
-        let drops = Arc::new(AtomicUsize::new(0));
-        let waker_slot = Arc::new(Mutex::new(None));
-        let join = spawn(
-            &model,
-            TwoPolls {
-                polls: Arc::clone(&polls),
-                waker_slot: Arc::clone(&waker_slot),
-                _guard: DropCount(Arc::clone(&drops)),
-            },
-        );
-
-        let slot = Arc::clone(&waker_slot);
-        let waker_thread = thread::spawn(move || loop {
-            let waker = slot.lock().unwrap().take();
+        let (join, counts, waker_slot) = spawn_two_polls(&model);
+        model.run_racing(thread::spawn(move || loop {
+            let waker = waker_slot.lock().unwrap().take();
             match waker {
                 Some(waker) => break waker.wake(),
                 None => thread::yield_now(),
             }
-        });
-        model.run_until_idle();
-        waker_thread.join().unwrap();
-        model.run_until_idle();
+        }));
 
-        assert_eq!(polls.load(Ordering::SeqCst), 2);
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(counts.polls(), 2);
+        assert_eq!(counts.drops(), 1);
         assert!(model.max_queued.load(Ordering::Relaxed) <= 1);
         assert!(join.is_finished());
         let mut join = join;
@@ -181,24 +215,20 @@ impl Future for Forever {
 fn abort_racing_poll_cancels_once() {
     loom::model(|| {
         let model = Model::new();
-        let polls = Arc::new(AtomicUsize::new(0));
-        let drops = Arc::new(AtomicUsize::new(0));
+        let counts = Counts::new();
         let join = Arc::new(spawn(
             &model,
             Forever {
-                polls: Arc::clone(&polls),
-                _guard: DropCount(Arc::clone(&drops)),
+                polls: Arc::clone(&counts.polls),
+                _guard: counts.drop_guard(),
             },
         ));
 
         let remote = Arc::clone(&join);
-        let aborter = thread::spawn(move || remote.abort());
-        model.run_until_idle();
-        aborter.join().unwrap();
-        model.run_until_idle();
+        model.run_racing(thread::spawn(move || remote.abort()));
 
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-        assert!(polls.load(Ordering::SeqCst) <= 1);
+        assert_eq!(counts.drops(), 1);
+        assert!(counts.polls() <= 1);
         let mut join = Arc::try_unwrap(join).expect("aborter is gone");
         match poll_once(&mut join, Waker::noop()) {
             Poll::Ready(Err(error)) => assert!(error.is_cancelled()),
@@ -272,25 +302,15 @@ fn join_handle_drop_racing_completion_drops_output_once() {
 fn shutdown_racing_wake_drops_future_once() {
     loom::model(|| {
         let model = Model::new();
-        let polls = Arc::new(AtomicUsize::new(0));
-        let drops = Arc::new(AtomicUsize::new(0));
-        let waker_slot = Arc::new(Mutex::new(None));
-        let join = spawn(
-            &model,
-            TwoPolls {
-                polls: Arc::clone(&polls),
-                waker_slot: Arc::clone(&waker_slot),
-                _guard: DropCount(Arc::clone(&drops)),
-            },
-        );
+        let (join, counts, waker_slot) = spawn_two_polls(&model);
         model.run_until_idle();
         let waker = waker_slot.lock().unwrap().take().expect("first poll ran");
         let waker_thread = thread::spawn(move || waker.wake());
         model.shutdown();
         waker_thread.join().unwrap();
         model.run_until_idle();
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(counts.drops(), 1);
+        assert_eq!(counts.polls(), 1);
         drop(join);
         model.shutdown();
     });

@@ -68,6 +68,11 @@ fn assert_tiers(order: &[usize], tiers: &[Vec<usize>]) {
     assert!(rest.is_empty(), "left over: {rest:?}");
 }
 
+/// Affinity's planner for thief P5 of [`epyc32`] (L3 1, node 0), the thief of most tests.
+fn affinity_p5_on_epyc32() -> VictimPlanner {
+    VictimPlanner::new(&affinity(), &epyc32(), 5)
+}
+
 // Affinity orders by score; victims with equal scores form a tier, visited in rotation
 // order (P t + 1, t + 2, ... wrapping) from a random start per plan, so each tier below is
 // listed in that rotation order and the plan must show a rotation of it.
@@ -97,8 +102,7 @@ fn affinity_on_epyc_follows_the_formula() {
 
 #[test]
 fn affinity_latency_term_reorders_after_refresh() {
-    let topo = epyc32();
-    let mut p5 = VictimPlanner::new(&affinity(), &topo, 5);
+    let mut p5 = affinity_p5_on_epyc32();
     let idle = [0; 32];
     let static_tiers = [vec![6, 7, 4], range(0..4), range(8..16), range(16..32)];
     assert_tiers(&plan(&mut p5, &idle), &static_tiers);
@@ -287,8 +291,7 @@ fn plan_with(planner: &mut VictimPlanner, lens: &[usize]) -> Vec<usize> {
 fn affinity_visits_a_victim_with_work_before_every_empty_one() {
     // One-spawns-all seen from afar: only P20 (node 2) has work. Thief P5 (node 0) goes
     // there first instead of visiting its 15 empty node peers and node 1 on the way.
-    let topo = epyc32();
-    let mut p5 = VictimPlanner::new(&affinity(), &topo, 5);
+    let mut p5 = affinity_p5_on_epyc32();
     let mut lens = [0; 32];
     lens[20] = 1000;
     let order = plan_with(&mut p5, &lens);
@@ -304,8 +307,7 @@ fn affinity_visits_a_victim_with_work_before_every_empty_one() {
 
 #[test]
 fn affinity_load_term_outranks_one_distance_step_not_the_l3() {
-    let topo = epyc32();
-    let mut p5 = VictimPlanner::new(&affinity(), &topo, 5);
+    let mut p5 = affinity_p5_on_epyc32();
     let mut lens = [0; 32];
     // P6 (same L3) holds 1 task: 0.8 + 0.25 / 1000; P0 (same node) 1 task: 0.3 + 0.00025;
     // P9 (node 1) 1000 tasks: 0.15 + 0.25 = 0.4; P20 (node 2) 1000: 0 + 0.25.

@@ -293,6 +293,19 @@ mod tests {
         }
     }
 
+    /// Serves `reply` once and fetches `path` from it with `fetch` (`get` or `get_ok`) and
+    /// the fast limits, then joins the server.
+    fn fetch_once(
+        reply: &[u8],
+        fetch: fn(&str, &str, Limits) -> Result<Response, Error>,
+        path: &str,
+    ) -> Result<Response, Error> {
+        let (port, server) = serve_once(reply.to_vec());
+        let result = fetch(&format!("127.0.0.1:{port}"), path, fast());
+        server.join().unwrap();
+        result
+    }
+
     #[test]
     fn content_length_body_over_a_socket() {
         let (port, server) = serve_once(
@@ -318,28 +331,25 @@ mod tests {
 
     #[test]
     fn chunked_body_over_a_socket() {
-        let (port, server) = serve_once(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;ext=1\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\n"
-                .to_vec(),
-        );
-        let response = get_ok(&format!("127.0.0.1:{port}"), "/probes.json", fast()).unwrap();
+        let response = fetch_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;ext=1\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\n",
+            get_ok,
+            "/probes.json",
+        )
+        .unwrap();
         assert_eq!(response.body, b"{\"a\":1}");
-        server.join().unwrap();
     }
 
     #[test]
     fn body_to_eof_without_length() {
-        let (port, server) = serve_once(b"HTTP/1.0 200 OK\r\n\r\nhello".to_vec());
-        let response = get_ok(&format!("127.0.0.1:{port}"), "/", fast()).unwrap();
+        let response = fetch_once(b"HTTP/1.0 200 OK\r\n\r\nhello", get_ok, "/").unwrap();
         assert_eq!(response.body, b"hello");
-        server.join().unwrap();
     }
 
     #[test]
     fn non_200_is_a_status_error() {
-        let (port, server) =
-            serve_once(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found".to_vec());
-        let error = get_ok(&format!("127.0.0.1:{port}"), "/probes.json", fast()).unwrap_err();
+        let reply = b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found";
+        let error = fetch_once(reply, get_ok, "/probes.json").unwrap_err();
         assert_eq!(
             error,
             Error::Status {
@@ -348,21 +358,16 @@ mod tests {
             }
         );
         assert_eq!(error.to_string(), "HTTP status 404 Not Found");
-        server.join().unwrap();
     }
 
     #[test]
     fn truncated_body_and_headers_are_errors() {
-        let (port, server) =
-            serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":".to_vec());
-        let error = get(&format!("127.0.0.1:{port}"), "/", fast()).unwrap_err();
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":";
+        let error = fetch_once(reply, get, "/").unwrap_err();
         assert!(matches!(error, Error::Truncated(_)), "{error:?}");
-        server.join().unwrap();
 
-        let (port, server) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Le".to_vec());
-        let error = get(&format!("127.0.0.1:{port}"), "/", fast()).unwrap_err();
+        let error = fetch_once(b"HTTP/1.1 200 OK\r\nContent-Le", get, "/").unwrap_err();
         assert!(matches!(error, Error::Truncated(_)), "{error:?}");
-        server.join().unwrap();
 
         let error =
             parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n")

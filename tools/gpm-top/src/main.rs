@@ -169,7 +169,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Args, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
+        parse_args(args.iter().map(ToString::to_string))
     }
 
     #[test]

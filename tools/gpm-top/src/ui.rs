@@ -276,32 +276,30 @@ fn si(value: f64) -> String {
         return "-".to_owned();
     }
     let a = value.abs();
-    if a >= 1e9 {
-        format!("{:.2}G", value / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2}M", value / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.1}k", value / 1e3)
-    } else if a >= 100.0 || value == value.trunc() {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
-    }
+    let units = [(1e9, 1e9, 2, "G"), (1e6, 1e6, 2, "M"), (1e4, 1e3, 1, "k")];
+    in_unit(value, a, &units).unwrap_or_else(|| {
+        if a >= 100.0 || value == value.trunc() {
+            format!("{value:.0}")
+        } else {
+            format!("{value:.1}")
+        }
+    })
+}
+
+/// `value` in the first of `units`, `(threshold, divisor, decimals, suffix)`, whose threshold
+/// `magnitude` reaches; `None` below them all.
+fn in_unit(value: f64, magnitude: f64, units: &[(f64, f64, usize, &str)]) -> Option<String> {
+    let &(_, divisor, decimals, suffix) = units.iter().find(|unit| magnitude >= unit.0)?;
+    Some(format!("{:.*}{suffix}", decimals, value / divisor))
 }
 
 /// Nanoseconds in the unit that fits.
 fn nanos(ns: f64) -> String {
     if !ns.is_finite() {
-        "-".to_owned()
-    } else if ns >= 1e9 {
-        format!("{:.2}s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.2}ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.1}us", ns / 1e3)
-    } else {
-        format!("{ns:.0}ns")
+        return "-".to_owned();
     }
+    let units = [(1e9, 1e9, 2, "s"), (1e6, 1e6, 2, "ms"), (1e3, 1e3, 1, "us")];
+    in_unit(ns, ns, &units).unwrap_or_else(|| format!("{ns:.0}ns"))
 }
 
 fn duration_s(s: f64) -> String {
@@ -321,15 +319,14 @@ fn duration_s(s: f64) -> String {
 }
 
 fn bytes(b: f64) -> String {
-    if b >= (1u64 << 30) as f64 {
-        format!("{:.1}GiB", b / (1u64 << 30) as f64)
-    } else if b >= (1u64 << 20) as f64 {
-        format!("{:.1}MiB", b / (1u64 << 20) as f64)
-    } else if b >= 1024.0 {
-        format!("{:.1}KiB", b / 1024.0)
-    } else {
-        format!("{b:.0}B")
-    }
+    const GIB: f64 = (1u64 << 30) as f64;
+    const MIB: f64 = (1u64 << 20) as f64;
+    let units = [
+        (GIB, GIB, 1, "GiB"),
+        (MIB, MIB, 1, "MiB"),
+        (1024.0, 1024.0, 1, "KiB"),
+    ];
+    in_unit(b, b, &units).unwrap_or_else(|| format!("{b:.0}B"))
 }
 
 #[cfg(test)]

@@ -343,13 +343,19 @@ mod tests {
         now(future)
     }
 
-    fn trip(service: &mut Tiered, clock: &ManualClock) {
-        timed(service, clock, 1, 20 * MS).unwrap();
-        timed(service, clock, 2, 20 * MS).unwrap();
+    /// The fast tier (0) is open.
+    #[track_caller]
+    fn assert_fast_tier_open(service: &Tiered) {
         assert!(matches!(
             service.layer.breaker().state(0).unwrap(),
             BreakerState::Open { .. }
         ));
+    }
+
+    fn trip(service: &mut Tiered, clock: &ManualClock) {
+        timed(service, clock, 1, 20 * MS).unwrap();
+        timed(service, clock, 2, 20 * MS).unwrap();
+        assert_fast_tier_open(service);
     }
 
     #[test]
@@ -413,18 +419,12 @@ mod tests {
         );
         clock.advance(50 * MS);
         drop(call(&mut service, 1));
-        assert!(matches!(
-            service.layer.breaker().state(0).unwrap(),
-            BreakerState::Open { .. }
-        ));
+        assert_fast_tier_open(&service);
         // Inner errors count as failures and pass through unchanged.
         clock.advance(50 * MS);
         let error = timed(&mut service, &clock, -1, MS).unwrap_err();
         assert_eq!(error.to_string(), "boom");
-        assert!(matches!(
-            service.layer.breaker().state(0).unwrap(),
-            BreakerState::Open { .. }
-        ));
+        assert_fast_tier_open(&service);
     }
 
     #[test]

@@ -68,36 +68,75 @@ impl Future for WaitForWake {
     }
 }
 
+/// How often, and on which thread, the task's future was dropped.
+struct Drops {
+    count: Arc<AtomicUsize>,
+    thread: Arc<Mutex<Option<thread::ThreadId>>>,
+    /// The set's thread.
+    owner: thread::ThreadId,
+}
+
+impl Drops {
+    /// The future was dropped exactly once, on the set's thread.
+    fn assert_once_on_the_set_thread(&self) {
+        assert_eq!(self.count.load(Ordering::SeqCst), 1);
+        assert_eq!(*self.thread.lock().unwrap(), Some(self.owner));
+    }
+}
+
 struct Setup {
+    /// The set's driver: its flag and waker.
+    driver: (std::sync::Arc<Flag>, Waker),
     set: LocalSet,
     join: crate::task::JoinHandle<()>,
     waker: Waker,
-    drops: Arc<AtomicUsize>,
-    dropped_on: Arc<Mutex<Option<thread::ThreadId>>>,
+    drops: Drops,
 }
 
 /// A set with one task that has been polled once and waits for a wake.
-fn setup(driver: &Waker) -> Setup {
+fn setup() -> Setup {
+    let driver = driver();
     let mut set = LocalSet::new();
     let waker_slot = Arc::new(Mutex::new(None));
-    let drops = Arc::new(AtomicUsize::new(0));
-    let dropped_on = Arc::new(Mutex::new(None));
+    let drops = Drops {
+        count: Arc::new(AtomicUsize::new(0)),
+        thread: Arc::new(Mutex::new(None)),
+        owner: thread::current().id(),
+    };
     let join = set.spawn_local(WaitForWake {
         polls: 0,
         waker_slot: Arc::clone(&waker_slot),
         _record: DropRecord {
-            count: Arc::clone(&drops),
-            thread: Arc::clone(&dropped_on),
+            count: Arc::clone(&drops.count),
+            thread: Arc::clone(&drops.thread),
         },
     });
-    assert!(poll_set(&mut set, driver).is_pending());
+    assert!(poll_set(&mut set, &driver.1).is_pending());
     let waker = waker_slot.lock().unwrap().take().expect("polled once");
     Setup {
+        driver,
         set,
         join,
         waker,
         drops,
-        dropped_on,
+    }
+}
+
+/// Runs `other` on another thread while the set is polled once: either that poll ran the
+/// task, or `other`'s wake woke the set's driver (`lost` otherwise) and the next poll
+/// finishes the set.
+fn race_a_poll(
+    set: &mut LocalSet,
+    (flag, driver_waker): &(std::sync::Arc<Flag>, Waker),
+    other: impl FnOnce() + Send + 'static,
+    lost: &str,
+) {
+    let racing = thread::spawn(other);
+    let raced = poll_set(set, driver_waker);
+    racing.join().unwrap();
+    if raced.is_pending() {
+        assert!(flag.0.load(Ordering::SeqCst), "{lost}");
+        assert!(poll_set(set, driver_waker).is_ready());
     }
 }
 
@@ -114,25 +153,16 @@ fn join_output(join: &mut crate::task::JoinHandle<()>) -> Result<(), crate::Join
 #[test]
 fn wake_from_another_thread_is_not_lost() {
     loom::model(|| {
-        let (flag, driver_waker) = driver();
-        let Setup {
-            mut set,
-            mut join,
-            waker,
-            drops,
-            dropped_on,
-        } = setup(&driver_waker);
-        let owner = thread::current().id();
-        let waking = thread::spawn(move || waker.wake());
-        let raced = poll_set(&mut set, &driver_waker);
-        waking.join().unwrap();
-        if raced.is_pending() {
-            assert!(flag.0.load(Ordering::SeqCst), "the wake was lost");
-            assert!(poll_set(&mut set, &driver_waker).is_ready());
-        }
-        assert!(join_output(&mut join).is_ok());
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-        assert_eq!(*dropped_on.lock().unwrap(), Some(owner));
+        let mut s = setup();
+        let waker = s.waker;
+        race_a_poll(
+            &mut s.set,
+            &s.driver,
+            move || waker.wake(),
+            "the wake was lost",
+        );
+        assert!(join_output(&mut s.join).is_ok());
+        s.drops.assert_once_on_the_set_thread();
     });
 }
 
@@ -142,21 +172,13 @@ fn wake_from_another_thread_is_not_lost() {
 #[test]
 fn wake_racing_the_drop_of_the_set() {
     loom::model(|| {
-        let (_flag, driver_waker) = driver();
-        let Setup {
-            set,
-            mut join,
-            waker,
-            drops,
-            dropped_on,
-        } = setup(&driver_waker);
-        let owner = thread::current().id();
+        let mut s = setup();
+        let waker = s.waker;
         let waking = thread::spawn(move || waker.wake());
-        drop(set);
+        drop(s.set);
         waking.join().unwrap();
-        assert!(join_output(&mut join).unwrap_err().is_cancelled());
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-        assert_eq!(*dropped_on.lock().unwrap(), Some(owner));
+        assert!(join_output(&mut s.join).unwrap_err().is_cancelled());
+        s.drops.assert_once_on_the_set_thread();
     });
 }
 
@@ -165,27 +187,13 @@ fn wake_racing_the_drop_of_the_set() {
 #[test]
 fn abort_from_another_thread_cancels_on_the_set_thread() {
     loom::model(|| {
-        let (flag, driver_waker) = driver();
-        let Setup {
-            mut set,
-            mut join,
-            waker,
-            drops,
-            dropped_on,
-        } = setup(&driver_waker);
-        drop(waker);
-        let owner = thread::current().id();
-        let abort = join.abort_handle();
-        let aborting = thread::spawn(move || abort.abort());
-        let raced = poll_set(&mut set, &driver_waker);
-        aborting.join().unwrap();
-        if raced.is_pending() {
-            assert!(flag.0.load(Ordering::SeqCst), "the abort's wake was lost");
-            assert!(poll_set(&mut set, &driver_waker).is_ready());
-        }
-        assert!(join_output(&mut join).unwrap_err().is_cancelled());
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
-        assert_eq!(*dropped_on.lock().unwrap(), Some(owner));
+        let mut s = setup();
+        drop(s.waker);
+        let abort = s.join.abort_handle();
+        let lost = "the abort's wake was lost";
+        race_a_poll(&mut s.set, &s.driver, move || abort.abort(), lost);
+        assert!(join_output(&mut s.join).unwrap_err().is_cancelled());
+        s.drops.assert_once_on_the_set_thread();
     });
 }
 
