@@ -36,12 +36,13 @@ pub(crate) mod pausable;
 
 pub use instant::Instant;
 
-use crate::driver::time::{ShardRef, TimeDriver, TimerPoll, Turn};
+use crate::driver::time::{TimerPoll, TimerShard, Turn};
 use crate::driver::wheel::Key;
 use crate::task::coop;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 pub use std::time::Duration;
@@ -49,15 +50,12 @@ pub use std::time::Duration;
 /// About 30 years: what "far in the future" means when a deadline would overflow.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
-/// A timer for `deadline(now)` in the current runtime, in the shard of the P this thread's M
-/// holds, or the runtime's extra shard on a thread without one of its Ps.
+/// The timer shard of the current runtime for a timer created here: the shard of the P this
+/// thread's M holds, or the runtime's extra shard on a thread without one of its Ps.
 #[track_caller]
-fn new_sleep(deadline: impl FnOnce(&TimeDriver) -> Instant) -> Sleep {
+fn current_shard() -> Arc<TimerShard> {
     crate::rt::context::with_handle(|handle| {
-        handle.map(|h| {
-            let time = &h.shared.driver.time;
-            Sleep::new(time.shard(h.shared.current_processor()), deadline(time))
-        })
+        handle.map(|h| h.shared.driver.time.shard(h.shared.current_processor()))
     })
     .unwrap_or_else(|| {
         panic!(
@@ -67,10 +65,10 @@ fn new_sleep(deadline: impl FnOnce(&TimeDriver) -> Instant) -> Sleep {
     })
 }
 
-/// `duration` from now by the clock of `time`'s runtime (one read, no second lookup of the
+/// `duration` from now by the clock of `shard`'s runtime (one read, no second lookup of the
 /// runtime).
-fn deadline_after(time: &TimeDriver, duration: Duration) -> Instant {
-    add_saturating(Instant::from_std(time.clock().now()), duration)
+fn deadline_after(shard: &TimerShard, duration: Duration) -> Instant {
+    add_saturating(Instant::from_std(shard.now()), duration)
 }
 
 /// `instant + duration`, or a deadline far in the future (never reached) when the sum does
@@ -87,7 +85,9 @@ fn add_saturating(instant: Instant, duration: Duration) -> Instant {
 /// Outside a gpm runtime context.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    new_sleep(|time| deadline_after(time, duration))
+    let shard = current_shard();
+    let deadline = deadline_after(&shard, duration);
+    Sleep::new(shard, deadline)
 }
 
 /// Waits until `deadline`, like `tokio::time::sleep_until`.
@@ -96,20 +96,20 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// Outside a gpm runtime context.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    new_sleep(|_| deadline)
+    Sleep::new(current_shard(), deadline)
 }
 
 /// The future of [`sleep`] and [`sleep_until`]. Cancelled when dropped.
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
-    shard: ShardRef,
+    shard: Arc<TimerShard>,
     deadline: Instant,
     key: Option<Key>,
     elapsed: bool,
 }
 
 impl Sleep {
-    pub(crate) fn new(shard: ShardRef, deadline: Instant) -> Sleep {
+    pub(crate) fn new(shard: Arc<TimerShard>, deadline: Instant) -> Sleep {
         Sleep {
             shard,
             deadline,
