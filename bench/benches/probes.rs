@@ -1,5 +1,5 @@
 //! What the probes cost: tokio's runtime workloads on gpm with probes off
-//! (`Builder::enable_probes(false)`), on with the default sampling (1 schedule in 16 timed), and
+//! (`Builder::enable_probes(false)`), on with the defaults (1 schedule in 32 timed), and
 //! on with every task timed, plus tokio, in one criterion group per workload.
 //! Workers: `GPM_BENCH_WORKERS` (default 2).
 
@@ -34,11 +34,7 @@ macro_rules! on_each_runtime {
         }
         one($group, "tokio", Tokio::with_workers($workers));
         one($group, "gpm_probes_off", Gpm::with_probes($workers, None));
-        one(
-            $group,
-            "gpm_probes_on_1_in_16",
-            Gpm::with_probes($workers, Some(16)),
-        );
+        one($group, "gpm_probes_default", Gpm::with_workers($workers));
         one(
             $group,
             "gpm_probes_on_every_task",

@@ -9,14 +9,14 @@
 #   spawn_many_local  10,000 tasks from block_on x 20   per spawn from outside the Ps
 #   ping_pong         1000 pings x 20                   per ping (two spawns, two messages)
 #
-# Usage: bash bench/scripts/instructions.sh [modes...]   (default modes: off 16)
+# Usage: bash bench/scripts/instructions.sh [modes...]   (default modes: off 32, the default sampling)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v valgrind > /dev/null || sudo apt-get install -y -q valgrind > /dev/null 2>&1 \
     || apt-get install -y -q valgrind > /dev/null
 cargo build -q --release -p gpm-bench --example probe_cost
 bin=target/release/examples/probe_cost
-if [ $# -eq 0 ]; then modes=(off 16); else modes=("$@"); fi
+if [ $# -eq 0 ]; then modes=(off 32); else modes=("$@"); fi
 
 count() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \
