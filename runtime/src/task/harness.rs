@@ -16,7 +16,7 @@
 use super::core::{Cell, Core, Header, Stage, Trailer, Vtable};
 use super::current::IdGuard;
 use super::join::JoinError;
-use super::state::{State, ToIdle, ToRunning};
+use super::state::{PollRef, State, ToIdle, ToRunning};
 use super::{waker, Notified, RanRaw, RawTask, Schedule, Task};
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -132,9 +132,15 @@ where
 
     /// After a `Pending` poll: idle, or woken meanwhile (a yield), or cancelled meanwhile.
     fn after_pending(self) -> RanRaw {
-        match self.state().transition_to_idle() {
+        let to_runner = self.core().scheduler.yields_to_runner();
+        let poll_ref = match to_runner {
+            true => PollRef::Transfer,
+            false => PollRef::KeepUntilScheduled,
+        };
+        match self.state().transition_to_idle(poll_ref) {
             ToIdle::Ok => RanRaw::Idle,
-            ToIdle::OkNotified => self.yielded(),
+            ToIdle::OkNotified if to_runner => RanRaw::Yielded(self.raw()),
+            ToIdle::OkNotified => self.yield_to_scheduler(),
             ToIdle::OkDealloc => {
                 self.dealloc();
                 RanRaw::Idle
@@ -147,15 +153,11 @@ where
         }
     }
 
-    /// The task was woken during its poll: the transition to idle counted a reference for
-    /// the new notification, which goes to the scheduler's yield queue or back to the
-    /// runner ([`Schedule::yields_to_runner`]); the poll's own reference is dropped (the
-    /// notification's keeps the cell alive).
-    fn yielded(self) -> RanRaw {
-        if self.core().scheduler.yields_to_runner() {
-            self.raw().drop_reference();
-            return RanRaw::Yielded(self.raw());
-        }
+    /// The task was woken during its poll and its scheduler queues it itself
+    /// ([`Schedule::yield_now`]; a runtime's M takes it back instead: [`RanRaw::Yielded`],
+    /// with the poll's reference as the notification's). The transition to idle counted a
+    /// reference for the new notification; the poll's is dropped once it is queued.
+    fn yield_to_scheduler(self) -> RanRaw {
         // SAFETY: the transition counted a reference for this notification; the poll's
         // reference keeps the cell (and the scheduler in it) alive meanwhile.
         let notified = unsafe { Notified::from_raw(self.raw()) };

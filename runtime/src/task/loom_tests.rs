@@ -14,11 +14,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-/// The model scheduler: a queue the test drains, and the owned-task list.
+/// The model scheduler: a queue the test drains, and the owned-task list. With
+/// `to_runner`, a task woken during its poll comes back to the runner, which queues it, as
+/// the runtime's Ms do (the poll's reference becomes the notification's:
+/// `state::PollRef::Transfer`); without, the harness queues it through `yield_now`.
 struct Model {
     queue: Mutex<Vec<Notified<Arc<Model>>>>,
     owned: OwnedTasks<Arc<Model>>,
     max_queued: AtomicUsize,
+    to_runner: bool,
 }
 
 impl Schedule for Arc<Model> {
@@ -33,14 +37,23 @@ impl Schedule for Arc<Model> {
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
         self.owned.remove(task)
     }
+
+    fn yields_to_runner(&self) -> bool {
+        self.to_runner
+    }
 }
 
 impl Model {
     fn new() -> Arc<Model> {
+        Model::with_yields_to_runner(false)
+    }
+
+    fn with_yields_to_runner(to_runner: bool) -> Arc<Model> {
         Arc::new(Model {
             queue: Mutex::new(Vec::new()),
             owned: OwnedTasks::new(1),
             max_queued: AtomicUsize::new(0),
+            to_runner,
         })
     }
 }
@@ -62,13 +75,24 @@ impl Model {
         loop {
             let next = self.queue.lock().unwrap().pop();
             match next {
-                Some(task) => {
-                    // This scheduler queues its yielded tasks itself.
-                    let ran = task.run();
-                    assert!(!matches!(ran, super::Ran::Yielded(_)));
-                }
+                Some(task) => match task.run() {
+                    super::Ran::Yielded(task) => {
+                        assert!(self.to_runner, "only a runner that asked gets it back");
+                        self.schedule_as_runner(task);
+                    }
+                    super::Ran::Idle | super::Ran::Completed => {}
+                },
                 None => return,
             }
+        }
+    }
+
+    /// Queues a task handed back by its poll, as the runtime's M does.
+    fn schedule_as_runner(&self, task: Notified<Arc<Model>>) {
+        let mut queue = self.queue.lock().unwrap();
+        queue.push(task);
+        if queue.len() > self.max_queued.load(Ordering::Relaxed) {
+            self.max_queued.store(queue.len(), Ordering::Relaxed);
         }
     }
 
@@ -166,32 +190,36 @@ fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output
 }
 
 /// A wake from another thread, racing the first poll: the task is rescheduled exactly once
-/// (never two queue entries), polled exactly twice, and its future dropped exactly once.
+/// (never two queue entries), polled exactly twice, and its future dropped exactly once;
+/// whether the harness or the runner queues a task woken during its poll.
 #[test]
 fn wake_racing_poll_reschedules_once() {
-    loom::model(|| {
-        let model = Model::new();
-        let (join, counts, waker_slot) = spawn_two_polls(&model);
-        model.run_racing(thread::spawn(move || loop {
-            let waker = waker_slot.lock().unwrap().take();
-            match waker {
-                Some(waker) => break waker.wake(),
-                None => thread::yield_now(),
-            }
-        }));
+    for to_runner in [false, true] {
+        loom::model(move || wake_racing_poll(Model::with_yields_to_runner(to_runner)));
+    }
+}
 
-        assert_eq!(counts.polls(), 2);
-        assert_eq!(counts.drops(), 1);
-        assert!(model.max_queued.load(Ordering::Relaxed) <= 1);
-        assert!(join.is_finished());
-        let mut join = join;
-        match poll_once(&mut join, Waker::noop()) {
-            Poll::Ready(Ok(2)) => {}
-            other => panic!("unexpected join result {other:?}"),
+fn wake_racing_poll(model: Arc<Model>) {
+    let (join, counts, waker_slot) = spawn_two_polls(&model);
+    model.run_racing(thread::spawn(move || loop {
+        let waker = waker_slot.lock().unwrap().take();
+        match waker {
+            Some(waker) => break waker.wake(),
+            None => thread::yield_now(),
         }
-        drop(join);
-        model.shutdown();
-    });
+    }));
+
+    assert_eq!(counts.polls(), 2);
+    assert_eq!(counts.drops(), 1);
+    assert!(model.max_queued.load(Ordering::Relaxed) <= 1);
+    assert!(join.is_finished());
+    let mut join = join;
+    match poll_once(&mut join, Waker::noop()) {
+        Poll::Ready(Ok(2)) => {}
+        other => panic!("unexpected join result {other:?}"),
+    }
+    drop(join);
+    model.shutdown();
 }
 
 /// Never completes on its own.
@@ -210,33 +238,37 @@ impl Future for Forever {
 }
 
 /// `abort` from another thread racing the poll (before, during or after it): the task ends
-/// cancelled, its future is dropped exactly once, and it is polled at most once.
+/// cancelled, its future is dropped exactly once, and it is polled at most once; whether
+/// the harness or the runner queues a task woken during its poll.
 #[test]
 fn abort_racing_poll_cancels_once() {
-    loom::model(|| {
-        let model = Model::new();
-        let counts = Counts::new();
-        let join = Arc::new(spawn(
-            &model,
-            Forever {
-                polls: Arc::clone(&counts.polls),
-                _guard: counts.drop_guard(),
-            },
-        ));
+    for to_runner in [false, true] {
+        loom::model(move || abort_racing_poll(Model::with_yields_to_runner(to_runner)));
+    }
+}
 
-        let remote = Arc::clone(&join);
-        model.run_racing(thread::spawn(move || remote.abort()));
+fn abort_racing_poll(model: Arc<Model>) {
+    let counts = Counts::new();
+    let join = Arc::new(spawn(
+        &model,
+        Forever {
+            polls: Arc::clone(&counts.polls),
+            _guard: counts.drop_guard(),
+        },
+    ));
 
-        assert_eq!(counts.drops(), 1);
-        assert!(counts.polls() <= 1);
-        let mut join = Arc::try_unwrap(join).expect("aborter is gone");
-        match poll_once(&mut join, Waker::noop()) {
-            Poll::Ready(Err(error)) => assert!(error.is_cancelled()),
-            other => panic!("expected cancellation, got {other:?}"),
-        }
-        drop(join);
-        model.shutdown();
-    });
+    let remote = Arc::clone(&join);
+    model.run_racing(thread::spawn(move || remote.abort()));
+
+    assert_eq!(counts.drops(), 1);
+    assert!(counts.polls() <= 1);
+    let mut join = Arc::try_unwrap(join).expect("aborter is gone");
+    match poll_once(&mut join, Waker::noop()) {
+        Poll::Ready(Err(error)) => assert!(error.is_cancelled()),
+        other => panic!("expected cancellation, got {other:?}"),
+    }
+    drop(join);
+    model.shutdown();
 }
 
 /// Counts wake-ups of the join waker.
