@@ -18,7 +18,7 @@
 //! [`RuntimeConfig::build_gpm`]); today only `default` exists.
 
 use super::out::{num, Output, Table};
-use super::{parse_policies, policy_name, RuntimeConfig};
+use super::{parse_policies, policy_name, Probes, RuntimeConfig};
 use crate::workloads::{self, SpawnMany};
 use crate::{Gpm, Rt, Tokio};
 use clap::Args;
@@ -45,6 +45,10 @@ pub struct CompareArgs {
     /// any of gpm's policies (the default lists them all).
     #[arg(long, default_value_t = super::all_policies())]
     pub policies: String,
+    /// Also run each gpm column with its probes off (`enable_probes(false)`) in the same
+    /// alternating rounds, and report what the default probes cost (on / off).
+    #[arg(long)]
+    pub probes_off: bool,
 }
 
 /// tokio's workloads by name.
@@ -165,6 +169,10 @@ pub fn run(args: &CompareArgs, out: &Output) -> Result<String, String> {
         let p = policy_name(p);
         header.push(format!("gpm[{p}]_ms"));
         header.push(format!("tokio/gpm[{p}]"));
+        if args.probes_off {
+            header.push(format!("gpm[{p}]_probes_off_ms"));
+            header.push(format!("probes_on/off[{p}]"));
+        }
     }
     let mut table = Table {
         header,
@@ -174,27 +182,32 @@ pub fn run(args: &CompareArgs, out: &Output) -> Result<String, String> {
     for name in &names {
         bar.set_message(name.clone());
         let mut sides = vec![runner(name, Tokio::with_workers(workers), workers)?];
+        let probes: &[Probes] = match args.probes_off {
+            true => &[Probes::Default, Probes::Off],
+            false => &[Probes::Default],
+        };
         for &policy in &policies {
-            let config = RuntimeConfig {
-                policy,
-                ..RuntimeConfig::new(workers)
-            };
-            // Probes as the plain runtime has them (one task in 64 timed), not the lab's 8.
-            let config = RuntimeConfig {
-                probe_sampling: 64,
-                ..config
-            };
-            sides.push(runner(name, Gpm(config.build_gpm()?), workers)?);
+            for &probes in probes {
+                // Probes as a plain runtime has them, not the lab's one task in 8 timed.
+                let config = RuntimeConfig {
+                    policy,
+                    probes,
+                    ..RuntimeConfig::new(workers)
+                };
+                sides.push(runner(name, Gpm(config.build_gpm()?), workers)?);
+            }
         }
         let mut samples = interleave(&mut sides, args.warmup, args.runs);
         let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
+        let ratio = |a: Duration, b: Duration| num(a.as_secs_f64() / b.as_secs_f64().max(1e-12), 2);
         let mut row = vec![name.clone(), ms(medians[0])];
-        for gpm in &medians[1..] {
-            row.push(ms(*gpm));
-            row.push(num(
-                medians[0].as_secs_f64() / gpm.as_secs_f64().max(1e-12),
-                2,
-            ));
+        for gpm in medians[1..].chunks(probes.len()) {
+            row.push(ms(gpm[0]));
+            row.push(ratio(medians[0], gpm[0]));
+            if let [on, off] = gpm {
+                row.push(ms(*off));
+                row.push(ratio(*on, *off));
+            }
         }
         table.push(row);
         bar.inc(1);

@@ -80,8 +80,20 @@ pub struct RuntimeConfig {
     pub workers: usize,
     /// Stealing policy (`None`: the runtime's own choice).
     pub policy: PolicyChoice,
-    /// Time one task in `probe_sampling` (`Builder::probe_sampling`); 0 turns timing off.
-    pub probe_sampling: u32,
+    /// The probes: on, timing one task in `n` (`Builder::probe_sampling`; 0 turns timing
+    /// off), on with the runtime's defaults, or off.
+    pub probes: Probes,
+}
+
+/// How a lab runtime's probes are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probes {
+    /// On, timing one schedule in this many (0: counting only).
+    Sampling(u32),
+    /// As a runtime built with no probe settings has them.
+    Default,
+    /// `enable_probes(false)`, no timing.
+    Off,
 }
 
 impl RuntimeConfig {
@@ -90,16 +102,19 @@ impl RuntimeConfig {
         RuntimeConfig {
             workers,
             policy: None,
-            probe_sampling: 8,
+            probes: Probes::Sampling(8),
         }
     }
 
     /// The gpm builder for this configuration.
     pub fn gpm_builder(&self) -> gpm::Builder {
         let mut builder = gpm::Runtime::builder();
-        builder
-            .worker_threads(self.workers)
-            .probe_sampling(self.probe_sampling);
+        builder.worker_threads(self.workers);
+        match self.probes {
+            Probes::Sampling(every) => builder.probe_sampling(every),
+            Probes::Default => &mut builder,
+            Probes::Off => builder.enable_probes(false).probe_sampling(0),
+        };
         if let Some(policy) = self.policy {
             builder.steal_policy(policy);
         }
