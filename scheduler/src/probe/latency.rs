@@ -224,6 +224,33 @@ mod tests {
     }
 
     #[test]
+    fn threads_without_a_p_lose_no_sample_and_a_reader_never_stops_a_writer() {
+        let histograms = std::sync::Arc::new(LatencyHistograms::new(1));
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let histograms = std::sync::Arc::clone(&histograms);
+                std::thread::spawn(move || {
+                    for ns in 1..=10_000u64 {
+                        histograms.record(None, ns);
+                    }
+                })
+            })
+            .collect();
+        // P 0's holder records while a reader sums; counts only grow.
+        let mut last = 0;
+        for ns in 1..=10_000u64 {
+            histograms.record(Some(0), ns);
+            if ns % 1000 == 0 {
+                let count = histograms.quantiles().count;
+                assert!(count >= last && count >= ns, "{count} after {ns} of P 0's");
+                last = count;
+            }
+        }
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(histograms.quantiles().count, 50_000);
+    }
+
+    #[test]
     fn empty_histograms_summarise_to_zero() {
         assert_eq!(LatencyHistograms::new(3).quantiles(), Quantiles::default());
     }
