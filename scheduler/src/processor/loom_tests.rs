@@ -112,18 +112,28 @@ fn run_until_task(processor: &mut Processor<u32>, scheduler: &Scheduler<u32>) ->
     }
 }
 
+/// Runs `processor` until it has a task while another thread calls `push` for P0, and
+/// checks it got that task.
+fn take_the_task_pushed_to_p0(
+    scheduler: &Arc<Scheduler<u32>>,
+    processor: &mut Processor<u32>,
+    push: fn(&Scheduler<u32>, usize, u32),
+) {
+    let pusher = {
+        let scheduler = Arc::clone(scheduler);
+        thread::spawn(move || push(&scheduler, 0, TASK))
+    };
+    let task = run_until_task(processor, scheduler);
+    pusher.join().unwrap();
+    assert_eq!(task, TASK);
+}
+
 /// P0 looks for work and parks while `push` pushes a task that last ran on P0; P1 is busy
 /// in a poll throughout. P0 must end up with the task.
 fn push_racing_park(push: fn(&Scheduler<u32>, usize, u32)) {
     loom::model(move || {
         let (scheduler, mut processors) = two_ps(false);
-        let pusher = {
-            let scheduler = Arc::clone(&scheduler);
-            thread::spawn(move || push(&scheduler, 0, TASK))
-        };
-        let task = run_until_task(&mut processors[0], &scheduler);
-        pusher.join().unwrap();
-        assert_eq!(task, TASK);
+        take_the_task_pushed_to_p0(&scheduler, &mut processors[0], push);
         assert!(scheduler.injector().is_empty());
         assert!(scheduler.remotes[0].inbox.is_empty());
         assert!(!processors[0].is_searching());
@@ -208,13 +218,7 @@ fn without_a_wake_an_inbox_push_racing_the_park_of_a_non_searching_p_is_lost() {
 fn push_to_a_busy_p(push: fn(&Scheduler<u32>, usize, u32)) {
     loom::model(move || {
         let (scheduler, mut processors) = two_ps(true);
-        let pusher = {
-            let scheduler = Arc::clone(&scheduler);
-            thread::spawn(move || push(&scheduler, 0, TASK))
-        };
-        let task = run_until_task(&mut processors[1], &scheduler);
-        pusher.join().unwrap();
-        assert_eq!(task, TASK);
+        take_the_task_pushed_to_p0(&scheduler, &mut processors[1], push);
         // P0 stayed awake, so the task went to its inbox, and only a steal reaches that.
         let stats = scheduler.steal_stats();
         assert_eq!(stats.processors[1].tasks_stolen.total(), 1);
