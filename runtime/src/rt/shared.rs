@@ -350,10 +350,7 @@ impl Shared {
     #[cold]
     fn record_sojourn(self: &Arc<Self>, spawned: u64) {
         let events = self.scheduler.events();
-        let held = context::with_worker(|worker| match worker {
-            Some(worker) if Arc::ptr_eq(&worker.shared, self) => worker.held_processor(),
-            _ => None,
-        });
+        let held = self.current_processor();
         let sojourn = self.probes.record_sojourn(held, spawned);
         for (event, n) in [(Event::SojournNs, sojourn), (Event::Sojourn, 1)] {
             match held {

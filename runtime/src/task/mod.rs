@@ -332,7 +332,8 @@ impl<S: 'static> Notified<S> {
             RanRaw::Idle => Ran::Idle,
             RanRaw::Completed => Ran::Completed,
             // SAFETY: the harness hands back the notification of the task it ran, which is
-            // this one, so its scheduler is `S`; the transition counted its reference.
+            // this one, so its scheduler is `S`; the transition to idle made the poll's
+            // reference the notification's (`PollRef::Transfer`), so it is counted.
             RanRaw::Yielded(raw) => Ran::Yielded(unsafe { Notified::from_raw(raw) }),
         }
     }

@@ -131,7 +131,7 @@ impl ProbeState {
     /// A sampled task (spawned at stamp `spawned`) completed or was cancelled on P
     /// `processor` (`None`: by a thread without a P): records its sojourn in the histogram
     /// and returns it, in nanoseconds, for the caller's counters
-    /// (`Shared::count_completion`).
+    /// (`Shared::record_sojourn`).
     pub(crate) fn record_sojourn(&self, processor: Option<usize>, spawned: u64) -> u64 {
         let sojourn = stamp::ns_since(spawned);
         self.sojourn.record(processor, sojourn);
