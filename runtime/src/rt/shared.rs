@@ -24,6 +24,7 @@ use super::task_memory::TaskMemory;
 use super::worker;
 use crate::alloc::{SizeClass, TaskAllocatorStats};
 use crate::driver::Driver;
+use crate::task::core::Header;
 use crate::task::list::OwnedTasks;
 use crate::task::{new_task, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::probe::Event;
@@ -344,9 +345,25 @@ impl Shared {
         self.task_memory.release_idle()
     }
 
+    /// Counts a completion on the P that last polled the task (the M completing it holds
+    /// that P, unless the poll handed it off: so an atomic add, which any thread may do;
+    /// no thread-local lookup), or in the shared row for a task never polled; a sampled
+    /// task's sojourn too. Counted before the task leaves the owned list, so a reader that
+    /// finds the list empty finds every completion counted.
+    #[inline]
+    fn count_completion(self: &Arc<Self>, header: &Header) {
+        let events = self.scheduler.events();
+        match header.last_processor() {
+            Some(p) => events.table(p).add_from_any_thread(Event::Completion, 1),
+            None => events.count_shared(Event::Completion, 1),
+        }
+        if let Some(spawned) = header.times.spawned() {
+            self.record_sojourn(spawned);
+        }
+    }
+
     /// Records the sojourn of a sampled task (spawned at stamp `spawned`) that completed
-    /// on this thread: on the P it holds, or in the shared row. (The completion itself is
-    /// counted by the M that ran the task's last poll: `WorkerContext::count_completion`.)
+    /// on this thread: on the P it holds, or in the shared row.
     #[cold]
     fn record_sojourn(self: &Arc<Self>, spawned: u64) {
         let events = self.scheduler.events();
@@ -382,10 +399,7 @@ impl Schedule for Arc<Shared> {
 
     fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
         if self.probes.enabled() {
-            // A sampled task (one in `sample_every`) gives its sojourn.
-            if let Some(spawned) = task.header().times.spawned() {
-                self.record_sojourn(spawned);
-            }
+            self.count_completion(task.header());
         }
         self.owned.remove(task)
     }

@@ -178,21 +178,13 @@ impl WorkerContext {
     /// nothing is left. One function for the whole loop (generic, so each control gets its
     /// own copy): a step per call cost yield_many 4% more instructions.
     pub(super) fn run(&self, control: &mut impl LoopControl) -> LoopEnd {
-        // Whether the last poll completed its task: counted on the P when the loop borrows
-        // it again (no borrow of its own; see `count_completion`).
-        let mut completed = false;
         loop {
             let next = {
                 let mut slot = self.processor.borrow_mut();
                 let Some(processor) = slot.as_mut() else {
                     // Handed off during the last poll: this M is done.
-                    drop(slot);
-                    self.count_completion(completed);
                     return LoopEnd::Exit;
                 };
-                if std::mem::take(&mut completed) {
-                    processor.count(Event::Completion);
-                }
                 if self.shared.is_shutdown() {
                     processor.local_mut().drain().for_each(drop);
                     self.shared.probes.world.exit(processor.index());
@@ -203,10 +195,8 @@ impl WorkerContext {
             };
             match next {
                 Next::Run(task, index) => {
-                    match run_task_contained(&self.shared, task, index) {
-                        Ran::Idle => {}
-                        Ran::Completed => completed = true,
-                        Ran::Yielded(task) => self.queue_yielded(task),
+                    if let Ran::Yielded(task) = run_task_contained(&self.shared, task, index) {
+                        self.queue_yielded(task);
                     }
                     self.maintain_driver();
                 }
@@ -219,7 +209,6 @@ impl WorkerContext {
                 }
             }
             if !control.keep_running() {
-                self.count_completion(completed);
                 return LoopEnd::Budget;
             }
         }
@@ -256,25 +245,6 @@ impl WorkerContext {
         let every = self.shared.probes.sample_every();
         arrival.stamp(task.header(), self.sample_countdown.sample(every));
         processor.count(arrival.event());
-    }
-
-    /// Counts a task that completed in this M's last poll (if `completed`) on the P it
-    /// holds now (the poll may have handed the P off), else in the shared row. The M loop
-    /// counts completions where its P is at hand rather than where a task leaves the owned
-    /// list (`Schedule::release`, deep inside the harness, where finding the P took a
-    /// thread-local lookup per task); this is for the loop's exits.
-    fn count_completion(&self, completed: bool) {
-        if !completed {
-            return;
-        }
-        match self.processor.borrow().as_ref() {
-            Some(processor) => processor.count(Event::Completion),
-            None => self
-                .shared
-                .scheduler
-                .events()
-                .count_shared(Event::Completion, 1),
-        }
     }
 
     /// Every `MAINTENANCE_INTERVAL` polls, a non-blocking turn of the driver, so a runtime

@@ -94,7 +94,7 @@ where
             ToRunning::Cancelled => {
                 self.cancel_future();
                 self.complete();
-                RanRaw::Completed
+                RanRaw::Idle
             }
             ToRunning::Failed => RanRaw::Idle,
             ToRunning::Dealloc => {
@@ -117,17 +117,14 @@ where
             poll
         }));
         match polled {
-            Ok(Poll::Ready(output)) => {
-                self.finish(Ok(output));
-                RanRaw::Completed
-            }
+            Ok(Poll::Pending) => return self.after_pending(),
+            Ok(Poll::Ready(output)) => self.finish(Ok(output)),
             Err(panic) => {
                 let id = self.header().id;
-                self.finish(Err(JoinError::panic(id, panic)));
-                RanRaw::Completed
+                self.finish(Err(JoinError::panic(id, panic)))
             }
-            Ok(Poll::Pending) => self.after_pending(),
         }
+        RanRaw::Idle
     }
 
     /// After a `Pending` poll: idle, or woken meanwhile (a yield), or cancelled meanwhile.
@@ -148,7 +145,7 @@ where
             ToIdle::Cancelled => {
                 self.cancel_future();
                 self.complete();
-                RanRaw::Completed
+                RanRaw::Idle
             }
         }
     }

@@ -80,7 +80,7 @@ impl Model {
                         assert!(self.to_runner, "only a runner that asked gets it back");
                         self.schedule_as_runner(task);
                     }
-                    super::Ran::Idle | super::Ran::Completed => {}
+                    super::Ran::Idle => {}
                 },
                 None => return,
             }

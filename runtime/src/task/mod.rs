@@ -176,13 +176,11 @@ pub(crate) struct Task<S: 'static> {
 pub(crate) struct Notified<S: 'static>(Task<S>);
 
 /// What running a notification did ([`Notified::run`]).
-#[must_use = "a yielded task must be queued, a completion may be counted"]
+#[must_use = "a yielded task must be queued"]
 pub(crate) enum Ran<S: 'static> {
-    /// Nothing for the runner: the task is pending (or the notification was stale).
+    /// Nothing for the runner: the task is pending or completed (or the notification was
+    /// stale).
     Idle,
-    /// The task completed in this run (output, panic or cancellation): the runtime's M
-    /// counts it on its P (`rt/worker.rs`).
-    Completed,
     /// The task woke itself during the poll (a yield) and its scheduler hands the new
     /// notification to the runner ([`Schedule::yields_to_runner`]) to queue behind other
     /// work.
@@ -192,7 +190,6 @@ pub(crate) enum Ran<S: 'static> {
 /// [`Ran`] through the type-erased vtable.
 pub(crate) enum RanRaw {
     Idle,
-    Completed,
     Yielded(RawTask),
 }
 
@@ -330,7 +327,6 @@ impl<S: 'static> Notified<S> {
         let this = ManuallyDrop::new(self);
         match this.0.raw.poll() {
             RanRaw::Idle => Ran::Idle,
-            RanRaw::Completed => Ran::Completed,
             // SAFETY: the harness hands back the notification of the task it ran, which is
             // this one, so its scheduler is `S`; the transition to idle made the poll's
             // reference the notification's (`PollRef::Transfer`), so it is counted.

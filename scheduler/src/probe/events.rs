@@ -246,8 +246,12 @@ impl EventTable {
         );
     }
 
-    /// Adds `n` to `event` from any thread.
-    fn add_shared(&self, event: Event, n: u64) {
+    /// Adds `n` to `event` from any thread: an atomic add. An event written this way must
+    /// never be written with [`EventTable::add`] (a load and a store would lose a
+    /// concurrent add); the runtime counts completions so, on the P that last polled the
+    /// task, from whichever thread completes it.
+    #[inline]
+    pub fn add_from_any_thread(&self, event: Event, n: u64) {
         self.counts[event.index()].fetch_add(n, Ordering::Relaxed);
     }
 
@@ -312,7 +316,7 @@ impl Events {
     /// Counts `n` of `event` for a thread that holds no P.
     pub fn count_shared(&self, event: Event, n: u64) {
         if self.enabled {
-            self.shared.add_shared(event, n);
+            self.shared.add_from_any_thread(event, n);
         }
     }
 

@@ -4,15 +4,15 @@
 //!
 //! | what | written when | cost on the hot path |
 //! |---|---|---|
-//! | the per-P event table (`gpm_scheduler::probe::Event`: polls, spawns, wakes, completions, sampled sojourns, steals by relation, injector takes) | every event | one relaxed load + store to a P-owned cache line, through the holder's `Processor` (a completion is counted by the M loop after the poll, where the P is at hand) |
+//! | the per-P event table (`gpm_scheduler::probe::Event`: polls, spawns, wakes, completions, sampled sojourns, steals by relation, injector takes) | every event | one relaxed load + store to a P-owned cache line, through the holder's `Processor` (a completion: an atomic add on the table of the P that last polled the task, from whichever thread completes it, before the task leaves the owned list) |
 //! | `runnext` / deferred gauges per P | on each driver turn (every 61 polls at most) and before parking | two relaxed stores to a P-owned line |
 //! | spawn and enqueue timestamps | 1 schedule in `sample_every` per M (other threads: per thread) | a countdown in the M's context: a load, a compare and a store for the others |
 //! | sojourn, queue-wait log-linear histograms (`gpm_scheduler::probe::latency`) | at completion / poll of a sampled task | one relaxed load + store to a P-owned bucket |
 //! | stop-the-world check | once per scheduling round | one relaxed load |
 //!
 //! Measured with callgrind (`bench/examples/probe_cost.rs`, docs/BENCHMARKS.md "Probes at
-//! the floor"): the counters alone cost 0.5-0.9% more instructions than no probes on
-//! tokio's tiniest-task workloads, with the default timestamps 0.9-1.9% in all.
+//! the floor"): the counters alone cost 0.7-1.4% more instructions than no probes on
+//! tokio's tiniest-task workloads, with the default timestamps 1.4-2.0% in all.
 //!
 //! Everything else (sums over Ps, quantiles, Little's law, the knee) is computed by the
 //! reader in [`Handle::probes`](super::Handle::probes), which never stops a P.
