@@ -2,12 +2,17 @@
 //!
 //! # Timing loop
 //!
-//! Each workload gets one long-lived runtime per side (built once, as criterion's bench
-//! does). After `--warmup` untimed runs per side, `--runs` rounds each time one run per
-//! side; the side that goes first alternates from round to round, so slow drift of the
-//! machine (other load, frequency, the allocator's state) falls on both sides equally. The
-//! table shows each side's median and the ratio `tokio / gpm` (above 1: gpm is faster).
-//! Differences under about 10% are noise on a shared 2-core machine.
+//! `--runs` rounds each time one run per side; the side that goes first alternates from
+//! round to round, so slow drift of the machine (other load, frequency, the allocator's
+//! state) falls on both sides equally. The rounds are split into `--instances` blocks, and
+//! each block runs on runtimes built for it (after `--warmup` untimed runs per side) and
+//! dropped after it: two runtimes built alike differ for their whole life, by a few percent
+//! and on `chained_spawn` by 20-30% (docs/BENCHMARKS.md, "Runtime instances"), so a
+//! comparison of columns on a single instance each would measure the instances as much as
+//! the columns. The table shows each side's median over all rounds and the ratio
+//! `tokio / gpm` (above 1: gpm is faster), and after each ratio its 95% confidence
+//! interval (`crate::stats`: a bootstrap over the blocks and the rounds within them): an
+//! interval that holds 1.0 is a difference within the noise of the run.
 //!
 //! The busy workloads start their background load before each timed run and stop it after,
 //! so the idle side is not slowed down by the other side's load.
@@ -15,10 +20,14 @@
 //! # Policies
 //!
 //! Every `--policies` entry is one gpm column (a runtime built by
-//! [`RuntimeConfig::build_gpm`]); today only `default` exists.
+//! [`RuntimeConfig::build_gpm`]; the default lists every policy). `--probes-off` adds,
+//! beside each, the same policy with its probes off, and `--aa` a second runtime built
+//! exactly alike: an A/A check whose ratio to the first should be 1.0 within its interval
+//! (if it is not, the intervals of this run are too narrow to trust).
 
 use super::out::{num, Output, Table};
-use super::{parse_policies, policy_name, Probes, RuntimeConfig};
+use super::{parse_policies, policy_name, PolicyChoice, Probes, RuntimeConfig};
+use crate::stats::ci95_text;
 use crate::workloads::{self, SpawnMany};
 use crate::{Gpm, Rt, Tokio};
 use clap::Args;
@@ -49,6 +58,15 @@ pub struct CompareArgs {
     /// alternating rounds, and report what the default probes cost (on / off).
     #[arg(long)]
     pub probes_off: bool,
+    /// Also run each gpm column a second time on runtimes built exactly alike, in the same
+    /// rounds: an A/A check (its ratio's interval should hold 1.0).
+    #[arg(long)]
+    pub aa: bool,
+    /// Fresh runtimes per side over the rounds: the rounds are split into this many blocks,
+    /// each on runtimes built for it (two runtimes built alike differ for their whole life;
+    /// blocks make that part of the noise the intervals show).
+    #[arg(long, default_value_t = 5)]
+    pub instances: usize,
 }
 
 /// tokio's workloads by name.
@@ -148,78 +166,159 @@ pub fn interleave(sides: &mut [Runner], warmup: usize, runs: usize) -> Vec<Vec<D
     samples
 }
 
-fn ms(d: Duration) -> String {
-    num(d.as_secs_f64() * 1e3, 3)
+/// The samples of one side, in seconds: one block of rounds per runtime instance.
+type Blocks = Vec<Vec<f64>>;
+
+/// What a gpm side is, beside its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// As `Runtime::builder()` makes it: the column compared with tokio.
+    Plain,
+    /// Probes off (`--probes-off`), compared with `Plain`.
+    ProbesOff,
+    /// `Plain` once more (`--aa`), compared with `Plain`.
+    Again,
+}
+
+impl Variant {
+    fn probes(self) -> Probes {
+        match self {
+            Variant::ProbesOff => Probes::Off,
+            Variant::Plain | Variant::Again => Probes::Default,
+        }
+    }
+
+    /// The three columns of the variant for policy `p`: its median, the ratio, its interval.
+    fn columns(self, p: &str) -> [String; 3] {
+        let (median, ratio) = match self {
+            Variant::Plain => (format!("gpm[{p}]_ms"), format!("tokio/gpm[{p}]")),
+            Variant::ProbesOff => (
+                format!("gpm[{p}]_probes_off_ms"),
+                format!("probes_on/off[{p}]"),
+            ),
+            Variant::Again => (format!("gpm[{p}]_again_ms"), format!("gpm/again[{p}]")),
+        };
+        let interval = format!("{ratio}_ci95");
+        [median, ratio, interval]
+    }
 }
 
 /// The `compare` experiment.
 pub fn run(args: &CompareArgs, out: &Output) -> Result<String, String> {
     let policies = parse_policies(&args.policies)?;
     let workers = args.workers.unwrap_or_else(crate::bench_workers);
-    if workers == 0 || args.runs == 0 {
-        return Err("--workers and --runs must be at least 1".to_owned());
+    if workers == 0 || args.runs == 0 || args.instances == 0 {
+        return Err("--workers, --runs and --instances must be at least 1".to_owned());
     }
     let names: Vec<String> = if args.workloads.is_empty() {
         WORKLOADS.iter().map(|s| (*s).to_owned()).collect()
     } else {
         args.workloads.clone()
     };
-    let mut header = vec!["workload".to_owned(), "tokio_ms".to_owned()];
-    for &p in &policies {
-        let p = policy_name(p);
-        header.push(format!("gpm[{p}]_ms"));
-        header.push(format!("tokio/gpm[{p}]"));
-        if args.probes_off {
-            header.push(format!("gpm[{p}]_probes_off_ms"));
-            header.push(format!("probes_on/off[{p}]"));
-        }
-    }
+    let variants: Vec<Variant> = [
+        Some(Variant::Plain),
+        args.probes_off.then_some(Variant::ProbesOff),
+        args.aa.then_some(Variant::Again),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut table = Table {
-        header,
+        header: header(&policies, &variants),
         rows: Vec::new(),
     };
     let bar = out.progress(names.len() as u64, "compare");
     for name in &names {
         bar.set_message(name.clone());
-        let mut sides = vec![runner(name, Tokio::with_workers(workers), workers)?];
-        let probes: &[Probes] = match args.probes_off {
-            true => &[Probes::Default, Probes::Off],
-            false => &[Probes::Default],
-        };
-        for &policy in &policies {
-            for &probes in probes {
-                // Probes as a plain runtime has them, not the lab's one task in 8 timed.
-                let config = RuntimeConfig {
-                    policy,
-                    probes,
-                    ..RuntimeConfig::new(workers)
-                };
-                sides.push(runner(name, Gpm(config.build_gpm()?), workers)?);
-            }
-        }
-        let mut samples = interleave(&mut sides, args.warmup, args.runs);
-        let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
-        let ratio = |a: Duration, b: Duration| num(a.as_secs_f64() / b.as_secs_f64().max(1e-12), 2);
-        let mut row = vec![name.clone(), ms(medians[0])];
-        for gpm in medians[1..].chunks(probes.len()) {
-            row.push(ms(gpm[0]));
-            row.push(ratio(medians[0], gpm[0]));
-            if let [on, off] = gpm {
-                row.push(ms(*off));
-                row.push(ratio(*on, *off));
-            }
-        }
-        table.push(row);
+        let sides = || build_sides(name, &policies, &variants, workers);
+        let blocks = run_blocks(sides, args)?;
+        table.push(row(name, &blocks, variants.len()));
         bar.inc(1);
     }
     bar.finish_and_clear();
     out.csv("compare", &table)?;
     Ok(format!(
-        "{workers} workers, median of {} rounds after {} warm-up runs (ratio > 1: gpm faster)\n{}",
+        "{workers} workers, median of {} rounds after {} warm-up runs, on {} fresh runtimes \
+         per side (ratio > 1: gpm faster; _ci95: 95% interval of the ratio over the rounds \
+         and the runtimes)\n{}",
         args.runs,
         args.warmup,
+        args.instances.min(args.runs),
         table.render()
     ))
+}
+
+fn header(policies: &[PolicyChoice], variants: &[Variant]) -> Vec<String> {
+    let mut header = vec!["workload".to_owned(), "tokio_ms".to_owned()];
+    for &p in policies {
+        for variant in variants {
+            header.extend(variant.columns(policy_name(p)));
+        }
+    }
+    header
+}
+
+/// tokio's side, then one gpm side per policy and variant, each on a fresh runtime.
+fn build_sides(
+    name: &str,
+    policies: &[PolicyChoice],
+    variants: &[Variant],
+    workers: usize,
+) -> Result<Vec<Runner>, String> {
+    let mut sides = vec![runner(name, Tokio::with_workers(workers), workers)?];
+    for &policy in policies {
+        for variant in variants {
+            // Probes as a plain runtime has them, not the lab's one task in 8 timed.
+            let config = RuntimeConfig {
+                policy,
+                probes: variant.probes(),
+                ..RuntimeConfig::new(workers)
+            };
+            sides.push(runner(name, Gpm(config.build_gpm()?), workers)?);
+        }
+    }
+    Ok(sides)
+}
+
+/// `args.runs` rounds in `args.instances` blocks (as even as they divide), each block on
+/// runtimes built for it by `build` and dropped after it; per side, its blocks of samples.
+pub fn run_blocks(
+    mut build: impl FnMut() -> Result<Vec<Runner>, String>,
+    args: &CompareArgs,
+) -> Result<Vec<Blocks>, String> {
+    let blocks = args.instances.clamp(1, args.runs);
+    let mut per_side: Vec<Blocks> = Vec::new();
+    for block in 0..blocks {
+        let rounds = args.runs / blocks + usize::from(block < args.runs % blocks);
+        let mut sides = build()?;
+        let samples = interleave(&mut sides, args.warmup, rounds);
+        per_side.resize(samples.len(), Vec::new());
+        for (side, samples) in per_side.iter_mut().zip(samples) {
+            side.push(samples.iter().map(Duration::as_secs_f64).collect());
+        }
+    }
+    Ok(per_side)
+}
+
+/// A table row: tokio's median, then per gpm column (`per_column` sides: its variants)
+/// the plain side's median, `tokio / gpm` and its interval, and for each other variant its
+/// median, `plain / variant` and its interval.
+fn row(name: &str, sides: &[Blocks], per_column: usize) -> Vec<String> {
+    let median_of = |blocks: &Blocks| crate::stats::median(&mut blocks.concat());
+    let ms = |blocks: &Blocks| num(median_of(blocks) * 1e3, 3);
+    let compared = |base: &Blocks, side: &Blocks| {
+        let ratio = median_of(base) / median_of(side).max(1e-12);
+        [ms(side), num(ratio, 2), ci95_text(base, side)]
+    };
+    let tokio = &sides[0];
+    let mut row = vec![name.to_owned(), ms(tokio)];
+    for column in sides[1..].chunks(per_column) {
+        row.extend(compared(tokio, &column[0]));
+        for variant in &column[1..] {
+            row.extend(compared(&column[0], variant));
+        }
+    }
+    row
 }
 
 #[cfg(test)]
@@ -253,6 +352,45 @@ mod tests {
         let samples = interleave(&mut sides, 1, 3);
         assert_eq!(*order.borrow(), vec![0, 1, 0, 1, 1, 0, 0, 1]);
         assert_eq!(samples[1], vec![Duration::from_millis(1); 3]);
+    }
+
+    #[test]
+    fn the_rounds_are_split_over_fresh_runtimes_for_every_side() {
+        let builds = Rc::new(RefCell::new(0u64));
+        let build = || -> Result<Vec<Runner>, String> {
+            *builds.borrow_mut() += 1;
+            let instance = *builds.borrow();
+            let side =
+                |id: u64| -> Runner { Box::new(move || Duration::from_millis(10 * instance + id)) };
+            Ok(vec![side(0), side(1)])
+        };
+        let args = CompareArgs {
+            runs: 11,
+            warmup: 2,
+            workers: None,
+            workloads: Vec::new(),
+            policies: "default".to_owned(),
+            probes_off: false,
+            aa: false,
+            instances: 3,
+        };
+        let sides = run_blocks(build, &args).unwrap();
+        assert_eq!(*builds.borrow(), 3);
+        let sizes: Vec<usize> = sides[1].iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![4, 4, 3]);
+        // Block 2 ran on the second build's runtimes only.
+        assert!(sides[1][1].iter().all(|&s| s == 0.021), "{:?}", sides[1]);
+        let more_instances_than_runs = CompareArgs {
+            runs: 2,
+            instances: 5,
+            ..args
+        };
+        let sides = run_blocks(
+            || Ok(vec![Box::new(|| Duration::ZERO) as Runner]),
+            &more_instances_than_runs,
+        )
+        .unwrap();
+        assert_eq!(sides[0].len(), 2, "one block per round at most");
     }
 
     #[test]
