@@ -3,6 +3,11 @@
 //!
 //! Each piece is set by a guard that restores the previous value on drop, so contexts nest
 //! (a runtime entered inside `block_in_place` of another runtime) and unwind cleanly.
+//!
+//! The worker context has a thread-local of its own: a pointer, which needs no destructor,
+//! so reading it is one load relative to the thread pointer, with no check of whether the
+//! thread-local was initialised or already destroyed (every wake-up, spawn and completion
+//! asks for it).
 
 use super::handle::Handle;
 use super::worker::WorkerContext;
@@ -13,16 +18,16 @@ struct Context {
     handle: RefCell<Option<Handle>>,
     /// How many [`EnterGuard`]s are alive on this thread (to catch out-of-order drops).
     handle_depth: Cell<usize>,
-    worker: Cell<*const WorkerContext>,
     blocking_forbidden: Cell<bool>,
 }
 
 thread_local! {
+    /// The worker context of the M running its loop on this thread (null: none).
+    static WORKER: Cell<*const WorkerContext> = const { Cell::new(ptr::null()) };
     static CONTEXT: Context = const {
         Context {
             handle: RefCell::new(None),
             handle_depth: Cell::new(0),
-            worker: Cell::new(ptr::null()),
             blocking_forbidden: Cell::new(false),
         }
     };
@@ -56,9 +61,7 @@ pub(crate) fn try_current_handle() -> Result<Option<Handle>, std::thread::Access
 
 /// Calls `f` with the worker context of the M running on this thread, if any.
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
-    let worker = CONTEXT
-        .try_with(|cx| cx.worker.get())
-        .unwrap_or(ptr::null());
+    let worker = WORKER.with(Cell::get);
     // SAFETY: the pointer is set by `WorkerGuard` from a reference that outlives the guard,
     // and cleared when the guard drops; this thread is the only one that reads it.
     f(unsafe { worker.as_ref() })
@@ -125,18 +128,16 @@ pub(crate) struct WorkerGuard {
 }
 
 pub(crate) fn enter_worker(worker: &WorkerContext) -> WorkerGuard {
-    CONTEXT.with(|cx| WorkerGuard {
-        previous: cx.worker.replace(worker),
-        previous_forbidden: cx.blocking_forbidden.replace(true),
-    })
+    WorkerGuard {
+        previous: WORKER.with(|current| current.replace(worker)),
+        previous_forbidden: CONTEXT.with(|cx| cx.blocking_forbidden.replace(true)),
+    }
 }
 
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
-        let _ = CONTEXT.try_with(|cx| {
-            cx.worker.set(self.previous);
-            cx.blocking_forbidden.set(self.previous_forbidden);
-        });
+        WORKER.with(|current| current.set(self.previous));
+        let _ = CONTEXT.try_with(|cx| cx.blocking_forbidden.set(self.previous_forbidden));
     }
 }
 
@@ -176,18 +177,16 @@ pub(crate) struct BlockingRegion {
 }
 
 pub(crate) fn enter_blocking_region() -> BlockingRegion {
-    CONTEXT.with(|cx| BlockingRegion {
-        previous: cx.worker.replace(ptr::null()),
-        previous_forbidden: cx.blocking_forbidden.replace(false),
-    })
+    BlockingRegion {
+        previous: WORKER.with(|current| current.replace(ptr::null())),
+        previous_forbidden: CONTEXT.with(|cx| cx.blocking_forbidden.replace(false)),
+    }
 }
 
 impl Drop for BlockingRegion {
     fn drop(&mut self) {
-        let _ = CONTEXT.try_with(|cx| {
-            cx.worker.set(self.previous);
-            cx.blocking_forbidden.set(self.previous_forbidden);
-        });
+        WORKER.with(|current| current.set(self.previous));
+        let _ = CONTEXT.try_with(|cx| cx.blocking_forbidden.set(self.previous_forbidden));
     }
 }
 

@@ -345,36 +345,42 @@ impl Shared {
         self.task_memory.release_idle()
     }
 
-    /// Counts a completion on the P that last polled the task (the M completing it holds
-    /// that P, unless the poll handed it off: so an atomic add, which any thread may do;
-    /// no thread-local lookup), or in the shared row for a task never polled; a sampled
-    /// task's sojourn too. Counted before the task leaves the owned list, so a reader that
-    /// finds the list empty finds every completion counted.
+    /// Counts a completion, and a sampled task's sojourn, where this thread counts: on the
+    /// P it holds (a plain store by the holder), else in the shared row. Counted before the
+    /// task leaves the owned list, so a reader that finds the list empty finds every
+    /// completion counted.
+    ///
+    /// The thread-local lookup costs a few instructions more than an atomic add on the
+    /// task's last P (which any thread could do without asking which P it holds), but
+    /// an atomic read-modify-write drains the store buffer: per completion it cost
+    /// spawn-heavy workloads 4-6% of their wall time (docs/BENCHMARKS.md, "Runtime
+    /// instances, and what an atomic per completion cost").
     #[inline]
     fn count_completion(self: &Arc<Self>, header: &Header) {
-        let events = self.scheduler.events();
-        match header.last_processor() {
-            Some(p) => events.table(p).add_from_any_thread(Event::Completion, 1),
-            None => events.count_shared(Event::Completion, 1),
-        }
+        let held = self.current_processor();
+        self.count_here(held, Event::Completion, 1);
         if let Some(spawned) = header.times.spawned() {
-            self.record_sojourn(spawned);
+            self.record_sojourn(held, spawned);
+        }
+    }
+
+    /// Counts `n` of `event` on P `held`, which this thread holds, or in the shared row.
+    #[inline]
+    fn count_here(&self, held: Option<usize>, event: Event, n: u64) {
+        let events = self.scheduler.events();
+        match held {
+            Some(index) => events.table(index).add(event, n),
+            None => events.count_shared(event, n),
         }
     }
 
     /// Records the sojourn of a sampled task (spawned at stamp `spawned`) that completed
-    /// on this thread: on the P it holds, or in the shared row.
+    /// on this thread, which holds P `held`.
     #[cold]
-    fn record_sojourn(self: &Arc<Self>, spawned: u64) {
-        let events = self.scheduler.events();
-        let held = self.current_processor();
+    fn record_sojourn(&self, held: Option<usize>, spawned: u64) {
         let sojourn = self.probes.record_sojourn(held, spawned);
-        for (event, n) in [(Event::SojournNs, sojourn), (Event::Sojourn, 1)] {
-            match held {
-                Some(index) => events.table(index).add(event, n),
-                None => events.count_shared(event, n),
-            }
-        }
+        self.count_here(held, Event::SojournNs, sojourn);
+        self.count_here(held, Event::Sojourn, 1);
     }
 
     pub(crate) fn task_allocator_stats(&self) -> TaskAllocatorStats {

@@ -246,12 +246,10 @@ impl EventTable {
         );
     }
 
-    /// Adds `n` to `event` from any thread: an atomic add. An event written this way must
-    /// never be written with [`EventTable::add`] (a load and a store would lose a
-    /// concurrent add); the runtime counts completions so, on the P that last polled the
-    /// task, from whichever thread completes it.
+    /// Adds `n` to `event` from any thread: an atomic add, for the shared table only (on a
+    /// P's table, a concurrent [`EventTable::add`] by its holder could lose it).
     #[inline]
-    pub fn add_from_any_thread(&self, event: Event, n: u64) {
+    fn add_from_any_thread(&self, event: Event, n: u64) {
         self.counts[event.index()].fetch_add(n, Ordering::Relaxed);
     }
 
