@@ -146,7 +146,7 @@ pub fn median(samples: &mut [Duration]) -> Duration {
     }
 }
 
-/// Runs every side `warmup` times, then `runs` rounds alternating which side goes first;
+/// Runs every side `warmup` times, then `runs` rounds in the orders of [`round_order`];
 /// returns each side's samples.
 pub fn interleave(sides: &mut [Runner], warmup: usize, runs: usize) -> Vec<Vec<Duration>> {
     for side in sides.iter_mut() {
@@ -156,14 +156,38 @@ pub fn interleave(sides: &mut [Runner], warmup: usize, runs: usize) -> Vec<Vec<D
     }
     let mut samples = vec![Vec::with_capacity(runs); sides.len()];
     for round in 0..runs {
-        let n = sides.len();
-        for k in 0..n {
-            // Even rounds go 0, 1, ..; odd rounds go .., 1, 0.
-            let i = if round % 2 == 0 { k } else { n - 1 - k };
+        for i in round_order(round, sides.len()) {
             samples[i].push(sides[i]());
         }
     }
     samples
+}
+
+/// The order in which round `round` runs `n` sides: the rows of a Williams square, so that
+/// over `n` rounds (`2n` for odd `n`) every side goes first equally often and runs right
+/// after every other side equally often. A run pays for what the run before it left
+/// behind (a runtime's threads still spinning before they park, its caches): with sides
+/// simply alternating between forward and reverse order, the side placed after tokio
+/// followed tokio in every other round and the others never did, and an A/A pair of
+/// identical gpm columns differed by 2-5% for that alone. For two sides this is the
+/// alternation 0 1, 1 0.
+pub fn round_order(round: usize, n: usize) -> Vec<usize> {
+    // First row 0, 1, n-1, 2, n-2, ...; row r adds r (mod n).
+    let first = (0..n).map(|j| {
+        if j % 2 == 1 {
+            j.div_ceil(2)
+        } else {
+            (n - j / 2) % n
+        }
+    });
+    let rows = if n % 2 == 0 { n } else { 2 * n };
+    let row = round % rows.max(1);
+    let order = first.map(|side| (side + row) % n.max(1));
+    // For odd n, the second n rows are the first n reversed.
+    match row >= n {
+        true => order.collect::<Vec<_>>().into_iter().rev().collect(),
+        false => order.collect(),
+    }
 }
 
 /// The samples of one side, in seconds: one block of rounds per runtime instance.
@@ -352,6 +376,30 @@ mod tests {
         let samples = interleave(&mut sides, 1, 3);
         assert_eq!(*order.borrow(), vec![0, 1, 0, 1, 1, 0, 0, 1]);
         assert_eq!(samples[1], vec![Duration::from_millis(1); 3]);
+    }
+
+    #[test]
+    fn every_side_follows_every_other_equally_often_within_the_rounds() {
+        for n in 1..=7 {
+            let rows = if n % 2 == 0 { n } else { 2 * n };
+            let mut follows = vec![vec![0; n]; n];
+            let mut first = vec![0; n];
+            for round in 0..rows {
+                let order = round_order(round, n);
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "n {n}: a permutation");
+                first[order[0]] += 1;
+                for pair in order.windows(2) {
+                    follows[pair[0]][pair[1]] += 1;
+                }
+            }
+            assert!(first.iter().all(|&f| f == rows / n), "n {n}: {first:?}");
+            let off_diagonal =
+                (0..n).flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)));
+            let counts: Vec<usize> = off_diagonal.map(|(a, b)| follows[a][b]).collect();
+            assert!(counts.iter().all(|&c| c == counts[0]), "n {n}: {follows:?}");
+        }
     }
 
     #[test]
