@@ -392,8 +392,16 @@ impl<T> Processor<T> {
     /// Counts one `event` on this P (nothing when counting is off).
     #[inline]
     pub fn count(&self, event: Event) {
+        self.count_many(event, 1);
+    }
+
+    /// Counts `n` of `event` on this P at once (nothing when counting is off): for a holder
+    /// that tallies its most frequent events in registers or thread-private cells and
+    /// publishes them now and then.
+    #[inline]
+    pub fn count_many(&self, event: Event, n: u64) {
         if let Some(events) = &self.events {
-            events.add(event, 1);
+            events.add(event, n);
         }
     }
 

@@ -74,6 +74,10 @@ fn tasks_alive_is_the_number_of_pending_tasks() {
         }
         let probes = rt.handle().probes();
         assert_eq!(probes.completions, 100);
+        // An M tallies its polls and yields and publishes them on its driver turns and
+        // when its P parks: wait for every P to park before comparing them.
+        wait_until_idle(&rt);
+        let probes = rt.handle().probes();
         // Every poll follows a spawn or a wake-up, one for one.
         assert_eq!(probes.polls, probes.spawns + probes.wakes, "{probes:?}");
         // Every task was sampled: 100 sojourns, one queue wait per poll.

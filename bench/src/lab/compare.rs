@@ -180,7 +180,7 @@ pub fn round_order(round: usize, n: usize) -> Vec<usize> {
             (n - j / 2) % n
         }
     });
-    let rows = if n % 2 == 0 { n } else { 2 * n };
+    let rows = if n.is_multiple_of(2) { n } else { 2 * n };
     let row = round % rows.max(1);
     let order = first.map(|side| (side + row) % n.max(1));
     // For odd n, the second n rows are the first n reversed.
@@ -380,8 +380,8 @@ mod tests {
 
     #[test]
     fn every_side_follows_every_other_equally_often_within_the_rounds() {
-        for n in 1..=7 {
-            let rows = if n % 2 == 0 { n } else { 2 * n };
+        for n in 1..=7usize {
+            let rows = if n.is_multiple_of(2) { n } else { 2 * n };
             let mut follows = vec![vec![0; n]; n];
             let mut first = vec![0; n];
             for round in 0..rows {

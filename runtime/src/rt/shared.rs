@@ -357,10 +357,17 @@ impl Shared {
     /// instances, and what an atomic per completion cost").
     #[inline]
     fn count_completion(self: &Arc<Self>, header: &Header) {
-        let held = self.current_processor();
-        self.count_here(held, Event::Completion, 1);
+        let counted = context::with_worker(|worker| match worker {
+            Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
+                worker.count_on_held_processor(Event::Completion, 1)
+            }
+            _ => false,
+        });
+        if !counted {
+            self.scheduler.events().count_shared(Event::Completion, 1);
+        }
         if let Some(spawned) = header.times.spawned() {
-            self.record_sojourn(held, spawned);
+            self.record_sojourn(self.current_processor(), spawned);
         }
     }
 

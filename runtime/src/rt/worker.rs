@@ -47,7 +47,8 @@ use super::shared::{Proc, Shared, TaskRef};
 use super::stamp;
 use crate::driver::{self, MAINTENANCE_INTERVAL};
 use crate::task::{coop, Ran};
-use gpm_scheduler::probe::Event;
+use crossbeam_utils::CachePadded;
+use gpm_scheduler::probe::{Event, EventTable};
 use gpm_scheduler::LocalSlot;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -58,16 +59,24 @@ pub(crate) struct WorkerContext {
     /// The P this M holds (`None` once handed off); `rt::task_memory` borrows it for the
     /// P's slab cache.
     pub(super) processor: RefCell<Option<Box<Proc>>>,
-    /// Polls since the last non-blocking turn of the driver.
+    /// Polls started since the last non-blocking turn of the driver: also the polls not
+    /// yet counted on the P ([`WorkerContext::publish_counts`]).
     polls_since_maintenance: Cell<u32>,
+    /// Yields (a task woken in its own poll, handed back to this M) not yet counted as
+    /// wake-ups on the P.
+    yields_uncounted: Cell<u32>,
     /// Set while this M wakes the tasks of a driver turn: their wakes queue as a burst
     /// (`LocalSlot::Burst`) instead of each taking `runnext`.
     waking_burst: Cell<bool>,
     /// Which of the arrivals this M queues get a timestamp (`rt::stamp`).
     sample_countdown: stamp::Countdown,
     /// The index of the P in `processor`, or [`NO_PROCESSOR`]: lets a completion inside a
-    /// poll count on this M's P without borrowing the slot (`count_on_held_processor`).
+    /// poll count on this M's P without borrowing the slot (`Shared::current_processor`).
     held: Cell<usize>,
+    /// The event table of this M's P (`None`: counting is off). An M only ever holds one
+    /// P, the one it was made for (it gives it up in a hand-off and may take the same one
+    /// back), so the table is fixed; it may be written only while `held` names the P.
+    events: Option<Arc<CachePadded<EventTable>>>,
 }
 
 /// [`WorkerContext::held`] when the M holds no P.
@@ -159,11 +168,14 @@ impl LoopControl for ParkWhenIdle {
 impl WorkerContext {
     /// The context of an M holding `processor`.
     pub(super) fn new(shared: Arc<Shared>, processor: Box<Proc>) -> WorkerContext {
+        let events = shared.scheduler.events().writer(processor.index());
         WorkerContext {
             shared,
+            events,
             held: Cell::new(processor.index()),
             processor: RefCell::new(Some(processor)),
             polls_since_maintenance: Cell::new(0),
+            yields_uncounted: Cell::new(0),
             waking_burst: Cell::new(false),
             sample_countdown: stamp::Countdown::new(),
         }
@@ -186,6 +198,7 @@ impl WorkerContext {
                     return LoopEnd::Exit;
                 };
                 if self.shared.is_shutdown() {
+                    self.publish_counts(processor);
                     processor.local_mut().drain().for_each(drop);
                     self.shared.probes.world.exit(processor.index());
                     return LoopEnd::Exit;
@@ -218,7 +231,24 @@ impl WorkerContext {
     /// slot when `block_on` ends).
     pub(super) fn take_processor(&self) -> Option<Box<Proc>> {
         self.held.set(NO_PROCESSOR);
-        self.processor.borrow_mut().take()
+        let processor = self.processor.borrow_mut().take();
+        if let Some(processor) = &processor {
+            self.publish_counts(processor);
+        }
+        processor
+    }
+
+    /// Adds the polls and yields this M has tallied since it last published them to
+    /// `processor`'s counters (the P it holds). The two events an M counts on every yield
+    /// cost yield_many 2-4% of its wall time counted one by one in the P's table (measured
+    /// with `gpm-lab compare --probes-off`); tallied in the M and published at each driver
+    /// turn (at most `MAINTENANCE_INTERVAL` polls apart), when the P parks and when it
+    /// leaves the M, they cost nothing measurable. Readers see them that late.
+    fn publish_counts(&self, processor: &Proc) {
+        let polls = self.polls_since_maintenance.replace(0);
+        let yields = self.yields_uncounted.replace(0);
+        processor.count_many(Event::Poll, u64::from(polls));
+        processor.count_many(Event::Wake, u64::from(yields));
     }
 
     /// Queues a task that woke itself during the poll this M just ran (a yield, handed back
@@ -228,7 +258,10 @@ impl WorkerContext {
         let mut slot = self.processor.borrow_mut();
         match slot.as_mut() {
             Some(processor) => {
-                self.note_arrival(processor, &task, Arrival::Wake);
+                let every = self.shared.probes.sample_every();
+                let stamp = self.sample_countdown.sample(every);
+                Arrival::Wake.stamp(task.header(), stamp);
+                self.yields_uncounted.set(self.yields_uncounted.get() + 1);
                 processor.push_yielded(task);
             }
             None => {
@@ -250,22 +283,20 @@ impl WorkerContext {
     /// Every `MAINTENANCE_INTERVAL` polls, a non-blocking turn of the driver, so a runtime
     /// too busy to park still serves I/O and timers.
     fn maintain_driver(&self) {
-        let polls = self.polls_since_maintenance.get() + 1;
-        if polls < MAINTENANCE_INTERVAL {
-            self.polls_since_maintenance.set(polls);
-            return;
+        if self.polls_since_maintenance.get() >= MAINTENANCE_INTERVAL {
+            self.turn_driver_and_release_yielded();
         }
-        self.turn_driver_and_release_yielded();
     }
 
-    /// A non-blocking turn of the driver (its wakes land in this P's queue), then the tasks
-    /// that yielded before it go back to the FIFO (module docs).
+    /// A non-blocking turn of the driver: publishes this M's tallies and its P's gauges,
+    /// wakes what the turn made ready, then releases the tasks that yielded.
     pub(super) fn turn_driver_and_release_yielded(&self) {
-        self.polls_since_maintenance.set(0);
         let home = self.processor.borrow().as_ref().map(|p| {
+            self.publish_counts(p);
             self.shared.probes.publish_gauges(p);
             p.index()
         });
+        self.polls_since_maintenance.set(0);
         self.as_burst(|| self.shared.driver.maintain(home));
         if let Some(processor) = self.processor.borrow_mut().as_mut() {
             processor.release_deferred(&self.shared.scheduler);
@@ -286,7 +317,9 @@ impl WorkerContext {
             },
         };
         processor.transition_from_searching(scheduler);
-        processor.count(Event::Poll);
+        // Counted on the P at the next publication (`publish_counts`).
+        self.polls_since_maintenance
+            .set(self.polls_since_maintenance.get() + 1);
         Next::Run(task, processor.index())
     }
 
@@ -299,6 +332,7 @@ impl WorkerContext {
             if let Some(processor) = slot.as_mut() {
                 let shared = &self.shared;
                 let world = &shared.probes.world;
+                self.publish_counts(processor);
                 shared.probes.publish_gauges(processor);
                 world.enter_idle(processor.index());
                 processor.park(&shared.scheduler, None, || {
@@ -346,6 +380,19 @@ impl WorkerContext {
         }
     }
 
+    /// Counts `n` of `event` on the P this M holds, without borrowing its slot; `false`
+    /// (nothing counted) if it holds none or counting is off.
+    #[inline]
+    pub(super) fn count_on_held_processor(&self, event: Event, n: u64) -> bool {
+        match &self.events {
+            Some(table) if self.held.get() != NO_PROCESSOR => {
+                table.add(event, n);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The index of the P this M holds, without borrowing its slot: what a completion
     /// inside a poll counts on (only the holder writes a P's event table, and this M is it
     /// while `held` names the P; `held` is set and cleared with the `processor` slot).
@@ -364,6 +411,8 @@ impl WorkerContext {
     pub(crate) fn hand_off_processor(&self) -> Option<usize> {
         let processor = self.processor.try_borrow_mut().ok()?.take()?;
         self.held.set(NO_PROCESSOR);
+        // The tallies are this P's: published before another M may hold it.
+        self.publish_counts(&processor);
         let index = processor.index();
         if let Err(error) = self.shared.start_m(processor) {
             // No thread for a new M: keep the P here and block it, as if there were no
