@@ -67,17 +67,16 @@ fn tasks_alive_is_the_number_of_pending_tasks() {
             total
         });
         assert_eq!(total, 100 + (0..100).sum::<u32>());
-        // A task leaves the owned list after its completion is counted and its sojourn
-        // recorded; wait on the list, not on the probes, for the same reason as above.
+        // A task leaves the owned list after its sojourn is recorded; wait on the list, not
+        // on the probes, for the same reason as above. An M tallies its polls, yields and
+        // completions and publishes them on its driver turns and when its P parks: wait
+        // for every P to park before counting them.
         while rt.handle().num_alive_tasks() != 0 {
             std::thread::yield_now();
         }
-        let probes = rt.handle().probes();
-        assert_eq!(probes.completions, 100);
-        // An M tallies its polls and yields and publishes them on its driver turns and
-        // when its P parks: wait for every P to park before comparing them.
         wait_until_idle(&rt);
         let probes = rt.handle().probes();
+        assert_eq!(probes.completions, 100);
         // Every poll follows a spawn or a wake-up, one for one.
         assert_eq!(probes.polls, probes.spawns + probes.wakes, "{probes:?}");
         // Every task was sampled: 100 sojourns, one queue wait per poll.
@@ -305,6 +304,9 @@ fn completions_after_block_in_place_hand_offs_are_all_counted() {
         while rt.handle().num_alive_tasks() != 0 {
             std::thread::yield_now();
         }
+        // Ms publish what they tallied when their P parks (an M left without a P by a
+        // hand-off, in the shared row when it exits).
+        wait_until_idle(&rt);
         let probes = rt.handle().probes();
         assert_eq!(probes.completions, total, "{probes:?}");
         assert_eq!(probes.spawns, total);

@@ -168,7 +168,7 @@ impl Schedule for BlockingSchedule {
         self.shared.blocking.submit_task(task, &self.shared);
     }
 
-    fn release(&self, _task: &Task<Self>) -> Option<Task<Self>> {
+    fn release(&self, _task: &Task<Self>, _: crate::task::CompletedIn) -> Option<Task<Self>> {
         None
     }
 

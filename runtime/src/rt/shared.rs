@@ -26,7 +26,7 @@ use crate::alloc::{SizeClass, TaskAllocatorStats};
 use crate::driver::Driver;
 use crate::task::core::Header;
 use crate::task::list::OwnedTasks;
-use crate::task::{new_task, Id, JoinHandle, Notified, Schedule, Task};
+use crate::task::{new_task, CompletedIn, Id, JoinHandle, Notified, Schedule, Task};
 use gpm_scheduler::probe::Event;
 use gpm_scheduler::{Config as SchedulerConfig, LocalSlot, Processor, Scheduler, StealConfig};
 use std::alloc::Layout;
@@ -345,25 +345,17 @@ impl Shared {
         self.task_memory.release_idle()
     }
 
-    /// Counts a completion, and a sampled task's sojourn, where this thread counts: on the
-    /// P it holds (a plain store by the holder), else in the shared row. Counted before the
-    /// task leaves the owned list, so a reader that finds the list empty finds every
-    /// completion counted.
-    ///
-    /// The thread-local lookup costs a few instructions more than an atomic add on the
-    /// task's last P (which any thread could do without asking which P it holds), but
-    /// an atomic read-modify-write drains the store buffer: per completion it cost
-    /// spawn-heavy workloads 4-6% of their wall time (docs/BENCHMARKS.md, "Runtime
-    /// instances, and what an atomic per completion cost").
+    /// Counts a completion at shutdown (in the shared row: the thread may hold no P), and
+    /// records a sampled task's sojourn, before the task leaves the owned list. A task that
+    /// completes in a poll is counted by the M that ran it, on its P, when the poll returns
+    /// (`Ran::Completed`, tallied with the polls: `WorkerContext::publish_counts`): an
+    /// atomic add here, on the task's last P, drained the store buffer once per task and
+    /// cost spawn-heavy workloads 4-6% of their wall time, and a thread-local lookup of the
+    /// P this thread holds cost 17 instructions per task (docs/BENCHMARKS.md, "Probes,
+    /// third pass").
     #[inline]
-    fn count_completion(self: &Arc<Self>, header: &Header) {
-        let counted = context::with_worker(|worker| match worker {
-            Some(worker) if Arc::ptr_eq(&worker.shared, self) => {
-                worker.count_on_held_processor(Event::Completion, 1)
-            }
-            _ => false,
-        });
-        if !counted {
+    fn count_completion(self: &Arc<Self>, header: &Header, at: CompletedIn) {
+        if at == CompletedIn::Shutdown {
             self.scheduler.events().count_shared(Event::Completion, 1);
         }
         if let Some(spawned) = header.times.spawned() {
@@ -410,9 +402,9 @@ impl Schedule for Arc<Shared> {
         true
     }
 
-    fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+    fn release(&self, task: &Task<Self>, at: CompletedIn) -> Option<Task<Self>> {
         if self.probes.enabled() {
-            self.count_completion(task.header());
+            self.count_completion(task.header(), at);
         }
         self.owned.remove(task)
     }

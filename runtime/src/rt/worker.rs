@@ -47,8 +47,7 @@ use super::shared::{Proc, Shared, TaskRef};
 use super::stamp;
 use crate::driver::{self, MAINTENANCE_INTERVAL};
 use crate::task::{coop, Ran};
-use crossbeam_utils::CachePadded;
-use gpm_scheduler::probe::{Event, EventTable};
+use gpm_scheduler::probe::Event;
 use gpm_scheduler::LocalSlot;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -65,18 +64,17 @@ pub(crate) struct WorkerContext {
     /// Yields (a task woken in its own poll, handed back to this M) not yet counted as
     /// wake-ups on the P.
     yields_uncounted: Cell<u32>,
+    /// Tasks that completed in this M's polls, not yet counted on the P.
+    completions_uncounted: Cell<u32>,
     /// Set while this M wakes the tasks of a driver turn: their wakes queue as a burst
     /// (`LocalSlot::Burst`) instead of each taking `runnext`.
     waking_burst: Cell<bool>,
     /// Which of the arrivals this M queues get a timestamp (`rt::stamp`).
     sample_countdown: stamp::Countdown,
-    /// The index of the P in `processor`, or [`NO_PROCESSOR`]: lets a completion inside a
-    /// poll count on this M's P without borrowing the slot (`Shared::current_processor`).
+    /// The index of the P in `processor`, or [`NO_PROCESSOR`]: tells a timer or a sampled
+    /// completion inside a poll which P this M holds without borrowing the slot
+    /// (`Shared::current_processor`).
     held: Cell<usize>,
-    /// The event table of this M's P (`None`: counting is off). An M only ever holds one
-    /// P, the one it was made for (it gives it up in a hand-off and may take the same one
-    /// back), so the table is fixed; it may be written only while `held` names the P.
-    events: Option<Arc<CachePadded<EventTable>>>,
 }
 
 /// [`WorkerContext::held`] when the M holds no P.
@@ -168,14 +166,13 @@ impl LoopControl for ParkWhenIdle {
 impl WorkerContext {
     /// The context of an M holding `processor`.
     pub(super) fn new(shared: Arc<Shared>, processor: Box<Proc>) -> WorkerContext {
-        let events = shared.scheduler.events().writer(processor.index());
         WorkerContext {
             shared,
-            events,
             held: Cell::new(processor.index()),
             processor: RefCell::new(Some(processor)),
             polls_since_maintenance: Cell::new(0),
             yields_uncounted: Cell::new(0),
+            completions_uncounted: Cell::new(0),
             waking_burst: Cell::new(false),
             sample_countdown: stamp::Countdown::new(),
         }
@@ -194,7 +191,9 @@ impl WorkerContext {
             let next = {
                 let mut slot = self.processor.borrow_mut();
                 let Some(processor) = slot.as_mut() else {
-                    // Handed off during the last poll: this M is done.
+                    // Handed off during the last poll: this M is done. Its tallies since
+                    // the hand-off are no longer its P's to write.
+                    self.publish_counts_without_processor();
                     return LoopEnd::Exit;
                 };
                 if self.shared.is_shutdown() {
@@ -208,8 +207,12 @@ impl WorkerContext {
             };
             match next {
                 Next::Run(task, index) => {
-                    if let Ran::Yielded(task) = run_task_contained(&self.shared, task, index) {
-                        self.queue_yielded(task);
+                    match run_task_contained(&self.shared, task, index) {
+                        Ran::Yielded(task) => self.queue_yielded(task),
+                        Ran::Completed => self
+                            .completions_uncounted
+                            .set(self.completions_uncounted.get() + 1),
+                        Ran::Idle => {}
                     }
                     self.maintain_driver();
                 }
@@ -238,17 +241,35 @@ impl WorkerContext {
         processor
     }
 
-    /// Adds the polls and yields this M has tallied since it last published them to
-    /// `processor`'s counters (the P it holds). The two events an M counts on every yield
-    /// cost yield_many 2-4% of its wall time counted one by one in the P's table (measured
-    /// with `gpm-lab compare --probes-off`); tallied in the M and published at each driver
-    /// turn (at most `MAINTENANCE_INTERVAL` polls apart), when the P parks and when it
-    /// leaves the M, they cost nothing measurable. Readers see them that late.
+    /// Adds the polls, yields and completions this M has tallied since it last published
+    /// them to `processor`'s counters (the P it holds). The two events an M counts on every
+    /// yield cost yield_many 2-4% of its wall time counted one by one in the P's table
+    /// (measured with `gpm-lab compare --probes-off`); tallied in the M and published at
+    /// each driver turn (at most `MAINTENANCE_INTERVAL` polls apart), when the P parks and
+    /// when it leaves the M, they cost nothing measurable. Readers see them that late.
     fn publish_counts(&self, processor: &Proc) {
-        let polls = self.polls_since_maintenance.replace(0);
-        let yields = self.yields_uncounted.replace(0);
-        processor.count_many(Event::Poll, u64::from(polls));
-        processor.count_many(Event::Wake, u64::from(yields));
+        for (event, n) in self.take_tallies() {
+            processor.count_many(event, n);
+        }
+    }
+
+    /// [`WorkerContext::publish_counts`] for an M whose P was handed off during a poll: in
+    /// the shared row.
+    fn publish_counts_without_processor(&self) {
+        for (event, n) in self.take_tallies() {
+            if n > 0 {
+                self.shared.scheduler.events().count_shared(event, n);
+            }
+        }
+    }
+
+    fn take_tallies(&self) -> [(Event, u64); 3] {
+        let take = |cell: &Cell<u32>| u64::from(cell.replace(0));
+        [
+            (Event::Poll, take(&self.polls_since_maintenance)),
+            (Event::Wake, take(&self.yields_uncounted)),
+            (Event::Completion, take(&self.completions_uncounted)),
+        ]
     }
 
     /// Queues a task that woke itself during the poll this M just ran (a yield, handed back
@@ -377,19 +398,6 @@ impl WorkerContext {
                 None
             }
             None => Some(task),
-        }
-    }
-
-    /// Counts `n` of `event` on the P this M holds, without borrowing its slot; `false`
-    /// (nothing counted) if it holds none or counting is off.
-    #[inline]
-    pub(super) fn count_on_held_processor(&self, event: Event, n: u64) -> bool {
-        match &self.events {
-            Some(table) if self.held.get() != NO_PROCESSOR => {
-                table.add(event, n);
-                true
-            }
-            _ => false,
         }
     }
 

@@ -17,7 +17,7 @@ use super::core::{Cell, Core, Header, Stage, Trailer, Vtable};
 use super::current::IdGuard;
 use super::join::JoinError;
 use super::state::{PollRef, State, ToIdle, ToRunning};
-use super::{waker, Notified, RanRaw, RawTask, Schedule, Task};
+use super::{waker, CompletedIn, Notified, RanRaw, RawTask, Schedule, Task};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -93,8 +93,8 @@ where
             ToRunning::Success => self.poll_running(),
             ToRunning::Cancelled => {
                 self.cancel_future();
-                self.complete();
-                RanRaw::Idle
+                self.complete(CompletedIn::Poll);
+                RanRaw::Completed
             }
             ToRunning::Failed => RanRaw::Idle,
             ToRunning::Dealloc => {
@@ -124,7 +124,7 @@ where
                 self.finish(Err(JoinError::panic(id, panic)))
             }
         }
-        RanRaw::Idle
+        RanRaw::Completed
     }
 
     /// After a `Pending` poll: idle, or woken meanwhile (a yield), or cancelled meanwhile.
@@ -144,8 +144,8 @@ where
             }
             ToIdle::Cancelled => {
                 self.cancel_future();
-                self.complete();
-                RanRaw::Idle
+                self.complete(CompletedIn::Poll);
+                RanRaw::Completed
             }
         }
     }
@@ -177,8 +177,8 @@ where
         unsafe { self.core().set_stage(Stage::Finished(Err(outcome))) };
     }
 
-    /// Stores the output, dropping the future first, then completes. The caller holds
-    /// `RUNNING`.
+    /// Stores the output, dropping the future first, then completes (in the poll the
+    /// caller runs). The caller holds `RUNNING`.
     fn finish(self, output: Result<F::Output, JoinError>) {
         // SAFETY: the caller holds RUNNING. A panic in the future's drop is caught and
         // replaces the output.
@@ -189,12 +189,13 @@ where
         };
         // SAFETY: as above.
         unsafe { self.core().set_stage(Stage::Finished(output)) };
-        self.complete();
+        self.complete(CompletedIn::Poll);
     }
 
     /// Publishes completion, notifies or cleans up after the join handle, leaves the owned
-    /// list, and drops the caller's reference (and the list's).
-    fn complete(self) {
+    /// list (`at` tells the scheduler where it completed), and drops the caller's
+    /// reference (and the list's).
+    fn complete(self, at: CompletedIn) {
         let before = self.state().transition_to_complete();
         if !before.is_join_interested() {
             // Nobody will read the output: drop it now. COMPLETE is published and the join
@@ -216,7 +217,7 @@ where
         // SAFETY: the owned list's Task and ours are both counted references; this view
         // does not count one, so it must not drop.
         let this = ManuallyDrop::new(unsafe { Task::<S>::from_raw(self.raw()) });
-        let released = self.core().scheduler.release(&this);
+        let released = self.core().scheduler.release(&this, at);
         let count = if released.is_some() { 2 } else { 1 };
         std::mem::forget(released);
         if self.state().ref_dec(count) {
@@ -233,7 +234,7 @@ where
         }
         let _id = IdGuard::enter(self.header().id);
         self.cancel_future();
-        self.complete();
+        self.complete(CompletedIn::Shutdown);
     }
 
     fn try_read_output(&self, dst: &mut Poll<Result<F::Output, JoinError>>, waker: &Waker) {

@@ -411,7 +411,7 @@ impl Schedule for Arc<Shared> {
         }
     }
 
-    fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+    fn release(&self, task: &Task<Self>, _: super::CompletedIn) -> Option<Task<Self>> {
         self.owned.remove(task)
     }
 }

@@ -34,7 +34,7 @@ impl Schedule for Arc<Model> {
         }
     }
 
-    fn release(&self, task: &Task<Self>) -> Option<Task<Self>> {
+    fn release(&self, task: &Task<Self>, _: super::CompletedIn) -> Option<Task<Self>> {
         self.owned.remove(task)
     }
 
@@ -80,7 +80,7 @@ impl Model {
                         assert!(self.to_runner, "only a runner that asked gets it back");
                         self.schedule_as_runner(task);
                     }
-                    super::Ran::Idle => {}
+                    super::Ran::Idle | super::Ran::Completed => {}
                 },
                 None => return,
             }

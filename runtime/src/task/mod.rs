@@ -125,8 +125,9 @@ pub(crate) trait Schedule: Send + Sync + Sized + 'static {
         false
     }
 
-    /// The task completed: remove it from the owned list, returning that list's reference.
-    fn release(&self, task: &Task<Self>) -> Option<Task<Self>>;
+    /// The task completed (`at`: in a poll, whose runner then gets [`Ran::Completed`], or
+    /// at shutdown): remove it from the owned list, returning that list's reference.
+    fn release(&self, task: &Task<Self>, at: CompletedIn) -> Option<Task<Self>>;
 
     /// Memory for a new task cell of `layout` (whose slab size class is `class`). Default:
     /// the global allocator.
@@ -175,12 +176,24 @@ pub(crate) struct Task<S: 'static> {
 #[repr(transparent)]
 pub(crate) struct Notified<S: 'static>(Task<S>);
 
+/// Where a task completed, for [`Schedule::release`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CompletedIn {
+    /// In a poll (its future returned or panicked, or it was found cancelled): the runner
+    /// learns it from [`Ran::Completed`] once the poll returns.
+    Poll,
+    /// Cancelled outside any poll, at shutdown.
+    Shutdown,
+}
+
 /// What running a notification did ([`Notified::run`]).
 #[must_use = "a yielded task must be queued"]
 pub(crate) enum Ran<S: 'static> {
-    /// Nothing for the runner: the task is pending or completed (or the notification was
-    /// stale).
+    /// Nothing for the runner: the task is pending (or the notification was stale).
     Idle,
+    /// The task completed in this poll (and has left its owned list: the runner may count
+    /// it, not touch it).
+    Completed,
     /// The task woke itself during the poll (a yield) and its scheduler hands the new
     /// notification to the runner ([`Schedule::yields_to_runner`]) to queue behind other
     /// work.
@@ -190,6 +203,7 @@ pub(crate) enum Ran<S: 'static> {
 /// [`Ran`] through the type-erased vtable.
 pub(crate) enum RanRaw {
     Idle,
+    Completed,
     Yielded(RawTask),
 }
 
@@ -327,6 +341,7 @@ impl<S: 'static> Notified<S> {
         let this = ManuallyDrop::new(self);
         match this.0.raw.poll() {
             RanRaw::Idle => Ran::Idle,
+            RanRaw::Completed => Ran::Completed,
             // SAFETY: the harness hands back the notification of the task it ran, which is
             // this one, so its scheduler is `S`; the transition to idle made the poll's
             // reference the notification's (`PollRef::Transfer`), so it is counted.
