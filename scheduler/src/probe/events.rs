@@ -15,9 +15,12 @@
 //! table with `fetch_add`.
 //!
 //! Readers load each counter relaxed: a snapshot is not atomic across counters (a poll
-//! may be counted and its completion not yet), but every counter only grows, and a count
-//! is visible as soon as the event that made it is (the count is written before the P
-//! does anything another thread could observe, such as completing the task's join).
+//! may be counted and its completion not yet), but every counter only grows. A count
+//! written when its event happens is visible as soon as the event is (it is written
+//! before the P does anything another thread could observe); a holder may also tally its
+//! most frequent events privately and add them in one go ([`EventTable::add`] with `n`),
+//! and readers then see them when it does (the runtime's Ms do so for polls, yields and
+//! completions, at least every driver turn and whenever the P parks).
 //!
 //! When counting is off (`Events::new(.., false)`, the runtime's `enable_probes(false)`),
 //! Ps hold no table and count nothing; readers see zeros.

@@ -4,15 +4,16 @@
 //!
 //! | what | written when | cost on the hot path |
 //! |---|---|---|
-//! | the per-P event table (`gpm_scheduler::probe::Event`: polls, spawns, wakes, completions, sampled sojourns, steals by relation, injector takes) | every event | one relaxed load + store to a P-owned cache line, through the holder's `Processor` (a completion: an atomic add on the table of the P that last polled the task, from whichever thread completes it, before the task leaves the owned list) |
+//! | the per-P event table (`gpm_scheduler::probe::Event`: polls, spawns, wakes, completions, sampled sojourns, steals by relation, injector takes) | every event; the three an M's own loop sees (polls, yields as wake-ups, completions in its polls) tallied in the M and published on each driver turn (every 61 polls at most), when its P parks and when the P leaves it | one relaxed load + store to a P-owned cache line, through the holder's `Processor`; for the tallied three, an increment of a cell of the M |
 //! | `runnext` / deferred gauges per P | on each driver turn (every 61 polls at most) and before parking | two relaxed stores to a P-owned line |
 //! | spawn and enqueue timestamps | 1 schedule in `sample_every` per M (other threads: per thread) | a countdown in the M's context: a load, a compare and a store for the others |
 //! | sojourn, queue-wait log-linear histograms (`gpm_scheduler::probe::latency`) | at completion / poll of a sampled task | one relaxed load + store to a P-owned bucket |
 //! | stop-the-world check | once per scheduling round | one relaxed load |
 //!
-//! Measured with callgrind (`bench/examples/probe_cost.rs`, docs/BENCHMARKS.md "Probes at
-//! the floor"): the counters alone cost 0.7-1.4% more instructions than no probes on
-//! tokio's tiniest-task workloads, with the default timestamps 1.4-2.0% in all.
+//! Measured with callgrind (`bench/scripts/instructions.sh`, docs/BENCHMARKS.md "Probes,
+//! third pass"): the counters alone cost 0.1-0.8% more instructions than no probes on
+//! tokio's tiniest-task workloads, with the default timestamps 1.0-1.8% in all; in wall
+//! time (`gpm-lab compare --probes-off`) the difference is within the intervals.
 //!
 //! Everything else (sums over Ps, quantiles, Little's law, the knee) is computed by the
 //! reader in [`Handle::probes`](super::Handle::probes), which never stops a P.
