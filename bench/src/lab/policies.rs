@@ -31,10 +31,12 @@
 //! P ran (`busiest_p_share`, from the per-P completion counters: 1 / N for an even split).
 //! Work also moves between Ps without a steal, through the injector (a full local FIFO
 //! spills half into it, and a P with nothing to run takes its share before it steals),
-//! which the probes do not count by task; this share shows how evenly it ended up. One
-//! runtime per policy lives through the experiment and the runs alternate between the
-//! policies (run 1 of every policy, then run 2, ...), so a burst of load from elsewhere on
-//! the machine falls on every policy alike.
+//! which the probes do not count by task; this share shows how evenly it ended up. The runs
+//! alternate between the policies (run 1 of every policy, then run 2, ...), so a burst of
+//! load from elsewhere on the machine falls on every policy alike, in the balanced orders
+//! of `compare` (each policy runs right after each other one equally often), and the runs
+//! are split into `--instances` blocks, each on runtimes built for it: a runtime instance
+//! has a speed of its own for its whole life (`compare`'s module docs).
 //!
 //! # Against the simulator's columns
 //!
@@ -45,7 +47,7 @@
 //! runs off its spawner's node unless it is stolen back, and a task taken from the
 //! injector (spawned from outside) has no home to be off.
 
-use super::compare::median;
+use super::compare::{median, round_order};
 use super::driver::{self, Recorder};
 use super::out::{num, Output, Table};
 use super::{parse_policies, policy_name, PolicyChoice, RuntimeConfig};
@@ -84,6 +86,11 @@ pub struct PoliciesArgs {
     /// Runs per policy and workload.
     #[arg(long, default_value_t = 15)]
     pub runs: usize,
+    /// Fresh runtimes per policy over the runs: the runs are split into this many blocks,
+    /// each on runtimes built for it (two runtimes built alike differ for their whole life;
+    /// see `compare`).
+    #[arg(long, default_value_t = 3)]
+    pub instances: usize,
     /// Also simulate the sim-* workloads on this machine's topology with N Ps.
     #[arg(long)]
     pub simulate: bool,
@@ -489,20 +496,29 @@ pub fn run_policies(
     workers: usize,
     args: &PoliciesArgs,
 ) -> Result<Vec<PolicyResult>, String> {
-    let runtimes: Vec<gpm::Runtime> = policies
-        .iter()
-        .map(|&policy| {
-            RuntimeConfig {
-                policy,
-                ..RuntimeConfig::new(workers)
-            }
-            .build_gpm()
-        })
-        .collect::<Result<_, _>>()?;
+    let build = || -> Result<Vec<gpm::Runtime>, String> {
+        policies
+            .iter()
+            .map(|&policy| {
+                RuntimeConfig {
+                    policy,
+                    ..RuntimeConfig::new(workers)
+                }
+                .build_gpm()
+            })
+            .collect()
+    };
     let mut runs: Vec<Runs> = policies.iter().map(|_| Runs::default()).collect();
-    for _ in 0..args.runs.max(1) {
-        for (rt, runs) in runtimes.iter().zip(&mut runs) {
-            run_once(name, rt.handle(), workers, args, runs)?;
+    let total = args.runs.max(1);
+    let blocks = args.instances.clamp(1, total);
+    let mut round = 0;
+    for block in 0..blocks {
+        let runtimes = build()?;
+        for _ in 0..total / blocks + usize::from(block < total % blocks) {
+            for i in round_order(round, runtimes.len()) {
+                run_once(name, runtimes[i].handle(), workers, args, &mut runs[i])?;
+            }
+            round += 1;
         }
     }
     Ok(runs.into_iter().map(Runs::result).collect())
@@ -673,6 +689,7 @@ mod tests {
             tasks: 200,
             depth: 5,
             runs: 2,
+            instances: 2,
             simulate: false,
             sim_seeds: 1,
         }
