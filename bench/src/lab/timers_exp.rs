@@ -5,12 +5,13 @@
 //! workload once and prints one report line, so the two sides never share threads, the
 //! allocator's state or the CPU time account. `--rounds` rounds per task count; the side that
 //! runs first alternates from round to round. The table shows medians per side and the
-//! ratios gpm / tokio (below 1: gpm spends less), and the timeouts that fired over all
+//! ratios gpm / tokio (below 1: gpm spends less) with their 95% intervals over the rounds
+//! (`crate::stats`), and the timeouts that fired over all
 //! rounds (a sleep more than 40 ms late loses to its timeout). A sleep that ends before its
 //! deadline is an error.
 
 use super::out::{num, Output, Table};
-use crate::stats::median;
+use crate::stats::{ci95_text, median};
 use crate::timers::TimersReport;
 use clap::Args;
 use std::process::Command;
@@ -104,9 +105,11 @@ pub fn run(args: &TimersArgs, out: &Output) -> Result<String, String> {
         "tokio_wall_s",
         "gpm_wall_s",
         "wall_gpm/tokio",
+        "wall_gpm/tokio_ci95",
         "tokio_cpu_s",
         "gpm_cpu_s",
         "cpu_gpm/tokio",
+        "cpu_gpm/tokio_ci95",
         "gpm_cpu_ns_per_timer",
         "tokio_p99_late_ms",
         "gpm_p99_late_ms",
@@ -135,14 +138,21 @@ pub fn run(args: &TimersArgs, out: &Output) -> Result<String, String> {
             ));
         }
         let fired = |reports: &[[f64; 7]]| reports.iter().map(|r| r[6]).sum::<f64>();
+        // Every run is a process of its own: each round is its own pair of instances.
+        let interval = |field: usize| {
+            let of = |reports: &[[f64; 7]]| vec![reports.iter().map(|r| r[field]).collect()];
+            ci95_text(&of(gpm), &of(tokio))
+        };
         table.push(vec![
             tasks.to_string(),
             num(med(tokio, 0), 3),
             num(med(gpm, 0), 3),
             num(med(gpm, 0) / med(tokio, 0), 2),
+            interval(0),
             num(med(tokio, 1), 3),
             num(med(gpm, 1), 3),
             num(med(gpm, 1) / med(tokio, 1), 2),
+            interval(1),
             num(med(gpm, 1) * 1e9 / timers, 0),
             num(med(tokio, 3) / 1e3, 2),
             num(med(gpm, 3) / 1e3, 2),
