@@ -26,6 +26,15 @@
 //! spawn or a wake by the running task can push to the local queue (`runnext`) without any
 //! synchronisation.
 //!
+//! # What the loop counts
+//!
+//! The three events the loop itself sees on every task (a poll started, a yield handed
+//! back, a completion reported by the poll: `Ran::Completed`) are tallied in cells of the
+//! M and added to its P's event table at each driver turn, when the P parks, and when the
+//! P leaves the M (`WorkerContext::publish_counts`); counted one by one in the P's table
+//! they cost yield_many 2-4% of its wall time. Every other event is counted when it
+//! happens.
+//!
 //! Task memory (the P's slab cache) is `rt::task_memory`; `Shared` and the shutdown steps
 //! are `rt::shared`.
 //!

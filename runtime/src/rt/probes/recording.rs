@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// The span over which `lambda` and `W` are computed.
 pub(crate) const LITTLE_WINDOW: Duration = Duration::from_secs(1);
-/// Default: timestamp one schedule in 16 per thread (the affinity policy's latency history
+/// Default: timestamp one schedule in 32 per thread (the affinity policy's latency history
 /// and the probes share the samples; see `rt::stamp`).
 pub(crate) const DEFAULT_SAMPLE_EVERY: u32 = stamp::SAMPLE_INTERVAL;
 /// `(lambda, L)` points the knee detector keeps.
