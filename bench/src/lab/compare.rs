@@ -310,10 +310,8 @@ pub fn run_blocks(
     mut build: impl FnMut() -> Result<Vec<Runner>, String>,
     args: &CompareArgs,
 ) -> Result<Vec<Blocks>, String> {
-    let blocks = args.instances.clamp(1, args.runs);
     let mut per_side: Vec<Blocks> = Vec::new();
-    for block in 0..blocks {
-        let rounds = args.runs / blocks + usize::from(block < args.runs % blocks);
+    for rounds in block_sizes(args.runs, args.instances) {
         let mut sides = build()?;
         let samples = interleave(&mut sides, args.warmup, rounds);
         per_side.resize(samples.len(), Vec::new());
@@ -322,6 +320,16 @@ pub fn run_blocks(
         }
     }
     Ok(per_side)
+}
+
+/// How `runs` rounds split into `instances` blocks (as even as they divide; at least one
+/// block, and no empty one).
+pub fn block_sizes(runs: usize, instances: usize) -> Vec<usize> {
+    let runs = runs.max(1);
+    let blocks = instances.clamp(1, runs);
+    (0..blocks)
+        .map(|block| runs / blocks + usize::from(block < runs % blocks))
+        .collect()
 }
 
 /// A table row: tokio's median, then per gpm column (`per_column` sides: its variants)
@@ -400,6 +408,14 @@ mod tests {
             let counts: Vec<usize> = off_diagonal.map(|(a, b)| follows[a][b]).collect();
             assert!(counts.iter().all(|&c| c == counts[0]), "n {n}: {follows:?}");
         }
+    }
+
+    #[test]
+    fn blocks_are_as_even_as_the_rounds_divide_and_never_empty() {
+        assert_eq!(block_sizes(11, 3), vec![4, 4, 3]);
+        assert_eq!(block_sizes(2, 5), vec![1, 1]);
+        assert_eq!(block_sizes(0, 0), vec![1]);
+        assert_eq!(block_sizes(15, 1), vec![15]);
     }
 
     #[test]

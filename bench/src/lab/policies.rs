@@ -47,11 +47,12 @@
 //! runs off its spawner's node unless it is stolen back, and a task taken from the
 //! injector (spawned from outside) has no home to be off.
 
-use super::compare::{median, round_order};
+use super::compare::{block_sizes, median, round_order};
 use super::driver::{self, Recorder};
 use super::out::{num, Output, Table};
 use super::{parse_policies, policy_name, PolicyChoice, RuntimeConfig};
 use crate::sim::{self, CostModel, Workload};
+use crate::stats::ci95_text;
 use clap::Args;
 use gpm::numa::{Placement, Topology};
 use gpm::probe::ByRelation;
@@ -400,6 +401,9 @@ pub struct PolicyResult {
     pub cpu_per_wall: f64,
     /// Share of the runs' completions (all Ps' counters) that the busiest P ran.
     pub busiest_p_share: f64,
+    /// Every run's makespan in seconds, in the order run (run `i` of every policy was in
+    /// the same round).
+    pub makespans_s: Vec<f64>,
 }
 
 /// The runs of one policy on one workload so far.
@@ -419,7 +423,9 @@ impl Runs {
     fn result(mut self) -> PolicyResult {
         let quantile =
             |runs: &mut Vec<Duration>| (!runs.is_empty()).then(|| median(runs).as_secs_f64());
+        let makespans_s = self.makespans.iter().map(Duration::as_secs_f64).collect();
         PolicyResult {
+            makespans_s,
             p50_s: quantile(&mut self.p50s),
             p99_s: quantile(&mut self.p99s),
             makespan: median(&mut self.makespans),
@@ -489,7 +495,8 @@ fn run_once(
 }
 
 /// Runs `name` `args.runs` times under each of `policies`, alternating between the
-/// policies run by run (one runtime per policy); results in the order of `policies`.
+/// policies run by run, on fresh runtimes for each block of runs (`--instances`); results
+/// in the order of `policies`.
 pub fn run_policies(
     name: &str,
     policies: &[PolicyChoice],
@@ -509,12 +516,10 @@ pub fn run_policies(
             .collect()
     };
     let mut runs: Vec<Runs> = policies.iter().map(|_| Runs::default()).collect();
-    let total = args.runs.max(1);
-    let blocks = args.instances.clamp(1, total);
     let mut round = 0;
-    for block in 0..blocks {
+    for rounds in block_sizes(args.runs, args.instances) {
         let runtimes = build()?;
-        for _ in 0..total / blocks + usize::from(block < total % blocks) {
+        for _ in 0..rounds {
             for i in round_order(round, runtimes.len()) {
                 run_once(name, runtimes[i].handle(), workers, args, &mut runs[i])?;
             }
@@ -589,6 +594,8 @@ pub const COLUMNS: &[&str] = &[
     "real_over_sim",
     "cpu_per_wall",
     "busiest_p_share",
+    "makespan_over_first",
+    "makespan_over_first_ci95",
 ];
 
 /// The `policies` experiment.
@@ -637,6 +644,7 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
             }
             row.push(num(r.cpu_per_wall, 2));
             row.push(num(r.busiest_p_share, 3));
+            row.extend(against_first(r, &results[0], args));
             table.push(row);
         }
         bar.inc(1);
@@ -651,6 +659,21 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
         load_average(),
         table.render()
     ))
+}
+
+/// A policy's median makespan over the first policy's, and its 95% interval: the runs of
+/// a round are paired, the blocks of runs are the runtime instances (`crate::stats`).
+fn against_first(result: &PolicyResult, first: &PolicyResult, args: &PoliciesArgs) -> [String; 2] {
+    let blocks = |r: &PolicyResult| -> Vec<Vec<f64>> {
+        let mut runs = r.makespans_s.iter().copied();
+        block_sizes(args.runs, args.instances)
+            .into_iter()
+            .map(|size| runs.by_ref().take(size).collect())
+            .collect()
+    };
+    let median_of = |r: &PolicyResult| median_f64(&mut r.makespans_s.clone());
+    let ratio = median_of(result) / median_of(first);
+    [num(ratio, 3), ci95_text(&blocks(result), &blocks(first))]
 }
 
 /// The median of `values` (the mean of the two middle ones for an even count); NaN for none.
