@@ -15,15 +15,14 @@
 //!   their life (which threads share a core, which M sleeps where), so rounds on the same
 //!   pair of instances are not independent samples. An experiment that builds fresh
 //!   runtimes for each block of rounds gives the blocks here, and the bootstrap draws
-//!   blocks first, then rounds within each drawn block (a two-stage bootstrap: slightly
-//!   wide, never narrow).
+//!   blocks first, then rounds within each drawn block (a two-stage bootstrap, which errs
+//!   on the wide side).
 //!
 //! A ratio whose interval holds 1.0 is a difference within the noise of the run.
 
 use crate::lab::driver::Rng;
 
-/// Bootstrap resamples behind each interval: the interval's ends move by well under 0.01
-/// between seeds at the lab's round counts.
+/// Bootstrap resamples behind each interval.
 const RESAMPLES: usize = 2_000;
 
 /// The median of `values`, sorted in place (the mean of the middle two for an even count;
