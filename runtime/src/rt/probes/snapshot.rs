@@ -119,13 +119,17 @@ pub struct Probes {
     /// Every event counter summed over all Ps and threads without one, by name; the
     /// fields below repeat the common ones.
     pub events: EventCounts,
-    /// Polls, summed over all Ps.
+    /// Polls, summed over all Ps. Polls, yields (counted as wake-ups) and completions in
+    /// polls are tallied by each M and published on its driver turns (at most 61 polls
+    /// apart), when its P parks and when the P leaves it: a snapshot taken while Ms run may
+    /// lack up to that many of each per P. Every other count is published when its event
+    /// happens.
     pub polls: u64,
     /// Spawns.
     pub spawns: u64,
-    /// Wake-ups.
+    /// Wake-ups (yields included).
     pub wakes: u64,
-    /// Completions.
+    /// Completions (see `polls` for when those in polls show).
     pub completions: u64,
     /// Spawn-to-completion time of sampled tasks.
     pub sojourn: LatencyProbe,
