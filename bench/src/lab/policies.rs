@@ -401,15 +401,17 @@ pub struct PolicyResult {
     pub cpu_per_wall: f64,
     /// Share of the runs' completions (all Ps' counters) that the busiest P ran.
     pub busiest_p_share: f64,
-    /// Every run's makespan in seconds, in the order run (run `i` of every policy was in
-    /// the same round).
-    pub makespans_s: Vec<f64>,
+    /// Every run's makespan in seconds, by block of runs on the same runtime (run `i` of
+    /// block `b` of every policy was in the same round).
+    pub makespan_blocks_s: Vec<Vec<f64>>,
 }
 
 /// The runs of one policy on one workload so far.
 #[derive(Debug, Default)]
 struct Runs {
     makespans: Vec<Duration>,
+    /// Where each block of runs (one runtime instance) starts in `makespans`.
+    block_starts: Vec<usize>,
     p50s: Vec<Duration>,
     p99s: Vec<Duration>,
     steals: StealCounts,
@@ -420,18 +422,36 @@ struct Runs {
 }
 
 impl Runs {
+    /// The next runs are on a fresh runtime instance.
+    fn begin_block(&mut self) {
+        self.block_starts.push(self.makespans.len());
+    }
+
+    fn makespan_blocks_s(&self) -> Vec<Vec<f64>> {
+        let ends = self.block_starts.iter().skip(1).copied();
+        let ends = ends.chain(std::iter::once(self.makespans.len()));
+        self.block_starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| {
+                let block = &self.makespans[start..end];
+                block.iter().map(Duration::as_secs_f64).collect()
+            })
+            .collect()
+    }
+
     fn result(mut self) -> PolicyResult {
         let quantile =
             |runs: &mut Vec<Duration>| (!runs.is_empty()).then(|| median(runs).as_secs_f64());
-        let makespans_s = self.makespans.iter().map(Duration::as_secs_f64).collect();
+        let makespan_blocks_s = self.makespan_blocks_s();
         PolicyResult {
-            makespans_s,
+            makespan_blocks_s,
             p50_s: quantile(&mut self.p50s),
             p99_s: quantile(&mut self.p99s),
             makespan: median(&mut self.makespans),
             steals: self.steals,
             tasks_run: self.tasks_run,
-            cpu_per_wall: median_f64(&mut self.cpu_per_wall),
+            cpu_per_wall: crate::stats::median(&mut self.cpu_per_wall),
             busiest_p_share: fraction(
                 self.completions.iter().copied().max().unwrap_or(0),
                 self.completions.iter().sum(),
@@ -519,6 +539,7 @@ pub fn run_policies(
     let mut round = 0;
     for rounds in block_sizes(args.runs, args.instances) {
         let runtimes = build()?;
+        runs.iter_mut().for_each(Runs::begin_block);
         for _ in 0..rounds {
             for i in round_order(round, runtimes.len()) {
                 run_once(name, runtimes[i].handle(), workers, args, &mut runs[i])?;
@@ -644,7 +665,7 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
             }
             row.push(num(r.cpu_per_wall, 2));
             row.push(num(r.busiest_p_share, 3));
-            row.extend(against_first(r, &results[0], args));
+            row.extend(against_first(r, &results[0]));
             table.push(row);
         }
         bar.inc(1);
@@ -663,27 +684,11 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
 
 /// A policy's median makespan over the first policy's, and its 95% interval: the runs of
 /// a round are paired, the blocks of runs are the runtime instances (`crate::stats`).
-fn against_first(result: &PolicyResult, first: &PolicyResult, args: &PoliciesArgs) -> [String; 2] {
-    let blocks = |r: &PolicyResult| -> Vec<Vec<f64>> {
-        let mut runs = r.makespans_s.iter().copied();
-        block_sizes(args.runs, args.instances)
-            .into_iter()
-            .map(|size| runs.by_ref().take(size).collect())
-            .collect()
-    };
-    let median_of = |r: &PolicyResult| median_f64(&mut r.makespans_s.clone());
+fn against_first(result: &PolicyResult, first: &PolicyResult) -> [String; 2] {
+    let median_of = |r: &PolicyResult| crate::stats::median(&mut r.makespan_blocks_s.concat());
     let ratio = median_of(result) / median_of(first);
-    [num(ratio, 3), ci95_text(&blocks(result), &blocks(first))]
-}
-
-/// The median of `values` (the mean of the two middle ones for an even count); NaN for none.
-fn median_f64(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
+    let (blocks, first_blocks) = (&result.makespan_blocks_s, &first.makespan_blocks_s);
+    [num(ratio, 3), ci95_text(blocks, first_blocks)]
 }
 
 /// The 1, 5 and 15 minute load averages (`/proc/loadavg`), or `?` where it cannot be read.
@@ -716,6 +721,20 @@ mod tests {
             simulate: false,
             sim_seeds: 1,
         }
+    }
+
+    #[test]
+    fn makespans_are_grouped_by_the_runtime_instance_they_ran_on() {
+        let mut runs = Runs::default();
+        let ms = Duration::from_millis;
+        runs.begin_block();
+        runs.makespans.extend([ms(1), ms(2)]);
+        runs.begin_block();
+        runs.makespans.push(ms(3));
+        assert_eq!(
+            runs.result().makespan_blocks_s,
+            vec![vec![0.001, 0.002], vec![0.003]]
+        );
     }
 
     /// Invariants of steal counters: a steal is a visit, and takes at least one task.
