@@ -288,9 +288,7 @@ impl WorkerContext {
         let mut slot = self.processor.borrow_mut();
         match slot.as_mut() {
             Some(processor) => {
-                let every = self.shared.probes.sample_every();
-                let stamp = self.sample_countdown.sample(every);
-                Arrival::Wake.stamp(task.header(), stamp);
+                self.stamp_arrival(&task, Arrival::Wake);
                 self.yields_uncounted.set(self.yields_uncounted.get() + 1);
                 processor.push_yielded(task);
             }
@@ -305,9 +303,15 @@ impl WorkerContext {
     /// Stamps a sample of the arrivals (this M's countdown) and counts one on `processor`.
     #[inline(always)]
     fn note_arrival(&self, processor: &Proc, task: &TaskRef, arrival: Arrival) {
+        self.stamp_arrival(task, arrival);
+        processor.count(arrival.event());
+    }
+
+    /// Stamps the task if this arrival is the M's sample (`rt::stamp`).
+    #[inline(always)]
+    fn stamp_arrival(&self, task: &TaskRef, arrival: Arrival) {
         let every = self.shared.probes.sample_every();
         arrival.stamp(task.header(), self.sample_countdown.sample(every));
-        processor.count(arrival.event());
     }
 
     /// Every `MAINTENANCE_INTERVAL` polls, a non-blocking turn of the driver, so a runtime
