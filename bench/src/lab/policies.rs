@@ -624,8 +624,11 @@ pub fn run(args: &PoliciesArgs, out: &Output) -> Result<String, String> {
     let policies = parse_policies(&args.policies)?;
     let workloads = parse_workloads(&args.workloads)?;
     let workers = args.workers.unwrap_or_else(super::available_cpus);
-    if workers == 0 || args.service_us == 0 || args.tasks == 0 || args.runs == 0 {
-        return Err("--workers, --service-us, --tasks and --runs must be positive".into());
+    let instances = args.instances;
+    if workers == 0 || args.service_us == 0 || args.tasks == 0 || args.runs == 0 || instances == 0 {
+        return Err(
+            "--workers, --service-us, --tasks, --runs and --instances must be positive".into(),
+        );
     }
     let mut table = Table::new(COLUMNS);
     let bar = out.progress(workloads.len() as u64, "policies");
