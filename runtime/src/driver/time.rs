@@ -96,7 +96,10 @@ pub(crate) enum Turn {
     Maintenance { home: Option<usize> },
     /// The turn of the M that slept in the driver.
     Parked,
-    /// Right after `gpm::time::advance` moved the paused clock: every due shard.
+    /// Right after `gpm::time::advance` moved the paused clock: every shard, due or not,
+    /// so that each wheel's last turn is the new time (a timer then reset or registered
+    /// at a passed deadline fires at once, as tokio's, whose one wheel turns at every
+    /// advance).
     Advanced,
 }
 
@@ -218,7 +221,8 @@ impl TimeDriver {
         if let Turn::Parked = turn {
             self.common.parked_until.open();
         }
-        if self.shards.iter().all(|s| s.next.get() == NO_TIMER) {
+        let idle = self.shards.iter().all(|s| s.next.get() == NO_TIMER);
+        if idle && !matches!(turn, Turn::Advanced) {
             return;
         }
         self.fire_due_at(turn, self.common.now_tick(), wake);
@@ -226,10 +230,11 @@ impl TimeDriver {
 
     /// [`TimeDriver::fire_due`] with the clock read: `now` is the current tick.
     fn fire_due_at(&self, turn: Turn, now: u64, wake: &mut Vec<Waker>) {
+        let every_shard = matches!(turn, Turn::Advanced);
         for shard in self.shards.iter() {
             let foreign = matches!(turn, Turn::Maintenance { home } if home != Some(shard.index));
             let grace = if foreign { FOREIGN_GRACE_TICKS } else { 0 };
-            if shard.next.get().saturating_add(grace) > now {
+            if shard.next.get().saturating_add(grace) > now && !every_shard {
                 continue;
             }
             let wheel = if foreign {
@@ -299,15 +304,25 @@ impl TimerShard {
         }
     }
 
-    /// Moves registered timer `key` to `deadline`; `true` if the driver must be woken.
+    /// Moves registered timer `key` to `deadline`; `true` if the driver must be woken. A
+    /// deadline already due (by [`Common::already_due`], the test of a new timer) fires
+    /// the timer at once and wakes its waker, as tokio's reset does.
     pub(crate) fn reset(&self, key: Key, deadline: Instant) -> bool {
-        let tick = self.common.deadline_tick(deadline);
-        let lowered = {
+        let common = &*self.common;
+        let tick = common.deadline_tick(deadline);
+        let (fired, lowered) = {
             let mut wheel = self.lock();
-            wheel.reset(key, tick);
-            self.next.lower(tick)
+            let elapsed = wheel.elapsed();
+            if common.already_due(tick, deadline, elapsed) {
+                (wheel.reset(key, elapsed), false)
+            } else {
+                (wheel.reset(key, tick), self.next.lower(tick))
+            }
         };
-        lowered && self.common.parked_until.lower(tick)
+        if let Some(waker) = fired {
+            waker.wake();
+        }
+        lowered && common.parked_until.lower(tick)
     }
 
     /// Cancels timer `key` (its owner was dropped or saw it fire).
@@ -510,6 +525,57 @@ mod tests {
             shard.poll(key, at, Waker::noop()),
             TimerPoll::Fired
         ));
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_reset_to_a_passed_deadline_fires_at_once_and_wakes() {
+        let time = driver();
+        let count = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&count));
+        let shard = time.shard(Some(0));
+        let mut key = None;
+        let later = Instant::now() + Duration::from_secs(60);
+        assert!(matches!(
+            shard.poll(&mut key, later, &waker),
+            TimerPoll::Pending { .. }
+        ));
+        let registered = key.expect("registered");
+        shard.reset(registered, later + Duration::from_secs(1));
+        assert_eq!(count.0.load(SeqCst), 0, "a later deadline only moves it");
+        // Tick 0: the wheel has turned to it (a passed deadline, no clock read needed).
+        let past = time.common.start;
+        shard.reset(registered, past);
+        assert_eq!(count.0.load(SeqCst), 1, "the stored waker is woken");
+        assert!(matches!(
+            shard.poll(&mut key, past, &waker),
+            TimerPoll::Fired
+        ));
+        assert_eq!(time.live_timers(), 0);
+    }
+
+    #[test]
+    fn an_advance_turns_every_wheel_to_the_new_time() {
+        let time = driver();
+        time.common.clock.pause().unwrap();
+        time.common
+            .clock
+            .advance(Duration::from_millis(100))
+            .unwrap();
+        time.fire_due(Turn::Advanced, &mut Vec::new());
+        let now_tick = time.common.now_tick();
+        assert!(time.shards.iter().all(|s| s.lock().elapsed() == now_tick));
+        let (_, key, poll) = register(&time, Some(1), time.common.clock.now());
+        assert!(matches!(poll, TimerPoll::Fired) && key.is_none());
     }
 
     #[test]

@@ -160,13 +160,17 @@ impl Wheel {
         false
     }
 
-    /// Moves `key` to a new deadline (fired or not).
-    pub(crate) fn reset(&mut self, key: Key, deadline: u64) {
+    /// Moves `key` to a new deadline (fired or not). A deadline the wheel has already
+    /// turned past fires the entry at once: its waker is returned, for the caller to wake.
+    pub(crate) fn reset(&mut self, key: Key, deadline: u64) -> Option<Waker> {
         self.unlink(key);
-        self.entries[key].deadline = deadline;
-        if deadline > self.elapsed {
-            self.link(key);
+        let entry = &mut self.entries[key];
+        entry.deadline = deadline;
+        if deadline <= self.elapsed {
+            return entry.waker.take();
         }
+        self.link(key);
+        None
     }
 
     /// Cancels and frees `key`.

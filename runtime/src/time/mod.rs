@@ -52,17 +52,21 @@ const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// The timer shard of the current runtime for a timer created here: the shard of the P this
 /// thread's M holds, or the runtime's extra shard on a thread without one of its Ps.
+///
+/// Panics outside a runtime at the line of the user's call: the panic is in this
+/// `#[track_caller]` body, not in a closure (a closure would report this file).
 #[track_caller]
 fn current_shard() -> Arc<TimerShard> {
-    crate::rt::context::with_handle(|handle| {
+    let shard = crate::rt::context::with_handle(|handle| {
         handle.map(|h| h.shared.driver.time.shard(h.shared.current_processor()))
-    })
-    .unwrap_or_else(|| {
+    });
+    let Some(shard) = shard else {
         panic!(
             "there is no timer running: gpm::time must be called from the context of a \
-                 gpm runtime (a task, Runtime::block_on, or after Runtime::enter)"
+             gpm runtime (a task, Runtime::block_on, or after Runtime::enter)"
         )
-    })
+    };
+    shard
 }
 
 /// `duration` from now by the clock of `shard`'s runtime (one read, no second lookup of the
@@ -193,12 +197,14 @@ impl fmt::Debug for Sleep {
     }
 }
 
-/// Runs `f` with the current runtime's handle.
+/// The current runtime's handle, for `gpm::time::{what}`; panics at the user's line
+/// outside a runtime.
 #[track_caller]
-fn with_current<R>(what: &str, f: impl FnOnce(&crate::rt::Handle) -> R) -> R {
-    crate::rt::context::with_handle(|handle| handle.map(f)).unwrap_or_else(|| {
-        panic!("gpm::time::{what} must be called from the context of a gpm runtime")
-    })
+fn current_handle(what: &str) -> crate::rt::Handle {
+    match crate::rt::Handle::try_current() {
+        Ok(handle) => handle,
+        Err(_) => panic!("gpm::time::{what} must be called from the context of a gpm runtime"),
+    }
 }
 
 /// Stops the current runtime's clock, as `tokio::time::pause` (for tests): [`Instant::now`]
@@ -225,18 +231,16 @@ fn with_current<R>(what: &str, f: impl FnOnce(&crate::rt::Handle) -> R) -> R {
 /// ```
 #[track_caller]
 pub fn pause() {
-    with_current("pause", |handle| {
-        let workers = handle.num_workers();
-        assert!(
-            workers == 1,
-            "gpm::time::pause needs a runtime with one worker thread (tokio: a current-thread \
-             runtime); this one has {workers}"
-        );
-        let clock = handle.shared.driver.time.clock();
-        clock
-            .pause()
-            .unwrap_or_else(|e| panic!("gpm::time::pause: {e}"));
-    });
+    let handle = current_handle("pause");
+    let workers = handle.num_workers();
+    assert!(
+        workers == 1,
+        "gpm::time::pause needs a runtime with one worker thread (tokio: a current-thread \
+         runtime); this one has {workers}"
+    );
+    if let Err(e) = handle.shared.driver.time.clock().pause() {
+        panic!("gpm::time::pause: {e}");
+    }
 }
 
 /// Starts the current runtime's clock again from where it stands, as `tokio::time::resume`.
@@ -245,16 +249,14 @@ pub fn pause() {
 /// Outside a gpm runtime, or if the clock is not paused.
 #[track_caller]
 pub fn resume() {
-    with_current("resume", |handle| {
-        let driver = &handle.shared.driver;
-        let clock = driver.time.clock();
-        clock
-            .resume()
-            .unwrap_or_else(|e| panic!("gpm::time::resume: {e}"));
-        // The M in the driver may sleep for ever on a paused clock: it must now wait for
-        // real time.
-        driver.wake();
-    });
+    let handle = current_handle("resume");
+    let driver = &handle.shared.driver;
+    if let Err(e) = driver.time.clock().resume() {
+        panic!("gpm::time::resume: {e}");
+    }
+    // The M in the driver may sleep for ever on a paused clock: it must now wait for real
+    // time.
+    driver.wake();
 }
 
 /// Moves the current runtime's paused clock forward by `duration`, as
@@ -265,17 +267,15 @@ pub fn resume() {
 /// Outside a gpm runtime, or if the clock is not paused.
 #[track_caller]
 pub fn advance(duration: Duration) -> impl Future<Output = ()> {
-    with_current("advance", |handle| {
-        let driver = &handle.shared.driver;
-        let clock = driver.time.clock();
-        clock
-            .advance(duration)
-            .unwrap_or_else(|e| panic!("gpm::time::advance: {e}"));
-        let mut wake = Vec::new();
-        driver.time.fire_due(Turn::Advanced, &mut wake);
-        crate::driver::wake_all(wake);
-        driver.wake();
-    });
+    let handle = current_handle("advance");
+    let driver = &handle.shared.driver;
+    if let Err(e) = driver.time.clock().advance(duration) {
+        panic!("gpm::time::advance: {e}");
+    }
+    let mut wake = Vec::new();
+    driver.time.fire_due(Turn::Advanced, &mut wake);
+    crate::driver::wake_all(wake);
+    driver.wake();
     crate::task::yield_now()
 }
 
@@ -358,7 +358,13 @@ impl<F: Future> Future for Timeout<F> {
     }
 }
 
-/// What an [`Interval`] does when ticks were missed (the task ran late).
+/// How late a tick must be before it counts as missed (tokio's threshold): up to this late,
+/// the next tick stays one period after the late one's schedule, whatever the
+/// [`MissedTickBehavior`].
+const MISSED_TICK_SLACK: Duration = Duration::from_millis(5);
+
+/// What an [`Interval`] does when ticks were missed: when a tick completes more than 5 ms
+/// after its scheduled time (the task ran late), as tokio's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissedTickBehavior {
     /// Fire the missed ticks back to back until caught up (tokio's default).
@@ -368,6 +374,25 @@ pub enum MissedTickBehavior {
     Delay,
     /// Skip the missed ticks; the next tick is the next multiple of the period.
     Skip,
+}
+
+impl MissedTickBehavior {
+    /// The tick after one scheduled at `scheduled` that completed late, at `now`.
+    fn next_tick(self, scheduled: Instant, now: Instant, period: Duration) -> Instant {
+        match self {
+            MissedTickBehavior::Burst => add_saturating(scheduled, period),
+            MissedTickBehavior::Delay => add_saturating(now, period),
+            MissedTickBehavior::Skip => {
+                let behind = now.saturating_duration_since(scheduled).as_nanos();
+                let periods = behind / period.as_nanos() + 1;
+                let ahead = u32::try_from(periods)
+                    .ok()
+                    .and_then(|periods| period.checked_mul(periods))
+                    .unwrap_or(Duration::MAX);
+                add_saturating(scheduled, ahead)
+            }
+        }
+    }
 }
 
 /// Ticks every `period`; the first tick completes at once. Like `tokio::time::interval`.
@@ -415,18 +440,11 @@ impl Interval {
         ready!(self.sleep.poll_elapsed(cx));
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
-        let next = match self.missed_tick_behavior {
-            MissedTickBehavior::Burst => add_saturating(scheduled, self.period),
-            MissedTickBehavior::Delay => add_saturating(now, self.period),
-            MissedTickBehavior::Skip => {
-                let behind = now.saturating_duration_since(scheduled).as_nanos();
-                let periods = behind / self.period.as_nanos() + 1;
-                let ahead = u32::try_from(periods)
-                    .ok()
-                    .and_then(|periods| self.period.checked_mul(periods))
-                    .unwrap_or(Duration::MAX);
-                add_saturating(scheduled, ahead)
-            }
+        let next = if now > add_saturating(scheduled, MISSED_TICK_SLACK) {
+            self.missed_tick_behavior
+                .next_tick(scheduled, now, self.period)
+        } else {
+            add_saturating(scheduled, self.period)
         };
         self.sleep.reset_unpinned(next);
         Poll::Ready(scheduled)
