@@ -1,6 +1,5 @@
 //! The lab's experiments refuse a count of zero runtime instances (or runs) with an error
-//! that names the flag, before they build anything. In a process of their own: the lab's
-//! unit tests measure the process's CPU time, and these should not share it.
+//! that names the flag, before they build anything.
 
 use gpm_bench::lab::compare::{self, CompareArgs};
 use gpm_bench::lab::out::Output;
