@@ -136,16 +136,6 @@ pub fn runner<R: Rt>(name: &str, rt: R, workers: usize) -> Result<Runner, String
     })
 }
 
-/// The median of `samples` (sorted in place); zero when empty.
-pub fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort_unstable();
-    match samples.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => samples[n / 2],
-        n => (samples[n / 2 - 1] + samples[n / 2]) / 2,
-    }
-}
-
 /// Runs every side `warmup` times, then `runs` rounds in the orders of [`round_order`];
 /// returns each side's samples.
 pub fn interleave(sides: &mut [Runner], warmup: usize, runs: usize) -> Vec<Vec<Duration>> {
@@ -358,17 +348,6 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::rc::Rc;
-
-    #[test]
-    fn median_of_odd_and_even() {
-        let d = Duration::from_millis;
-        assert_eq!(median(&mut [d(3), d(1), d(2)]), d(2));
-        assert_eq!(
-            median(&mut [d(4), d(1), d(2), d(3)]),
-            Duration::from_micros(2500)
-        );
-        assert_eq!(median(&mut []), Duration::ZERO);
-    }
 
     #[test]
     fn rounds_alternate_which_side_goes_first() {

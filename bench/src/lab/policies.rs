@@ -47,12 +47,12 @@
 //! runs off its spawner's node unless it is stolen back, and a task taken from the
 //! injector (spawned from outside) has no home to be off.
 
-use super::compare::{block_sizes, median, round_order};
+use super::compare::{block_sizes, round_order};
 use super::driver::{self, Recorder};
 use super::out::{num, Output, Table};
 use super::{parse_policies, policy_name, PolicyChoice, RuntimeConfig};
 use crate::sim::{self, CostModel, Workload};
-use crate::stats::ci95_text;
+use crate::stats::{ci95_text, median_duration};
 use clap::Args;
 use gpm::numa::{Placement, Topology};
 use gpm::probe::ByRelation;
@@ -451,13 +451,13 @@ impl Runs {
 
     fn result(mut self) -> PolicyResult {
         let quantile =
-            |runs: &mut Vec<Duration>| (!runs.is_empty()).then(|| median(runs).as_secs_f64());
+            |runs: &[Duration]| (!runs.is_empty()).then(|| median_duration(runs).as_secs_f64());
         let makespan_blocks_s = self.makespan_blocks_s();
         PolicyResult {
             makespan_blocks_s,
-            p50_s: quantile(&mut self.p50s),
-            p99_s: quantile(&mut self.p99s),
-            makespan: median(&mut self.makespans),
+            p50_s: quantile(&self.p50s),
+            p99_s: quantile(&self.p99s),
+            makespan: median_duration(&self.makespans),
             steals: self.steals,
             tasks_run: self.tasks_run,
             cpu_per_wall: crate::stats::median(&mut self.cpu_per_wall),
@@ -591,13 +591,13 @@ pub fn simulate_here(
             .map_err(|e| e.to_string())?
             .unwrap_or_default(),
     };
-    let mut makespans: Vec<Duration> = (1..=seeds.max(1))
+    let makespans: Vec<Duration> = (1..=seeds.max(1))
         .map(|seed| {
             let report = sim::simulate(&topology, policy, workload, CostModel::default(), seed);
             Duration::from_nanos(report.makespan_ns)
         })
         .collect();
-    Ok(median(&mut makespans))
+    Ok(median_duration(&makespans))
 }
 
 /// The CSV columns of `policies`. The first eight are those of the first version (steals
