@@ -67,8 +67,10 @@ pub(crate) struct WorkerContext {
     /// The P this M holds (`None` once handed off); `rt::task_memory` borrows it for the
     /// P's slab cache.
     pub(super) processor: RefCell<Option<Box<Proc>>>,
-    /// Polls started since the last non-blocking turn of the driver: also the polls not
-    /// yet counted on the P ([`WorkerContext::publish_counts`]).
+    /// Polls started since this M last published its tallies
+    /// ([`WorkerContext::publish_counts`], at each driver turn, when the P parks and when it
+    /// leaves the M): not yet counted on the P, and what [`WorkerContext::maintain_driver`]
+    /// counts to its next turn. Zero while the M holds no P (published as the P left).
     polls_since_maintenance: Cell<u32>,
     /// Yields (a task woken in its own poll, handed back to this M) not yet counted as
     /// wake-ups on the P.
@@ -322,15 +324,15 @@ impl WorkerContext {
         }
     }
 
-    /// A non-blocking turn of the driver: publishes this M's tallies and its P's gauges,
-    /// wakes what the turn made ready, then releases the tasks that yielded.
+    /// A non-blocking turn of the driver: publishes this M's tallies (which restarts the
+    /// count of polls to the next maintenance turn) and its P's gauges, wakes what the turn
+    /// made ready, then releases the tasks that yielded.
     pub(super) fn turn_driver_and_release_yielded(&self) {
         let home = self.processor.borrow().as_ref().map(|p| {
             self.publish_counts(p);
             self.shared.probes.publish_gauges(p);
             p.index()
         });
-        self.polls_since_maintenance.set(0);
         self.as_burst(|| self.shared.driver.maintain(home));
         if let Some(processor) = self.processor.borrow_mut().as_mut() {
             processor.release_deferred(&self.shared.scheduler);
