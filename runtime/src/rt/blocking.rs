@@ -41,6 +41,7 @@ use super::handle::Handle;
 use super::shared::Shared;
 use crate::overload::{PoolSizer, PoolSizingConfig};
 use crate::task::{coop, JoinHandle, Notified, Schedule, Task};
+use crate::time::pausable::Inhibit;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -152,12 +153,21 @@ where
 /// The scheduler of blocking tasks: the pool's queue.
 pub(crate) struct BlockingSchedule {
     shared: Arc<Shared>,
+    /// Under a paused clock, holds auto-advance back until the task completes (`release`):
+    /// after its output is stored and its join waker woken, as tokio's
+    /// `BlockingSchedule::release`, so that whoever the completion wakes is counted
+    /// running before time may jump. Released at the end of the closure instead, the
+    /// driver could jump time between that end and the wake (a timeout on the join handle
+    /// would then fire although the closure finished). A task that never completes (its
+    /// notification dropped unrun) releases it when its cell is freed.
+    inhibit: Mutex<Option<Inhibit>>,
 }
 
 impl BlockingSchedule {
-    pub(crate) fn new(shared: &Arc<Shared>) -> BlockingSchedule {
+    pub(crate) fn new(shared: &Arc<Shared>, inhibit: Option<Inhibit>) -> BlockingSchedule {
         BlockingSchedule {
             shared: Arc::clone(shared),
+            inhibit: Mutex::new(inhibit),
         }
     }
 }
@@ -169,6 +179,13 @@ impl Schedule for BlockingSchedule {
     }
 
     fn release(&self, _task: &Task<Self>, _: crate::task::CompletedIn) -> Option<Task<Self>> {
+        let inhibit = self
+            .inhibit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // Completed: the paused clock may move again (see `inhibit`).
+        drop(inhibit);
         None
     }
 

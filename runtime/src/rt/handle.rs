@@ -151,17 +151,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let clock = self.shared.driver.time.clock();
-        if !clock.is_virtual() {
-            return self.shared.spawn_blocking(func);
-        }
-        // A paused clock must not jump while the closure may still wake a task.
-        let driver = std::sync::Arc::clone(&self.shared.driver);
-        let inhibit = clock.inhibit(move || driver.wake());
-        self.shared.spawn_blocking(move || {
-            let _inhibit = inhibit;
-            func()
-        })
+        self.shared.spawn_blocking(func)
     }
 
     /// Runs `future` to completion on the current thread, inside this runtime's context.

@@ -133,13 +133,20 @@ impl Shared {
         join
     }
 
-    /// Spawns a blocking closure on the pool.
+    /// Spawns a blocking closure on the pool. Under a paused clock the task holds
+    /// auto-advance back from now until it completes (`BlockingSchedule`'s `inhibit`): the
+    /// closure may be about to wake a task.
     pub(crate) fn spawn_blocking<F, R>(self: &Arc<Self>, func: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let schedule = BlockingSchedule::new(self);
+        let clock = self.driver.time.clock();
+        let inhibit = clock.is_virtual().then(|| {
+            let driver = Arc::clone(&self.driver);
+            clock.inhibit(move || driver.wake())
+        });
+        let schedule = BlockingSchedule::new(self, inhibit);
         let (task, notified, join) =
             new_task(blocking::BlockingTask::new(func), schedule, Id::next());
         // Blocking tasks are not in the owned list: the pool reaches them at shutdown.
