@@ -95,6 +95,7 @@ pub struct Builder {
     start_paused: bool,
     current_thread: bool,
     blocking_pool_sizing: Option<PoolSizingConfig>,
+    name: Option<String>,
 }
 
 /// Why a runtime could not be built.
@@ -208,6 +209,7 @@ impl Builder {
             start_paused: false,
             current_thread: false,
             blocking_pool_sizing: None,
+            name: None,
         }
     }
 
@@ -314,6 +316,23 @@ impl Builder {
     /// ```
     pub fn blocking_pool_sizing(&mut self, sizing: PoolSizingConfig) -> &mut Self {
         self.blocking_pool_sizing = Some(sizing);
+        self
+    }
+
+    /// The runtime's name, as tokio's `Builder::name`: [`Handle::name`] returns it (default:
+    /// none). It names the runtime, not its threads ([`Builder::thread_name`] does that).
+    /// An empty or all-whitespace name makes [`build`](Builder::build) return a
+    /// [`BuildError`] naming `name` (tokio's setter panics).
+    ///
+    /// ```
+    /// let rt = gpm::Runtime::builder().worker_threads(1).name("ingest").build().unwrap();
+    /// assert_eq!(rt.handle().name(), Some("ingest"));
+    /// let seen = rt.block_on(async { gpm::Handle::current().name().map(str::to_owned) });
+    /// assert_eq!(seen.as_deref(), Some("ingest"));
+    /// assert!(gpm::Runtime::builder().name(" ").build().unwrap_err().is_invalid_setting());
+    /// ```
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.name = Some(name.into());
         self
     }
 
@@ -517,6 +536,7 @@ impl Builder {
             probes_enabled: self.probes_enabled,
             sample_every: self.probe_sampling,
             current_thread: self.current_thread,
+            name: self.name.clone(),
         };
         let (shared, processors) = Shared::new(config, steal, options, pool, driver, task_memory);
         let runtime = Runtime::from_handle(Handle { shared });
@@ -665,6 +685,12 @@ impl Builder {
                     reason: format!("{} is over {MAX_BLOCKING_THREADS}", sizing.max),
                 }));
             }
+        }
+        if let Some(name) = self.name.as_ref().filter(|name| name.trim().is_empty()) {
+            return Err(BuildError::invalid(
+                "name",
+                format!("{name:?} is empty or only whitespace; a runtime name needs a character"),
+            ));
         }
         if let ThreadName::Fixed(name) = &self.thread_name {
             if name.contains('\0') {

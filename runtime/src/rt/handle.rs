@@ -103,6 +103,12 @@ impl Handle {
         self.shared.id
     }
 
+    /// The runtime's name ([`Builder::name`](crate::Builder::name)), if it was given one,
+    /// as tokio's `Handle::name`.
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
+    }
+
     /// The handle of the runtime this thread is in.
     ///
     /// # Panics

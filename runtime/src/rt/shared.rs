@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     task_memory: TaskMemory,
     /// The runtime's identity (`Handle::id`).
     pub(crate) id: super::handle::Id,
+    /// The runtime's name (`Builder::name`, `Handle::name`).
+    pub(crate) name: Option<String>,
     /// A current-thread runtime: its one P waits in hand-off slot 0 for a `block_on`
     /// (`rt::current_thread`) instead of running on an M of its own.
     pub(crate) current_thread: bool,
@@ -73,6 +75,8 @@ pub(crate) struct SharedOptions {
     pub(crate) sample_every: u32,
     /// A current-thread runtime (`Builder::new_current_thread`).
     pub(crate) current_thread: bool,
+    /// The runtime's name (`Builder::name`).
+    pub(crate) name: Option<String>,
 }
 
 impl Shared {
@@ -105,6 +109,7 @@ impl Shared {
             ),
             task_memory,
             id: super::handle::Id::next(),
+            name: options.name,
             current_thread: options.current_thread,
             processor_waiters: Mutex::new(Vec::new()),
         });
