@@ -11,8 +11,9 @@
 //!   would pass whatever gpm does). Here each item of the stream also spends gpm's budget
 //!   ([`unbounded_channel_stream`]): 200 items are more than a poll's 128 units, so a
 //!   budget left on inside `block_in_place` would make `futures::executor::block_on` spin
-//!   on a `Pending` stream for ever, which the tests' timeouts catch, as tokio's do.
-//!
+//!   on a `Pending` stream for ever, which the tests' timeouts catch, as tokio's do. Those
+//!   timeouts are hang detectors: 10 s here where tokio's are 1 s, so that a loaded CI
+//!   machine is not taken for a hang.
 //! * `useful_panic_message_when_dropping_rt_in_rt`: tokio panics when a runtime is dropped
 //!   inside another's `block_on` or task; gpm, by design (docs/ARCHITECTURE.md), cancels
 //!   the dropped runtime's tasks without waiting for its threads and returns, so the port
@@ -212,7 +213,7 @@ fn coop_disabled_in_block_in_place() {
             })
         });
 
-        time::timeout(Duration::from_secs(1), jh)
+        time::timeout(Duration::from_secs(10), jh)
             .await
             .expect("timed out (probably hanging)")
             .unwrap()
@@ -245,8 +246,10 @@ fn coop_disabled_in_block_in_place_in_block_on() {
         let _ = done.send(Ok(()));
     });
 
+    // A hang detector, not a time limit: tokio's waits 1 s; 10 s keeps a loaded CI
+    // machine from reading slowness as a hang.
     thread::spawn(move || {
-        thread::sleep(Duration::from_secs(1));
+        thread::sleep(Duration::from_secs(10));
         let _ = done_tx.send(Err("timed out (probably hanging)"));
     });
 
