@@ -187,8 +187,9 @@ rt_test! {
 }
 
 /// Enter guards dropped out of order panic (tokio's behaviour) instead of silently making
-/// a stale runtime current; dropped in order afterwards, the outer one still leaves no
-/// runtime behind.
+/// a stale runtime current. The inner guard, dropped afterwards, still restores the
+/// runtime it replaced: the outer one's, whose guard is gone, so that runtime stays
+/// current on the thread (as tokio's does).
 #[test]
 fn enter_guards_dropped_out_of_order_panic() {
     watchdog("enter_guards_dropped_out_of_order_panic", || {
@@ -199,6 +200,7 @@ fn enter_guards_dropped_out_of_order_panic() {
         assert!(message.contains("out of order"), "{message}");
         assert_eq!(gpm::Handle::current().num_workers(), 2);
         drop(inner);
+        assert_eq!(gpm::Handle::current().num_workers(), 1);
     });
 }
 
