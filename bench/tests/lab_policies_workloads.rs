@@ -10,18 +10,7 @@ use std::time::Duration;
 
 #[test]
 fn the_lab_workloads_complete_every_task() {
-    let args = PoliciesArgs {
-        workers: Some(2),
-        policies: "default".into(),
-        workloads: "skewed,tree".into(),
-        service_us: 5,
-        tasks: 200,
-        depth: 5,
-        runs: 2,
-        instances: 2,
-        simulate: false,
-        sim_seeds: 1,
-    };
+    let args = PoliciesArgs::smoke();
     for name in ["skewed", "tree"] {
         let r = run_policy(name, None, 2, &args).unwrap();
         let (p50, p99) = (r.p50_s.unwrap(), r.p99_s.unwrap());

@@ -12,7 +12,9 @@
 //! * [`assert_invalid_setting`] checks that a build failed on a setting, with a message.
 //! * [`RunProbe`] tells whether a task body or blocking closure ran, and counts the drops of
 //!   what it held: cancelled work must never run and be dropped once.
-//! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload.
+//! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload;
+//!   [`test_panic`] (tokio's) tells which file a panic points at.
+//! * [`ms`] and [`elapsed_within`] (tokio-test's `assert_elapsed!`) for the timer tests.
 //! * [`panicking_waker`] is a foreign executor's waker that reports its wake and then panics.
 //! * [`OnDrop`] is a future that runs a closure when it is dropped.
 //! * [`tasks_waiting_in_a_chain`] are tokio's `acquire_mutex_in_drop` tasks, which never
@@ -484,6 +486,44 @@ pub fn catch_panic_message<R>(f: impl FnOnce() -> R) -> String {
         Ok(_) => panic!("expected a panic, but the call returned normally"),
         Err(payload) => panic_message(&*payload),
     }
+}
+
+/// tokio's `support::panic::test_panic`: runs `func`, and returns the file of its panic's
+/// location if it panicked (`#[track_caller]` APIs must point at their caller's file). The
+/// panic hook is process-wide: one caller at a time installs it, and it records only the
+/// calling thread's panics (other tests of the binary may panic meanwhile).
+pub fn test_panic(func: impl FnOnce()) -> Option<String> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let location = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&location);
+    let caller = std::thread::current().id();
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == caller {
+            *seen.lock().unwrap() = info.location().map(|l| l.file().to_string());
+        }
+    }));
+    let result = panic::catch_unwind(AssertUnwindSafe(func));
+    panic::set_hook(previous);
+    let file = location.lock().unwrap().take();
+    result.err().and(file)
+}
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// tokio-test's `assert_elapsed!`: at least `duration` since `start`, at most a millisecond
+/// more.
+#[track_caller]
+pub fn elapsed_within(start: gpm::time::Instant, duration: Duration) {
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= duration && elapsed <= duration + ms(1),
+        "elapsed {elapsed:?}, expected {duration:?} (+1 ms)"
+    );
 }
 
 /// A future that calls `on_drop` when it is dropped: ready at its first poll

@@ -7,11 +7,9 @@
 
 use futures::channel::oneshot;
 use gpm::task::{self, Id};
-use gpm_tests::{rt_test, runtime, watchdog, OnDrop};
+use gpm_tests::{rt_test, runtime, test_panic, watchdog, OnDrop};
 use std::future::Future;
-use std::panic;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 rt_test! {
@@ -250,36 +248,4 @@ fn task_id_inside_block_on_panic_caller() {
 
     // The panic location should be in this file
     assert_eq!(&panic_location_file.unwrap(), file!());
-}
-
-/// tokio's `support::panic::test_panic`: the file of the panic `func` raises.
-fn test_panic<Func: FnOnce() + panic::UnwindSafe>(func: Func) -> Option<String> {
-    static PANIC_MUTEX: Mutex<()> = Mutex::new(());
-
-    let _guard = PANIC_MUTEX.lock();
-    let panic_file: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let me = std::thread::current().id();
-
-    let prev_hook = panic::take_hook();
-    {
-        let panic_file = panic_file.clone();
-        panic::set_hook(Box::new(move |panic_info| {
-            // Only this thread's panic: other tests of this binary run in parallel.
-            if std::thread::current().id() == me {
-                let panic_location = panic_info.location().unwrap();
-                *panic_file.lock().unwrap() = Some(panic_location.file().to_string());
-            }
-        }));
-    }
-
-    let result = panic::catch_unwind(func);
-    // Return to the previously set panic hook (maybe default) so that we get nice error
-    // messages in the tests.
-    panic::set_hook(prev_hook);
-
-    if result.is_err() {
-        panic_file.lock().unwrap().clone()
-    } else {
-        None
-    }
 }

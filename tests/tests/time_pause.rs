@@ -1,27 +1,14 @@
 //! The paused clock, ported from tokio's `tests/time_pause.rs` and
 //! `tests/rt_time_start_paused.rs` (assertions kept; tokio-test's mock task is a future
-//! polled by hand with a no-op waker, its `assert_elapsed!` is `elapsed_within` below).
+//! polled by hand with a no-op waker, its `assert_elapsed!` is `gpm_tests::elapsed_within`).
 //! gpm's `pause` needs a runtime with one worker where tokio's needs its current-thread
 //! runtime, so tokio's `multi_thread, worker_threads = 1` panics become `worker_threads = 2`.
 
 use gpm::time::{self, Duration, Instant, Sleep};
+use gpm_tests::{elapsed_within, ms};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// tokio-test's `assert_elapsed!`: at least `duration`, at most a millisecond more.
-#[track_caller]
-fn elapsed_within(start: Instant, duration: Duration) {
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed >= duration && elapsed <= duration + ms(1),
-        "elapsed {elapsed:?}, expected {duration:?} (+1 ms)"
-    );
-}
 
 /// Advances the paused clock by `dur` and checks that exactly `dur` has elapsed (tokio's
 /// `advance` tests repeat these three lines for each step).

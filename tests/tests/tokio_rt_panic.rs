@@ -1,6 +1,6 @@
 //! tokio's `tests/rt_panic.rs` run on gpm: a panic of a runtime API called wrongly points
 //! at the caller (`#[track_caller]`), not into the runtime. tokio's `support::panic::
-//! test_panic` is [`test_panic`] below. What changed in the port:
+//! test_panic` is `gpm_tests::test_panic`. What changed in the port:
 //!
 //! * tokio's builder setters panic on a bad value; gpm's `Builder::build` returns a
 //!   `BuildError` naming the setting instead (docs/MIGRATING.md, "Bad settings are
@@ -15,43 +15,8 @@
 
 use futures::future;
 use gpm::runtime::{Builder, Handle, Runtime};
+use gpm_tests::test_panic;
 use std::error::Error;
-use std::panic;
-use std::sync::{Arc, Mutex};
-
-/// tokio's `support::panic::test_panic`: runs `func`, and returns the file of the panic's
-/// location if it panicked.
-fn test_panic<Func: FnOnce() + panic::UnwindSafe>(func: Func) -> Option<String> {
-    static PANIC_MUTEX: Mutex<()> = Mutex::new(());
-
-    {
-        let _guard = PANIC_MUTEX.lock();
-        let panic_file: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-
-        let prev_hook = panic::take_hook();
-        {
-            let panic_file = panic_file.clone();
-            panic::set_hook(Box::new(move |panic_info| {
-                let panic_location = panic_info.location().unwrap();
-                panic_file
-                    .lock()
-                    .unwrap()
-                    .clone_from(&Some(panic_location.file().to_string()));
-            }));
-        }
-
-        let result = panic::catch_unwind(func);
-        // Return to the previously set panic hook (maybe default) so that we get nice error
-        // messages in the tests.
-        panic::set_hook(prev_hook);
-
-        if result.is_err() {
-            panic_file.lock().unwrap().clone()
-        } else {
-            None
-        }
-    }
-}
 
 /// The gpm side of tokio's `builder_*_panic_caller` tests: building with `configure`
 /// applied panics nowhere, and fails with an invalid-setting error naming `setting`.

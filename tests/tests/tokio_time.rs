@@ -3,7 +3,8 @@
 //! assertions kept. What changed in the port:
 //!
 //! * tokio-test's mock task (`task::spawn`) is [`MockTask`]: a future polled by hand with a
-//!   waker that records whether it was woken; `assert_elapsed!` is [`elapsed_within`].
+//!   waker that records whether it was woken; `assert_elapsed!` is `gpm_tests::elapsed_within`,
+//!   tokio's `support::panic::test_panic` is `gpm_tests::test_panic`.
 //! * `tokio::time::pause()` needs tokio's current-thread runtime, gpm's a runtime with one
 //!   worker; `#[gpm::test]` without arguments is that runtime.
 //! * tokio's `rt_combinations` (current-thread, 1 and 4 workers) is [`runtimes`].
@@ -14,25 +15,12 @@
 
 use futures::StreamExt;
 use gpm::time::{self, Duration, Instant, Interval, MissedTickBehavior, Sleep};
+use gpm_tests::{elapsed_within, ms};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// tokio-test's `assert_elapsed!`: at least `duration`, at most a millisecond more.
-#[track_caller]
-fn elapsed_within(start: Instant, duration: Duration) {
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed >= duration && elapsed <= duration + ms(1),
-        "elapsed {elapsed:?}, expected {duration:?} (+1 ms)"
-    );
-}
 
 /// A waker that remembers being woken.
 #[derive(Default)]
@@ -753,26 +741,9 @@ mod rt {
 mod panic_location {
     use super::*;
 
-    /// Runs `f`, which must panic, and returns the file its panic points at. The panic
-    /// hook is process-wide: one caller at a time installs it, and it records only the
-    /// panics of the calling thread (other tests of this binary may panic meanwhile).
-    fn panic_file(f: impl FnOnce()) -> String {
-        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let location = Arc::new(Mutex::new(None));
-        let seen = Arc::clone(&location);
-        let caller = std::thread::current().id();
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().id() == caller {
-                *seen.lock().unwrap() = info.location().map(|l| l.file().to_string());
-            }
-        }));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        std::panic::set_hook(previous);
-        assert!(result.is_err(), "expected a panic");
-        let file = location.lock().unwrap().take();
-        file.expect("the panic has a location")
+    /// The file the panic of `f` points at; fails the test if `f` does not panic.
+    fn panic_file_of(f: impl FnOnce()) -> String {
+        gpm_tests::test_panic(f).expect("expected a panic")
     }
 
     fn current_thread() -> gpm::Runtime {
@@ -785,7 +756,7 @@ mod panic_location {
     #[test]
     fn pause_panic_caller() {
         for rt in runtimes() {
-            let file = panic_file(|| {
+            let file = panic_file_of(|| {
                 rt.block_on(async {
                     time::pause();
                     time::pause();
@@ -797,7 +768,7 @@ mod panic_location {
 
     #[test]
     fn resume_panic_caller() {
-        let file = panic_file(|| {
+        let file = panic_file_of(|| {
             let rt = current_thread();
             rt.block_on(async { time::resume() });
         });
@@ -806,7 +777,7 @@ mod panic_location {
 
     #[test]
     fn interval_panic_caller() {
-        let file = panic_file(|| {
+        let file = panic_file_of(|| {
             let _ = time::interval(ms(0));
         });
         assert_eq!(file, file!());
@@ -814,7 +785,7 @@ mod panic_location {
 
     #[test]
     fn interval_at_panic_caller() {
-        let file = panic_file(|| {
+        let file = panic_file_of(|| {
             let _ = time::interval_at(Instant::now(), ms(0));
         });
         assert_eq!(file, file!());
@@ -822,7 +793,7 @@ mod panic_location {
 
     #[test]
     fn timeout_panic_caller() {
-        let file = panic_file(|| {
+        let file = panic_file_of(|| {
             // A runtime without timers would panic here too; gpm's always has them, so
             // the panic is the one of being outside a runtime.
             let _timeout = time::timeout(ms(5), async {});
@@ -832,7 +803,7 @@ mod panic_location {
 
     #[test]
     fn timeout_at_panic_caller() {
-        let file = panic_file(|| {
+        let file = panic_file_of(|| {
             let _timeout = time::timeout_at(Instant::now() + ms(5), async {});
         });
         assert_eq!(file, file!());

@@ -100,6 +100,26 @@ pub struct PoliciesArgs {
     pub sim_seeds: u64,
 }
 
+impl PoliciesArgs {
+    /// A run small enough for a test: 2 workers, the default policy, the `skewed` and
+    /// `tree` workloads of 200 tasks of 5 us (a tree 5 deep), 2 runs on 2 runtime
+    /// instances, no simulation.
+    pub fn smoke() -> PoliciesArgs {
+        PoliciesArgs {
+            workers: Some(2),
+            policies: "default".into(),
+            workloads: "skewed,tree".into(),
+            service_us: 5,
+            tasks: 200,
+            depth: 5,
+            runs: 2,
+            instances: 2,
+            simulate: false,
+            sim_seeds: 1,
+        }
+    }
+}
+
 /// Steal counters of a runtime by the victim's relation to the thief, summed over its Ps,
 /// from [`gpm::Handle::probes`]; also what the simulator reports per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -721,18 +741,7 @@ mod tests {
     use super::*;
 
     fn args() -> PoliciesArgs {
-        PoliciesArgs {
-            workers: Some(2),
-            policies: "default".into(),
-            workloads: "skewed,tree".into(),
-            service_us: 5,
-            tasks: 200,
-            depth: 5,
-            runs: 2,
-            instances: 2,
-            simulate: false,
-            sim_seeds: 1,
-        }
+        PoliciesArgs::smoke()
     }
 
     #[test]
