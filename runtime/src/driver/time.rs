@@ -103,6 +103,13 @@ pub(crate) enum Turn {
     Advanced,
 }
 
+impl Turn {
+    /// Whether the turn advances every shard's wheel, due or not (only `Advanced`).
+    fn turns_every_wheel(self) -> bool {
+        matches!(self, Turn::Advanced)
+    }
+}
+
 impl Common {
     /// Whether a new timer for `deadline` (tick `tick`) has already passed, given the tick
     /// its shard's wheel last turned to (`elapsed`). A tick the wheel has turned past is
@@ -221,8 +228,8 @@ impl TimeDriver {
         if let Turn::Parked = turn {
             self.common.parked_until.open();
         }
-        let idle = self.shards.iter().all(|s| s.next.get() == NO_TIMER);
-        if idle && !matches!(turn, Turn::Advanced) {
+        let idle = || self.shards.iter().all(|s| s.next.get() == NO_TIMER);
+        if !turn.turns_every_wheel() && idle() {
             return;
         }
         self.fire_due_at(turn, self.common.now_tick(), wake);
@@ -230,7 +237,7 @@ impl TimeDriver {
 
     /// [`TimeDriver::fire_due`] with the clock read: `now` is the current tick.
     fn fire_due_at(&self, turn: Turn, now: u64, wake: &mut Vec<Waker>) {
-        let every_shard = matches!(turn, Turn::Advanced);
+        let every_shard = turn.turns_every_wheel();
         for shard in self.shards.iter() {
             let foreign = matches!(turn, Turn::Maintenance { home } if home != Some(shard.index));
             let grace = if foreign { FOREIGN_GRACE_TICKS } else { 0 };
@@ -314,6 +321,7 @@ impl TimerShard {
             let mut wheel = self.lock();
             let elapsed = wheel.elapsed();
             if common.already_due(tick, deadline, elapsed) {
+                // Filed at the wheel's last turn, the entry fires inside `reset`.
                 (wheel.reset(key, elapsed), false)
             } else {
                 (wheel.reset(key, tick), self.next.lower(tick))
