@@ -15,6 +15,8 @@
 //! * [`panic_message`] and [`catch_panic_message`] read the message out of a panic payload;
 //!   [`test_panic`] (tokio's) tells which file a panic points at.
 //! * [`ms`] and [`elapsed_within`] (tokio-test's `assert_elapsed!`) for the timer tests.
+//! * [`poll_once`] polls a future once with a no-op waker; [`poll_once_unconstrained`]
+//!   does so outside the cooperative budget, to ask about readiness only.
 //! * [`panicking_waker`] is a foreign executor's waker that reports its wake and then panics.
 //! * [`OnDrop`] is a future that runs a closure when it is dropped.
 //! * [`tasks_waiting_in_a_chain`] are tokio's `acquire_mutex_in_drop` tasks, which never
@@ -508,6 +510,17 @@ pub fn test_panic(func: impl FnOnce()) -> Option<String> {
     panic::set_hook(previous);
     let file = location.lock().unwrap().take();
     result.err().and(file)
+}
+
+/// Polls `future` once with a waker that does nothing.
+pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Polls `future` once with a waker that does nothing (then drops it, and so its waiter),
+/// outside the cooperative budget: the answer is about readiness only.
+pub fn poll_once_unconstrained<F: Future>(future: F) -> Poll<F::Output> {
+    poll_once(std::pin::pin!(gpm::task::unconstrained(future)))
 }
 
 /// `n` milliseconds.

@@ -7,7 +7,7 @@
 use futures::{AsyncReadExt, AsyncWriteExt};
 use gpm::io::Interest;
 use gpm::net::{TcpListener, TcpStream, UdpSocket};
-use gpm_tests::{catch_panic_message, join_all, panicking_waker, rt_test};
+use gpm_tests::{catch_panic_message, join_all, panicking_waker, poll_once_unconstrained, rt_test};
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
@@ -357,15 +357,6 @@ rt_test! {
     }
 }
 
-/// Polls `future` once with a waker that does nothing (then drops it, and so its waiter),
-/// outside the cooperative budget: the answer is about readiness only.
-fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
-    let mut future = std::pin::pin!(gpm::task::unconstrained(future));
-    future
-        .as_mut()
-        .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
-}
-
 /// A waker that records that it was woken.
 struct Flag(AtomicBool);
 
@@ -398,14 +389,17 @@ fn fill(
 ) {
     loop {
         loop {
-            assert!(poll_once(client.writable()).is_ready(), "still ready");
+            assert!(
+                poll_once_unconstrained(client.writable()).is_ready(),
+                "still ready"
+            );
             match write(client) {
                 Ok(n) => written.extend(&DATA[..n]),
                 Err(ref e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => panic!("error = {e:?}"),
             }
         }
-        if poll_once(client.writable()).is_pending() {
+        if poll_once_unconstrained(client.writable()).is_pending() {
             return;
         }
     }
@@ -453,14 +447,14 @@ rt_test! {
             drop(readable);
 
             fill(&client, &mut written, |c| c.try_write(DATA));
-            assert!(poll_once(client.writable()).is_pending(), "write buffer full");
+            assert!(poll_once_unconstrained(client.writable()).is_pending(), "write buffer full");
             assert_eq!(drain(&server, written.len(), false).await, written);
 
             written.clear();
             client.writable().await.unwrap();
             let data_bufs: Vec<_> = DATA.chunks(10).map(IoSlice::new).collect();
             fill(&client, &mut written, |c| c.try_write_vectored(&data_bufs));
-            assert!(poll_once(client.writable()).is_pending(), "write buffer full");
+            assert!(poll_once_unconstrained(client.writable()).is_pending(), "write buffer full");
             assert_eq!(drain(&server, written.len(), true).await, written);
 
             drop(client);
@@ -484,7 +478,7 @@ rt_test! {
             let (client, server) = connected_pair().await;
             let mut buf = [0u8; 32];
             assert_eq!(server.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-            assert!(poll_once(server.readable()).is_pending());
+            assert!(poll_once_unconstrained(server.readable()).is_pending());
             let ready = server.ready(Interest::READABLE | Interest::WRITABLE).await.unwrap();
             assert!(ready.is_writable() && !ready.is_readable(), "{ready:?}");
             client.write_all(b"peek me").await.unwrap();
@@ -604,7 +598,7 @@ rt_test! {
             let addr = sender.local_addr().unwrap();
             let mut buf = [0u8; 32];
             assert_eq!(receiver.try_recv_from(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-            assert!(poll_once(receiver.readable()).is_pending());
+            assert!(poll_once_unconstrained(receiver.readable()).is_pending());
             let flag = Arc::new(Flag(AtomicBool::new(false)));
             let waker = Waker::from(Arc::clone(&flag));
             let mut readable = Box::pin(receiver.readable());

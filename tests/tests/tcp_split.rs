@@ -5,10 +5,9 @@
 
 use futures::try_join;
 use gpm::net::{TcpListener, TcpStream};
-use gpm_tests::rt_test;
+use gpm_tests::{poll_once, rt_test};
 use std::future::Future;
 use std::io::{Error, Read, Result, Write};
-use std::task::{Context, Poll};
 use std::{net, thread};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -51,11 +50,6 @@ macro_rules! assert_peek_twice_then_read {
 /// `?`.
 fn block_on_io(rt: &gpm::Runtime, body: impl Future<Output = Result<()>>) {
     rt.block_on(body).unwrap();
-}
-
-/// Polls `future` once with a waker that does nothing.
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    std::pin::Pin::new(future).poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
 }
 
 rt_test! {
@@ -183,7 +177,7 @@ rt_test! {
 
             // The peer sends nothing more until it sees end of stream: this read is pending.
             let mut read = Box::pin(read_half.read(&mut read_buf[..]));
-            assert!(poll_once(&mut read).is_pending());
+            assert!(poll_once(std::pin::Pin::new(&mut read)).is_pending());
             // Drop it while the read is in progress.
             gpm::spawn(async move { drop(write_half) }).await.unwrap();
 

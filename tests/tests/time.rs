@@ -3,18 +3,13 @@
 //! worker is busy, misuse panics with a clear message instead of hanging, and a foreign
 //! waker that panics when the timer wheel fires it harms nothing else.
 
-use futures::task::noop_waker_ref;
 use gpm::time::{self, Duration, Elapsed, Instant, MissedTickBehavior};
-use gpm_tests::{catch_panic_message, panicking_waker, rt_test, watchdog};
+use gpm_tests::{catch_panic_message, panicking_waker, poll_once, rt_test, watchdog};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    Pin::new(future).poll(&mut Context::from_waker(noop_waker_ref()))
-}
+use std::task::Context;
 
 rt_test! {
     /// A sleep lasts at least its duration, from a task and from `block_on`.
@@ -44,14 +39,14 @@ rt_test! {
                 .collect();
             for (_, sleep) in &mut sleeps {
                 // Registers each timer in the wheel.
-                let _ = poll_once(sleep);
+                let _ = poll_once(Pin::new(sleep));
             }
             sleeps.sort_by_key(|(k, _)| *k);
             for index in 0..sleeps.len() {
                 (&mut sleeps[index].1).await;
                 assert!(Instant::now() >= sleeps[index].1.deadline());
                 for (k, earlier) in &mut sleeps[..index] {
-                    assert!(poll_once(earlier).is_ready(), "sleep {k} not fired");
+                    assert!(poll_once(Pin::new(earlier)).is_ready(), "sleep {k} not fired");
                 }
             }
         });
@@ -120,10 +115,10 @@ rt_test! {
                 .map(|i| time::timeout(Duration::from_secs(1 + i as u64 % 5000), std::future::pending::<()>()))
                 .collect();
             for sleep in &mut sleeps {
-                assert!(poll_once(sleep).is_pending());
+                assert!(poll_once(Pin::new(sleep)).is_pending());
             }
             for timeout in &mut timeouts {
-                assert!(poll_once(timeout).is_pending());
+                assert!(poll_once(Pin::new(timeout)).is_pending());
             }
             assert_eq!(gpm::Handle::current().num_active_timers(), TIMERS);
             // Cancel in an order unrelated to the insertion order.
@@ -291,7 +286,7 @@ rt_test! {
         let (waker, woken) = panicking_waker();
         assert!(sleep.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
         woken.recv().unwrap();
-        assert!(poll_once(&mut sleep).is_ready());
+        assert!(poll_once(Pin::new(&mut sleep)).is_ready());
         let tasks = 4 * rt.handle().num_workers();
         let sum: usize = rt.block_on(async {
             let handles: Vec<_> = (0..tasks)

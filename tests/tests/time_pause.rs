@@ -5,7 +5,7 @@
 //! runtime, so tokio's `multi_thread, worker_threads = 1` panics become `worker_threads = 2`.
 
 use gpm::time::{self, Duration, Instant, Sleep};
-use gpm_tests::{elapsed_within, ms};
+use gpm_tests::{elapsed_within, ms, poll_once};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -16,11 +16,6 @@ async fn advance_exactly(dur: Duration) {
     let now = Instant::now();
     time::advance(dur).await;
     assert_eq!(now.elapsed(), dur);
-}
-
-/// Polls `future` once with a waker that does nothing (tokio-test's mock task).
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
 #[gpm::test]

@@ -15,7 +15,7 @@
 
 use futures::StreamExt;
 use gpm::time::{self, Duration, Instant, Interval, MissedTickBehavior, Sleep};
-use gpm_tests::{elapsed_within, ms};
+use gpm_tests::{elapsed_within, ms, poll_once};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -67,11 +67,6 @@ impl<F: Future> MockTask<F> {
     fn poll(&mut self) -> Poll<F::Output> {
         self.enter(|cx, future| future.poll(cx))
     }
-}
-
-/// Polls `future` once with a waker that does nothing.
-fn poll_noop<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// tokio's `rt_combinations`: the current-thread runtime, one worker, four workers.
@@ -242,13 +237,13 @@ mod sleep {
         let mut timer = Box::pin(time::sleep(ms(1)));
         let deadline = timer.deadline();
         timer.as_mut().await;
-        assert!(poll_noop(timer.as_mut()).is_ready());
+        assert!(poll_once(timer.as_mut()).is_ready());
         timer
             .as_mut()
             .reset(Instant::now() + Duration::from_secs(600));
         assert_ne!(deadline, timer.deadline());
-        assert!(poll_noop(timer.as_mut()).is_pending());
-        assert!(poll_noop(timer.as_mut()).is_pending());
+        assert!(poll_once(timer.as_mut()).is_pending());
+        assert!(poll_once(timer.as_mut()).is_pending());
     }
 
     #[gpm::test]
@@ -727,7 +722,7 @@ mod rt {
         let rt = paused();
         let _guard = rt_past.enter();
         let mut sleep = std::pin::pin!(time::sleep(ms(1)));
-        assert!(poll_noop(sleep.as_mut()).is_pending());
+        assert!(poll_once(sleep.as_mut()).is_pending());
         let deadline = sleep.deadline();
         rt.block_on(async { sleep.as_mut().reset(deadline + ms(1)) });
         let now = Instant::now();

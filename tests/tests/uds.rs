@@ -1,7 +1,7 @@
 //! `gpm::net::{UnixListener, UnixStream, UnixDatagram}`: tokio's `uds_stream.rs` and
 //! `uds_datagram.rs` ported, same assertions, with these changes: socket files live in a
 //! [`TempDir`] under `std::env::temp_dir()` (removed on drop) instead of `tempfile`'s;
-//! tokio_test's `task::spawn(..).poll()` is [`poll_once`]; `poll_read_ready` /
+//! tokio_test's `task::spawn(..).poll()` is `gpm_tests::poll_once_unconstrained`; `poll_read_ready` /
 //! `poll_write_ready` / `poll_send_ready` / `poll_recv_ready` (not in gpm) are `readable()`
 //! / `writable()` polled once; the `*_buf` tests are left out (no `bytes` API). Two tokio
 //! 1.54 behaviours gpm does not have are left out and documented in `gpm::net::unix`: an
@@ -13,6 +13,7 @@
 use futures::future::try_join;
 use gpm::io::Interest;
 use gpm::net::{UnixDatagram, UnixListener, UnixStream};
+use gpm_tests::poll_once_unconstrained;
 use std::future::Future;
 use std::io;
 use std::os::unix::net::SocketAddr;
@@ -47,15 +48,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Polls `future` once with a waker that does nothing (then drops it, and its waiter),
-/// outside the cooperative budget: the answer is about readiness only.
-fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
-    let mut future = std::pin::pin!(gpm::task::unconstrained(future));
-    future
-        .as_mut()
-        .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
 }
 
 /// tokio's `accept_read_write` check on a connected pair: "hello" written to the client,
@@ -122,14 +114,14 @@ fn fill(
     loop {
         loop {
             // Still ready
-            assert!(poll_once(client.writable()).is_ready());
+            assert!(poll_once_unconstrained(client.writable()).is_ready());
             match write() {
                 Ok(n) => written.extend(&msg[..n]),
                 Err(ref e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => panic!("error = {e:?}"),
             }
         }
-        if poll_once(client.writable()).is_pending() {
+        if poll_once_unconstrained(client.writable()).is_pending() {
             return;
         }
     }
@@ -202,7 +194,7 @@ async fn try_read_write() -> std::io::Result<()> {
     // Fill the write buffer using non-vectored I/O
     fill(&client, &mut written, msg, || client.try_write(msg));
     // Write buffer full
-    assert!(poll_once(client.writable()).is_pending());
+    assert!(poll_once_unconstrained(client.writable()).is_pending());
     // Drain the socket from the server end using non-vectored I/O
     assert_eq!(drain(&server, written.len(), false).await, written);
 
@@ -214,7 +206,7 @@ async fn try_read_write() -> std::io::Result<()> {
     fill(&client, &mut written, msg, || {
         client.try_write_vectored(&msg_bufs)
     });
-    assert!(poll_once(client.writable()).is_pending());
+    assert!(poll_once_unconstrained(client.writable()).is_pending());
     assert_eq!(drain(&server, written.len(), true).await, written);
 
     // Now, we listen for shutdown
@@ -293,7 +285,7 @@ async fn poll_read_ready() {
     let (client, mut server, _dir) = create_pair().await;
 
     read_until_pending(&mut server);
-    assert!(poll_once(server.readable()).is_pending());
+    assert!(poll_once_unconstrained(server.readable()).is_pending());
 
     // There is data in the buffer - readable.
     client.write_all(b"ping").await.unwrap();
@@ -303,7 +295,7 @@ async fn poll_read_ready() {
     let mut buf = [0u8; 4];
     server.read_exact(&mut buf).await.unwrap();
     read_until_pending(&mut server);
-    assert!(poll_once(server.readable()).is_pending());
+    assert!(poll_once_unconstrained(server.readable()).is_pending());
 
     // Detect the client disconnect.
     drop(client);
@@ -320,7 +312,7 @@ async fn poll_write_ready() {
     // No space to write - not writable. (An event landing after the `WouldBlock` may
     // keep it ready: fill again until a wait really waits.)
     write_until_pending(&mut client);
-    while poll_once(client.writable()).is_ready() {
+    while poll_once_unconstrained(client.writable()).is_ready() {
         write_until_pending(&mut client);
     }
 
@@ -395,7 +387,7 @@ async fn pair_starts_writable() -> io::Result<()> {
     b.write_all(b"yo").await?;
 
     let (c, _d) = UnixStream::pair()?;
-    assert!(poll_once(c.readable()).is_pending());
+    assert!(poll_once_unconstrained(c.readable()).is_pending());
     assert_eq!(
         c.try_read(&mut [0u8; 1]).unwrap_err().kind(),
         io::ErrorKind::WouldBlock
@@ -688,6 +680,6 @@ async fn datagram_pair_starts_writable() -> io::Result<()> {
     a.writable().await?;
 
     let (c, _d) = UnixDatagram::pair()?;
-    assert!(poll_once(c.readable()).is_pending());
+    assert!(poll_once_unconstrained(c.readable()).is_pending());
     Ok(())
 }
